@@ -1,0 +1,111 @@
+"""The library's one-image API: numpy or PIL in, the same type out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+from PIL import Image
+
+from operations.background import Background
+from operations.composite import DEFAULT_BLUR_STRENGTH
+from operations.options import Options
+from operations.pipeline import Pipeline
+
+ImageLike = TypeVar("ImageLike", np.ndarray, Image.Image)
+BackgroundLike = str | Path | np.ndarray | Image.Image | None
+
+
+def _as_rgb(image: np.ndarray | Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    if isinstance(image, Image.Image):
+        alpha = None
+        if image.mode in ("RGBA", "LA") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+        return np.asarray(image.convert("RGB")), alpha
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {array.dtype}")
+    if array.ndim == 2:
+        return np.repeat(array[..., None], 3, axis=2), None
+    if array.ndim == 3 and array.shape[2] == 4:
+        return np.ascontiguousarray(array[..., :3]), array[..., 3].astype(np.float32) / 255.0
+    if array.ndim == 3 and array.shape[2] == 3:
+        return array, None
+    raise ValueError(f"expected an H×W, H×W×3 (RGB) or H×W×4 (RGBA) image, got {array.shape}")
+
+
+class BackgroundSwapper:
+    """Replace photos' backgrounds one at a time, with the model loaded once.
+
+    Args:
+        background: an image file, an RGB array or a PIL image; ``None`` with ``blur=True``
+            blurs each photo's own background (portrait mode).
+        mode: segmentation backend name or the original ``--mode`` number.
+        blur: blur the background layer.
+        blur_strength: Gaussian sigma as a percentage of the photo's shorter side.
+        fit: how the background is fitted to each photo: ``cover``, ``contain`` or ``stretch``.
+        mp_model: MediaPipe model, ``general`` or ``landscape``.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+
+    Arrays are RGB (not OpenCV's BGR) ``uint8``; the result has the input's type.
+    """
+
+    def __init__(
+        self,
+        background: BackgroundLike = None,
+        *,
+        mode: str = "mediapipe",
+        blur: bool = False,
+        blur_strength: float = DEFAULT_BLUR_STRENGTH,
+        fit: str = "cover",
+        mp_model: str = "general",
+        device: str = "auto",
+    ) -> None:
+        is_path = isinstance(background, str | Path)
+        options = Options(
+            bg=Path(background) if is_path else None,
+            mode=mode,
+            blur=blur or background is None,
+            blur_strength=blur_strength,
+            fit=fit,
+            mp_model=mp_model,
+            device=device,
+        ).validated(batch=False)
+        in_memory = None
+        if background is not None and not is_path:
+            in_memory = Background(np.ascontiguousarray(_as_rgb(background)[0]))
+        self._pipeline = Pipeline(options, background=in_memory)
+
+    def __call__(self, image: ImageLike) -> ImageLike:
+        rgb, alpha = _as_rgb(image)
+        result = self._pipeline.swap(rgb, alpha_in=alpha).image
+        return Image.fromarray(result) if isinstance(image, Image.Image) else result
+
+    def close(self) -> None:
+        self._pipeline.close()
+
+    def __enter__(self) -> BackgroundSwapper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def swap_background(
+    image: ImageLike,
+    background: BackgroundLike = None,
+    *,
+    mode: str = "mediapipe",
+    blur: bool = False,
+    blur_strength: float = DEFAULT_BLUR_STRENGTH,
+    fit: str = "cover",
+    mp_model: str = "general",
+    device: str = "auto",
+) -> ImageLike:
+    """Replace one photo's background. Loads the model on every call: for many photos use
+    :class:`BackgroundSwapper`, or :func:`operations.pipeline.run_batch` for a folder."""
+    with BackgroundSwapper(background, mode=mode, blur=blur, blur_strength=blur_strength,
+                           fit=fit, mp_model=mp_model, device=device) as swapper:  # fmt: skip
+        return swapper(image)

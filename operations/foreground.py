@@ -1,0 +1,140 @@
+"""Segmenters: the base class every backend implements, and the name registry.
+
+A backend is one module under ``operations/segmenters/`` plus one :func:`register_segmenter` line
+below. The registry stores import paths, not classes, so listing the backends (``--help``, option
+validation) never imports a backend's heavy dependencies (torch, ultralytics, mediapipe).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from operations.options import Options
+
+
+class SegmenterError(RuntimeError):
+    """A segmenter could not be built (missing weights, unsupported device, …)."""
+
+
+class Segmenter(ABC):
+    """Computes the subject's soft alpha for an RGB image.
+
+    Built once per run (model loading is the expensive part), then :meth:`predict` is called for
+    every image. Backends that are not safe to call from several threads at once set
+    ``thread_safe = False``; :meth:`__call__` then serialises calls with a lock, so the batch runner
+    can decode and encode other images in parallel while one image is being segmented.
+    """
+
+    name: ClassVar[str]
+    thread_safe: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @abstractmethod
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        """Return the subject's alpha.
+
+        Args:
+            rgb: ``H×W×3`` ``uint8`` RGB image.
+
+        Returns:
+            ``H×W`` ``float32`` alpha in ``[0, 1]`` at the input's size (1 = subject).
+        """
+
+    @classmethod
+    @abstractmethod
+    def from_options(cls, options: Options) -> Segmenter:
+        """Build the backend from the run's validated options."""
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        if self.thread_safe:
+            return self.predict(rgb)
+        with self._lock:
+            return self.predict(rgb)
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most backends hold nothing to free
+        """Release the model's resources. Idempotent."""
+
+    def __enter__(self) -> Segmenter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class SegmenterSpec:
+    name: str
+    target: str | None  # "module:Class", or None for a backend that is planned but not built yet
+    alias: str | None  # the original tool's --mode number
+    summary: str
+
+
+_REGISTRY: dict[str, SegmenterSpec] = {}
+
+
+def register_segmenter(
+    name: str, target: str | None, *, alias: str | None = None, summary: str = ""
+) -> None:
+    """Register a backend under ``name`` (and optionally a numeric ``--mode`` alias).
+
+    Raises:
+        ValueError: if the name or the alias is already taken.
+    """
+    taken = {n for spec in _REGISTRY.values() for n in (spec.name, spec.alias) if n}
+    for key in (name, alias):
+        if key and key in taken:
+            raise ValueError(f"segmenter name {key!r} is already registered")
+    _REGISTRY[name] = SegmenterSpec(name, target, alias, summary)
+
+
+register_segmenter(
+    "mediapipe",
+    "operations.segmenters.mediapipe:MediaPipeSegmenter",
+    alias="0",
+    summary="MediaPipe selfie segmentation (people; fast, CPU)",
+)
+# The original tool's --mode 1 and 2. Their backends land in their own issue; until then
+# asking for them is a clear error, never a silent fallback to another backend.
+register_segmenter("deeplab", None, alias="1", summary="torchvision DeepLabv3 (not available yet)")
+register_segmenter("yolo", None, alias="2", summary="Ultralytics YOLOv8-seg (not available yet)")
+
+
+def segmenter_choices() -> list[str]:
+    """Every name and alias ``--mode`` accepts."""
+    return [n for spec in _REGISTRY.values() for n in (spec.alias, spec.name) if n]
+
+
+def resolve_segmenter_name(mode: str) -> str:
+    """Map a ``--mode`` value (name or numeric alias) to the backend's name.
+
+    Raises:
+        ValueError: unknown mode, or a backend that is not available in this version.
+    """
+    key = str(mode).strip().lower()
+    for spec in _REGISTRY.values():
+        if key in (spec.name, spec.alias):
+            if spec.target is None:
+                raise ValueError(
+                    f"segmentation backend {spec.name!r} (--mode {spec.alias}) is not available "
+                    "in this version yet; use --mode 0 (mediapipe)"
+                )
+            return spec.name
+    raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(segmenter_choices())}")
+
+
+def create_segmenter(options: Options) -> Segmenter:
+    """Import the backend that ``options.mode`` names and build it from the run's options."""
+    spec = _REGISTRY[resolve_segmenter_name(options.mode)]
+    assert spec.target is not None  # resolve_segmenter_name refuses planned backends
+    module_name, _, class_name = spec.target.partition(":")
+    cls: type[Segmenter] = getattr(importlib.import_module(module_name), class_name)
+    return cls.from_options(options)

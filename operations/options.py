@@ -1,0 +1,161 @@
+"""The run's settings: one dataclass, validated once; every error names the option and its value."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from operations.background import FIT_MODES
+from operations.composite import DEFAULT_BLUR_STRENGTH
+from operations.foreground import resolve_segmenter_name
+from operations.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+MP_MODELS = ("general", "landscape")
+
+
+class OptionsError(ValueError):
+    """An invalid setting. ``str()`` is a one-line message naming the option and its value."""
+
+    def __init__(self, option: str, value: object, reason: str):
+        self.option, self.value, self.reason = option, value, reason
+        shown = f" {str(value)!r}" if value is not None else ""
+        super().__init__(f"{option}{shown}: {reason}")
+
+
+def default_workers() -> int:
+    """Threads that decode, composite and encode in parallel; the model takes one at a time."""
+    return max(2, min(4, os.cpu_count() or 2))
+
+
+@dataclass
+class Options:
+    """Every setting of a run. Paths may be ``None`` when the library is used image by image."""
+
+    input: Path | None = None
+    output: Path | None = None
+    bg: Path | None = None
+    mode: str = "mediapipe"
+    prompt: str | None = None
+    nst: bool = False
+    blur: bool = False
+    blur_strength: float = DEFAULT_BLUR_STRENGTH
+    fit: str = "cover"
+    save_mask: bool = False
+    save_cutout: bool = False
+    format: str = "png"
+    quality: int = 95
+    overwrite: bool = False
+    recursive: bool = False
+    device: str = "auto"
+    mp_model: str = "general"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    workers: int = field(default_factory=default_workers)
+    summary: Path | None = None
+    quiet: bool = False
+    verbose: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    def validated(self, *, batch: bool = True) -> Options:
+        """Return a checked, normalised copy (``mode`` becomes the backend's name).
+
+        Args:
+            batch: also check what a batch run needs: the input and output folders, and a
+                background source (the library's one-image API may pass an in-memory one).
+
+        Raises:
+            OptionsError: the first invalid setting.
+        """
+        try:
+            mode = resolve_segmenter_name(self.mode)
+        except ValueError as exc:
+            raise OptionsError("--mode", self.mode, str(exc)) from None
+        if self.prompt is not None:
+            raise OptionsError(
+                "--prompt",
+                self.prompt,
+                "generated backgrounds are not available in this version yet",
+            )
+        if self.nst:
+            raise OptionsError("--nst", None, "style transfer is not available in this version yet")
+        if self.bg is not None:
+            bg = Path(self.bg)
+            if not bg.exists():
+                raise OptionsError("--bg", bg, "no such file")
+            if not bg.is_file():
+                raise OptionsError("--bg", bg, "not a file")
+        if not 0 < self.blur_strength <= 50:
+            raise OptionsError(
+                "--blur-strength", self.blur_strength, "must be > 0 and ≤ 50 (percent)"
+            )
+        choices = {
+            "--fit": (self.fit, FIT_MODES),
+            "--format": (self.format, OUTPUT_FORMATS),
+            "--device": (self.device, DEVICES),
+            "--mp-model": (self.mp_model, MP_MODELS),
+        }
+        for option, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise OptionsError(option, value, f"choose from {', '.join(allowed)}")
+        if not 1 <= self.quality <= 100:
+            raise OptionsError("--quality", self.quality, "must be between 1 and 100")
+        if self.max_pixels < 1:
+            raise OptionsError("--max-pixels", self.max_pixels, "must be positive")
+        if self.workers < 1:
+            raise OptionsError("--workers", self.workers, "must be at least 1")
+        if self.quiet and self.verbose:
+            raise OptionsError("--quiet", None, "cannot be combined with --verbose")
+        if mode == "mediapipe" and self.device in ("cuda", "mps"):
+            raise OptionsError(
+                "--device",
+                self.device,
+                "the MediaPipe backend runs on the CPU only; use cpu or auto",
+            )
+        checked = replace(self, mode=mode)
+        if batch:
+            checked._check_batch()
+        return checked
+
+    def _check_batch(self) -> None:
+        if self.bg is None and not self.blur:
+            raise OptionsError(
+                "--bg", None, "nothing to put behind the subject: give --bg FILE, or --blur alone "
+                "to blur the photo's own background"
+            )  # fmt: skip
+        if self.input is None:
+            raise OptionsError("--input", None, "is required")
+        if self.output is None:
+            raise OptionsError("--output", None, "is required")
+        source, target = Path(self.input), Path(self.output)
+        if not source.exists():
+            raise OptionsError("--input", source, "no such folder")
+        if not source.is_dir():
+            raise OptionsError("--input", source, "not a folder")
+        if target.resolve() == source.resolve():
+            raise OptionsError(
+                "--output", target, "is the input folder; choose another so no photo is overwritten"
+            )
+        if target.exists() and not target.is_dir():
+            raise OptionsError("--output", target, "exists and is not a folder")
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OptionsError("--output", target, f"cannot create it: {exc.strerror}") from None
+        try:  # a real write: os.access says yes to root and knows nothing of read-only mounts
+            with tempfile.TemporaryFile(dir=target):
+                pass
+        except OSError as exc:
+            raise OptionsError("--output", target, f"not writable: {exc.strerror}") from None
+        if self.summary is not None:
+            summary = Path(self.summary)
+            if summary.is_dir():
+                raise OptionsError("--summary", summary, "is a folder; give a file name")
+            parent = summary.parent if str(summary.parent) else Path()
+            if not parent.is_dir() or not os.access(parent, os.W_OK):
+                raise OptionsError(
+                    "--summary", summary, "its folder does not exist or is not writable"
+                )

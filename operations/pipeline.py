@@ -1,0 +1,311 @@
+"""The per-image pipeline and the batch loop.
+
+:class:`Pipeline` holds what is built once per run (segmenter, background) and offers a pure
+per-image step, :meth:`Pipeline.swap`, plus its file-to-file form, :meth:`Pipeline.process_file`.
+:func:`run_batch` streams a folder through it: a few threads decode, composite and encode in
+parallel while the model segments one image at a time, with a bounded number of images in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from operations import __version__
+from operations.background import Background
+from operations.composite import blend, blur_behind_subject, blur_sigma, gaussian_blur
+from operations.foreground import Segmenter, create_segmenter
+from operations.images import (
+    EncodeSettings,
+    ImageError,
+    allow_pixels,
+    decode,
+    encode,
+    find_inputs,
+    plan_outputs,
+    write_atomic,
+)
+from operations.options import Options, OptionsError
+
+log = logging.getLogger("backgroundswap")
+
+MASK_SUFFIX = ".mask.png"
+CUTOUT_SUFFIX = ".cutout.png"
+# An alpha whose strongest pixel is below this found no subject: say so instead of failing.
+NO_SUBJECT_ALPHA = 0.05
+
+Status = Literal["ok", "skipped", "failed"]
+
+
+@dataclass
+class SwapResult:
+    """One image's result: the composite, the alpha used, and the subject as RGBA."""
+
+    image: np.ndarray  # H×W×3 uint8
+    alpha: np.ndarray  # H×W float32
+    warnings: list[str] = field(default_factory=list)
+
+    def cutout(self, foreground: np.ndarray) -> np.ndarray:
+        """The subject as ``H×W×4`` RGBA ``uint8`` (straight alpha)."""
+        alpha8 = np.clip(self.alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.dstack([foreground, alpha8])
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and the files it produces (main output first)."""
+
+    source: Path
+    relative: Path
+    outputs: tuple[Path, ...]
+
+    @property
+    def output(self) -> Path:
+        return self.outputs[0]
+
+
+@dataclass
+class FileResult:
+    input: str
+    output: str | None
+    status: Status
+    seconds: float = 0.0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    files: list[FileResult]
+    seconds: float
+    interrupted: bool = False
+
+    def count(self, status: Status) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def exit_code(self) -> int:
+        """0: every file done (now or before); 1: any failed; 130: interrupted."""
+        if self.interrupted:
+            return 130
+        return 1 if self.count("failed") else 0
+
+    def summary_line(self) -> str:
+        done = self.count("ok")
+        rate = f" ({done / self.seconds:.2f} images/s)" if done and self.seconds > 0 else ""
+        return (
+            f"{done} written, {self.count('skipped')} skipped (output exists), "
+            f"{self.count('failed')} failed in {self.seconds:.1f} s{rate}"
+        )
+
+
+class Pipeline:
+    """Everything that is the same for every image, built once; then one image at a time."""
+
+    def __init__(
+        self,
+        options: Options,
+        *,
+        segmenter: Segmenter | None = None,
+        background: Background | None = None,
+    ) -> None:
+        self.options = options
+        if background is None and options.bg is not None:
+            try:
+                background = Background.from_file(Path(options.bg), max_pixels=options.max_pixels)
+            except ImageError as exc:
+                raise OptionsError("--bg", options.bg, str(exc)) from None
+        self.background = background
+        self.segmenter = segmenter if segmenter is not None else create_segmenter(options)
+        self.encode_settings = EncodeSettings(quality=options.quality)
+
+    def close(self) -> None:
+        self.segmenter.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _background_for(
+        self, rgb: np.ndarray, alpha: np.ndarray, icc_profile: bytes | None
+    ) -> np.ndarray:
+        height, width = rgb.shape[:2]
+        sigma = blur_sigma(height, width, self.options.blur_strength) if self.options.blur else 0.0
+        if self.background is None:  # portrait mode: the photo's own background, blurred
+            return blur_behind_subject(rgb, alpha, sigma)
+        fitted = self.background.fitted(width, height, self.options.fit, icc_profile)
+        return gaussian_blur(fitted, sigma) if sigma else fitted
+
+    def swap(
+        self,
+        rgb: np.ndarray,
+        *,
+        alpha_in: np.ndarray | None = None,
+        icc_profile: bytes | None = None,
+    ) -> SwapResult:
+        """Replace the background of one image.
+
+        Args:
+            rgb: ``H×W×3`` ``uint8`` RGB photo.
+            alpha_in: the photo's own transparency, if it has any; transparent pixels are never
+                subject.
+            icc_profile: the photo's colour profile; the background is converted into it.
+        """
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+        alpha = self.segmenter(rgb)
+        if alpha_in is not None:
+            alpha = alpha * alpha_in
+        warnings = []
+        if float(alpha.max(initial=0.0)) < NO_SUBJECT_ALPHA:
+            warnings.append("no subject found: the output shows the background alone")
+        background = self._background_for(rgb, alpha, icc_profile)
+        return SwapResult(blend(rgb, background, alpha), alpha, warnings)
+
+    def process_file(self, job: Job) -> FileResult:
+        """Decode, swap and write one file. Failures come back as a result, never raised."""
+        start = time.perf_counter()
+        try:
+            decoded = decode(job.source, max_pixels=self.options.max_pixels)
+            result = self.swap(decoded.rgb, alpha_in=decoded.alpha, icc_profile=decoded.icc_profile)
+            settings = self.encode_settings
+            encode(result.image, job.output, icc_profile=decoded.icc_profile,
+                   exif=decoded.exif, settings=settings)  # fmt: skip
+            extras = iter(job.outputs[1:])
+            if self.options.save_mask:
+                mask = np.clip(result.alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                encode(mask, next(extras), settings=settings)
+            if self.options.save_cutout:
+                encode(result.cutout(decoded.rgb), next(extras),
+                       icc_profile=decoded.icc_profile, settings=settings)  # fmt: skip
+        except (ImageError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, ImageError) else f"{type(exc).__name__}: {exc}"
+            return FileResult(str(job.source), None, "failed", time.perf_counter() - start, reason)
+        except Exception as exc:
+            log.debug("unexpected error on %s", job.source, exc_info=True)
+            reason = f"unexpected {type(exc).__name__}: {exc}"
+            return FileResult(str(job.source), None, "failed", time.perf_counter() - start, reason)
+        return FileResult(str(job.source), str(job.output), "ok", time.perf_counter() - start,
+                          warnings=result.warnings)  # fmt: skip
+
+
+def plan_jobs(options: Options) -> list[Job]:
+    """List the input files and name their outputs (see :func:`operations.images.plan_outputs`).
+
+    Raises:
+        OptionsError: the input folder holds no files.
+    """
+    assert options.input is not None and options.output is not None
+    source, target = Path(options.input), Path(options.output)
+    relatives = find_inputs(source, recursive=options.recursive, exclude=[target])
+    if not relatives:
+        hint = "" if options.recursive else " (sub-folders are read with --recursive)"
+        raise OptionsError("--input", source, f"holds no files{hint}")
+    extras = [MASK_SUFFIX] * options.save_mask + [CUTOUT_SUFFIX] * options.save_cutout
+    plan = plan_outputs(relatives, options.format, extras)
+    return [Job(source / rel, rel, tuple(target / name for name in plan[rel])) for rel in relatives]
+
+
+def _bounded_map(
+    pool: ThreadPoolExecutor, fn: Callable[[Job], FileResult], jobs: Iterable[Job], window: int
+) -> Iterable[tuple[Job, FileResult]]:
+    """Like ``pool.map`` but with at most ``window`` jobs in flight, so memory stays bounded."""
+    pending: dict[Future[FileResult], Job] = {}
+    for job in jobs:
+        if len(pending) >= window:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield pending.pop(future), future.result()
+        pending[pool.submit(fn, job)] = job
+    while pending:
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            yield pending.pop(future), future.result()
+
+
+def run_batch(
+    options: Options, *, pipeline: Pipeline | None = None, progress: bool | None = None
+) -> BatchResult:
+    """Process a folder. Returns every file's result; writes ``options.summary`` if set.
+
+    Args:
+        options: validated batch options (see :meth:`Options.validated`).
+        pipeline: an already built pipeline to reuse (the caller closes it).
+        progress: show a progress bar; ``None`` shows it on a terminal unless ``options.quiet``.
+
+    Raises:
+        OptionsError: bad settings that only show once the run starts (empty folder, bad --bg).
+    """
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    allow_pixels(options.max_pixels)
+    jobs = plan_jobs(options)
+    results: dict[Path, FileResult] = {}
+    todo = []
+    for job in jobs:
+        if not options.overwrite and all(p.exists() for p in job.outputs):
+            results[job.source] = FileResult(str(job.source), str(job.output), "skipped")
+        else:
+            todo.append(job)
+    if results:
+        log.info("%d of %d files already have outputs; skipping them (--overwrite redoes them)",
+                 len(results), len(jobs))  # fmt: skip
+    owned = pipeline is None
+    interrupted = False
+    if todo:
+        pipeline = pipeline or Pipeline(options)
+        show = (not options.quiet) if progress is None else progress
+        bar = tqdm(total=len(todo), unit="img", disable=None if show else True,
+                   dynamic_ncols=True)  # fmt: skip
+        pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="bgswap")
+        try:
+            window = 2 * options.workers
+            for job, result in _bounded_map(pool, pipeline.process_file, todo, window):
+                results[job.source] = result
+                if result.status == "failed":
+                    log.error("failed %s: %s", job.relative, result.error)
+                for warning in result.warnings:
+                    log.warning("%s: %s", job.relative, warning)
+                log.debug("%s -> %s in %.2f s", job.relative, result.output, result.seconds)
+                bar.update()
+        except KeyboardInterrupt:
+            interrupted = True
+            log.error("interrupted: finishing the images in progress; rerun to resume")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+            if owned:
+                pipeline.close()
+    ordered = [results[job.source] for job in jobs if job.source in results]
+    batch = BatchResult(ordered, time.perf_counter() - start, interrupted)
+    if options.summary is not None:
+        write_summary(batch, options, Path(options.summary), started_at)
+    return batch
+
+
+def write_summary(batch: BatchResult, options: Options, path: Path, started_at: str) -> None:
+    """Write the run's JSON report (atomically, like every output)."""
+    report = {
+        "version": __version__,
+        "started": started_at,
+        "seconds": round(batch.seconds, 3),
+        "interrupted": batch.interrupted,
+        "counts": {s: batch.count(s) for s in ("ok", "skipped", "failed")},
+        "options": options.to_dict(),
+        "files": [{**asdict(f), "seconds": round(f.seconds, 4)} for f in batch.files],
+    }
+    data = json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8")
+    write_atomic(path, lambda f: f.write(data))

@@ -1,0 +1,1 @@
+"""Segmentation backends, one module each; registered by name in :mod:`operations.foreground`."""

@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""BackgroundSwap command line: replace the background of every photo in a folder.
+
+Exit codes: 0 all files done, 1 some files failed, 2 usage error, 130 interrupted.
+Only light modules are imported here; the model's libraries load once a run starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from operations import __version__
+from operations.background import FIT_MODES
+from operations.composite import DEFAULT_BLUR_STRENGTH
+from operations.foreground import segmenter_choices
+from operations.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
+from operations.options import DEVICES, MP_MODELS, Options, OptionsError, default_workers
+
+PROG = "backgroundswap"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Replace the background of every photo in a folder: segment the subject, "
+        "then composite it over a new background (an image, or the photo's own background "
+        "blurred).",
+        epilog="Exit codes: 0 all done, 1 some files failed, 2 usage error, 130 interrupted. "
+        "Outputs that exist are skipped, so rerunning a command resumes it.",
+    )
+    io = parser.add_argument_group("input and output")
+    io.add_argument(
+        "-i", "--input", type=Path, required=True, metavar="DIR", help="folder of photos"
+    )
+    io.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for the results (created if missing; must not be --input)",
+    )
+    io.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="also read sub-folders; the output mirrors them",
+    )
+    io.add_argument(
+        "--format",
+        choices=OUTPUT_FORMATS,
+        default="png",
+        help="output format; 'same' keeps the input's (default: %(default)s)",
+    )
+    io.add_argument(
+        "--quality",
+        type=int,
+        default=95,
+        metavar="1-100",
+        help="JPEG/WebP quality (default: %(default)s)",
+    )
+    io.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo files whose outputs exist (default: skip them, so reruns resume)",
+    )
+    io.add_argument(
+        "--save-mask", action="store_true", help="also write the subject's alpha as NAME.mask.png"
+    )
+    io.add_argument(
+        "--save-cutout",
+        action="store_true",
+        help="also write the subject alone as a transparent NAME.cutout.png",
+    )
+    io.add_argument(
+        "--max-pixels",
+        type=_whole_number,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help="refuse images with more pixels than this, e.g. decompression bombs "
+        "(default: %(default)s)",
+    )
+    io.add_argument(
+        "--summary",
+        type=Path,
+        metavar="FILE.json",
+        help="write a JSON report: per file input, output, status, seconds, error",
+    )
+
+    bg = parser.add_argument_group("background")
+    bg.add_argument("-b", "--bg", type=Path, metavar="FILE", help="background image")
+    bg.add_argument(
+        "-p",
+        "--prompt",
+        metavar="TEXT",
+        help="generate the background from a text prompt (not available yet)",
+    )
+    bg.add_argument(
+        "--fit",
+        choices=FIT_MODES,
+        default="cover",
+        help="fit the background to each photo: cover = fill and centre-crop, "
+        "contain = whole background with black bars, stretch = distort to fit "
+        "(default: %(default)s)",
+    )
+    bg.add_argument(
+        "--blur",
+        action="store_true",
+        help="blur the background; without --bg, blur the photo's own background (portrait mode)",
+    )
+    bg.add_argument(
+        "--blur-strength",
+        type=float,
+        default=DEFAULT_BLUR_STRENGTH,
+        metavar="PCT",
+        help="blur sigma as a percentage of the photo's shorter side (default: %(default)s)",
+    )
+    bg.add_argument(
+        "-n",
+        "--nst",
+        action="store_true",
+        help="restyle the background with neural style transfer (not available yet)",
+    )
+
+    seg = parser.add_argument_group("segmentation")
+    seg.add_argument(
+        "-m",
+        "--mode",
+        default="0",
+        metavar="MODE",
+        help=f"segmentation backend: {', '.join(segmenter_choices())} "
+        "(0 = mediapipe, 1 = deeplab, 2 = yolo; default: 0)",
+    )
+    seg.add_argument(
+        "--mp-model",
+        choices=MP_MODELS,
+        default="general",
+        help="MediaPipe model: general (256×256) or landscape (256×144, faster) "
+        "(default: %(default)s)",
+    )
+    seg.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="where models run (default: %(default)s; MediaPipe is CPU only)",
+    )
+
+    run = parser.add_argument_group("run")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        metavar="N",
+        help="threads that decode, composite and encode in parallel (default: %(default)s)",
+    )
+    run.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar or summary line; errors only"
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="log every file")
+    run.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    return parser  # fmt: skip
+
+
+def options_from_args(args: argparse.Namespace) -> Options:
+    return Options(
+        input=args.input,
+        output=args.output,
+        bg=args.bg,
+        mode=args.mode,
+        prompt=args.prompt,
+        nst=args.nst,
+        blur=args.blur,
+        blur_strength=args.blur_strength,
+        fit=args.fit,
+        save_mask=args.save_mask,
+        save_cutout=args.save_cutout,
+        format=args.format,
+        quality=args.quality,
+        overwrite=args.overwrite,
+        recursive=args.recursive,
+        device=args.device,
+        mp_model=args.mp_model,
+        max_pixels=args.max_pixels,
+        workers=args.workers,
+        summary=args.summary,
+        quiet=args.quiet,
+        verbose=args.verbose,
+    )
+
+
+class _TqdmHandler(logging.Handler):
+    """Log lines that do not tear the progress bar apart."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+def _configure_logging(options: Options) -> None:
+    handler = _TqdmHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("backgroundswap")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    level = logging.ERROR if options.quiet else logging.DEBUG if options.verbose else logging.INFO
+    logger.setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def usage_error(message: str) -> int:
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    try:
+        options = options_from_args(args).validated()
+    except OptionsError as exc:
+        return usage_error(str(exc))
+    _configure_logging(options)
+    from operations.foreground import SegmenterError
+    from operations.pipeline import run_batch
+
+    try:
+        batch = run_batch(options)
+    except OptionsError as exc:
+        return usage_error(str(exc))
+    except SegmenterError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if not options.quiet:
+        print(batch.summary_line(), file=sys.stderr)
+    return batch.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
