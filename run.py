@@ -21,7 +21,7 @@ from operations.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
 from operations.options import DEVICES, MP_MODELS, Options, OptionsError, default_workers
 
 PROG = "backgroundswap"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _whole_number(text: str) -> int:
@@ -245,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SegmenterError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:  # before the batch loop, which handles its own interruptions
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if not options.quiet:
         print(batch.summary_line(), file=sys.stderr)
     return batch.exit_code

@@ -1,0 +1,232 @@
+"""The command line, end to end, with the real MediaPipe model on the real sample photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import run
+from tests.conftest import BACKGROUND, ROOT, save_rgb
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
+    """Run the CLI in-process; return (exit code, stderr)."""
+    try:
+        code = run.main([str(a) for a in args])
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_help_is_fast_and_imports_no_model_library() -> None:
+    code = (
+        "import sys, run\n"
+        "try:\n    run.main(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "heavy = {'torch', 'mediapipe', 'diffusers', 'ultralytics', 'tqdm'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--blur-strength" in result.stdout and "mediapipe" in result.stdout
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        run.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("backgroundswap 0.")
+
+
+def test_end_to_end_on_the_samples(tmp_path: Path, photo_dir: Path, capsys) -> None:
+    out = tmp_path / "out"
+    code, err = cli(capsys, "-i", photo_dir, "-o", out, "-b", BACKGROUND, "--summary",
+                    tmp_path / "s.json")  # fmt: skip
+    assert code == 0, err
+    assert _files(out) == ["astronaut.png", "grace_hopper.png"]
+    assert "2 written, 0 skipped (output exists), 0 failed" in err
+    result = np.asarray(Image.open(out / "astronaut.png"))
+    photo = np.asarray(Image.open(photo_dir / "astronaut.jpg"))
+    assert result.shape == photo.shape
+    face = (slice(95, 145), slice(195, 245))
+    assert np.abs(result[face].astype(int) - photo[face]).mean() < 2  # the subject stays
+    assert np.abs(result[:40, :40].astype(int) - photo[:40, :40]).mean() > 40  # the wall is gone
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["counts"] == {"ok": 2, "skipped": 0, "failed": 0}
+    entry = report["files"][0]
+    assert set(entry) >= {"input", "output", "status", "seconds", "error"}
+    assert entry["status"] == "ok" and entry["output"].endswith("astronaut.png")
+
+
+def test_script_runs_as_a_program(tmp_path: Path, photo_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "run.py", "--input", photo_dir, "--output", tmp_path / "o",
+         "--bg", BACKGROUND, "--mode", "mediapipe", "--format", "jpg", "--quiet"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # --quiet, and MediaPipe's native start-up chatter is hidden
+    assert _files(tmp_path / "o") == ["astronaut.jpg", "grace_hopper.jpg"]
+    assert Image.open(tmp_path / "o" / "astronaut.jpg").format == "JPEG"
+
+
+def test_bad_files_are_reported_and_the_batch_goes_on(tmp_path, photo_dir, capsys) -> None:
+    (photo_dir / "empty.jpg").write_bytes(b"")
+    (photo_dir / "notes.txt").write_text("shopping list")
+    good = save_rgb(tmp_path / "tmp.jpg", 64, 64)
+    (photo_dir / "truncated.jpg").write_bytes(good.read_bytes()[:300])
+    out = tmp_path / "out"
+    code, err = cli(capsys, "-i", photo_dir, "-o", out, "--bg", BACKGROUND, "--summary",
+                    tmp_path / "s.json")  # fmt: skip
+    assert code == 1
+    assert _files(out) == ["astronaut.png", "grace_hopper.png"]
+    lines = [line for line in err.splitlines() if line.startswith("failed")]
+    assert len(lines) == 3
+    assert any("empty.jpg: empty file" in line for line in lines)
+    assert any("notes.txt: not an image" in line for line in lines)
+    assert any("truncated.jpg: corrupt" in line for line in lines)
+    assert "Traceback" not in err
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["counts"] == {"ok": 2, "skipped": 0, "failed": 3}
+    assert {f["status"] for f in report["files"] if f["error"]} == {"failed"}
+
+
+def test_resume_skips_existing_outputs_and_overwrite_redoes(tmp_path, photo_dir, capsys) -> None:
+    out = tmp_path / "out"
+    assert cli(capsys, "-i", photo_dir, "-o", out, "-b", BACKGROUND)[0] == 0
+    stamp = (out / "astronaut.png").stat().st_mtime_ns
+    (out / "grace_hopper.png").unlink()  # as if the first run had been killed before it
+    code, err = cli(capsys, "-i", photo_dir, "-o", out, "-b", BACKGROUND)
+    assert code == 0 and "1 written, 1 skipped" in err
+    assert (out / "astronaut.png").stat().st_mtime_ns == stamp
+    code, err = cli(capsys, "-i", photo_dir, "-o", out, "-b", BACKGROUND, "--overwrite")
+    assert code == 0 and "2 written, 0 skipped" in err
+    assert (out / "astronaut.png").stat().st_mtime_ns != stamp
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_recursive_mirrors_folders_and_never_reads_its_own_output(tmp_path, capsys) -> None:
+    source = tmp_path / "in"
+    save_rgb(source / "a" / "cat.jpg")
+    save_rgb(source / "a" / "b" / "dog.png", seed=1)
+    save_rgb(source / "top.webp", seed=2)
+    out = source / "results"  # inside the input folder
+    code, err = cli(capsys, "-i", source, "-o", out, "--blur", "--recursive")
+    assert code == 0, err
+    assert _files(out) == ["a/b/dog.png", "a/cat.png", "top.png"]
+    code, err = cli(capsys, "-i", source, "-o", out, "--blur", "--recursive")
+    assert code == 0 and "0 written, 3 skipped" in err  # results/ was not taken as input
+
+
+def test_collisions_never_overwrite(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in"
+    save_rgb(source / "x.jpg", seed=1)
+    save_rgb(source / "x.png", seed=2)
+    out = tmp_path / "out"
+    code, _ = cli(capsys, "-i", source, "-o", out, "--blur", "--save-mask")
+    assert code == 0
+    assert _files(out) == ["x.mask.png", "x.png", "x.png.mask.png", "x.png.png"]
+
+
+def test_formats_and_side_files(tmp_path: Path, photo_dir: Path, capsys) -> None:
+    out = tmp_path / "out"
+    code, _ = cli(capsys, "-i", photo_dir, "-o", out, "-b", BACKGROUND, "--format", "webp",
+                  "--quality", "80", "--save-mask", "--save-cutout", "--fit", "contain")  # fmt: skip
+    assert code == 0
+    assert _files(out) == [
+        "astronaut.cutout.png", "astronaut.mask.png", "astronaut.webp",
+        "grace_hopper.cutout.png", "grace_hopper.mask.png", "grace_hopper.webp",
+    ]  # fmt: skip
+    assert Image.open(out / "astronaut.webp").format == "WEBP"
+    cutout = np.asarray(Image.open(out / "astronaut.cutout.png"))
+    assert cutout.shape == (512, 512, 4)
+    assert cutout[120, 220, 3] > 240 and cutout[10, 10, 3] < 15  # face opaque, corner clear
+    code, _ = cli(capsys, "-i", photo_dir, "-o", tmp_path / "same", "--blur", "--format", "same")
+    assert code == 0 and _files(tmp_path / "same") == ["astronaut.jpg", "grace_hopper.jpg"]
+
+
+def _usage_cases(tmp: Path) -> list[tuple[list[str], str]]:
+    photos = tmp / "photos"
+    empty = tmp / "empty"
+    empty.mkdir()
+    (tmp / "not_image.jpg").write_text("text")
+    (tmp / "a_file").write_text("x")
+    bg = str(BACKGROUND)
+    base = ["-i", str(photos), "-o", str(tmp / "out")]
+    return [
+        (["-i", str(tmp / "missing"), "-o", str(tmp / "o"), "-b", bg], "--input"),
+        (["-i", str(empty), "-o", str(tmp / "o"), "-b", bg], "holds no files"),
+        ([*base, "-b", str(tmp / "nope.jpg")], "--bg"),
+        ([*base, "-b", str(tmp / "not_image.jpg")], "not an image"),
+        (["-i", str(photos), "-o", str(tmp / "a_file" / "sub"), "-b", bg], "--output"),
+        (["-i", str(photos), "-o", str(photos), "-b", bg], "is the input folder"),
+        ([*base, "-b", bg, "-m", "7"], "unknown mode"),
+        ([*base, "-b", bg, "-m", "1"], "not available"),
+        ([*base, "-b", bg, "--mode", "yolo"], "not available"),
+        ([*base, "-p", "a beach at sunset"], "not available"),
+        ([*base, "-b", bg, "--nst"], "not available"),
+        ([*base], "nothing to put behind"),
+        ([*base, "-b", bg, "--quality", "0"], "--quality"),
+        ([*base, "-b", bg, "--blur", "--blur-strength", "-1"], "--blur-strength"),
+        ([*base, "-b", bg, "--workers", "0"], "--workers"),
+        ([*base, "-b", bg, "--device", "cuda"], "CPU only"),
+        ([*base, "-b", bg, "--quiet", "--verbose"], "--quiet"),
+        ([*base, "-b", bg, "--summary", str(tmp)], "--summary"),
+        ([*base, "-b", bg, "--fit", "tile"], "--fit"),
+        ([*base, "-b", bg, "--max-pixels", "lots"], "--max-pixels"),
+        (["-o", str(tmp / "out"), "-b", bg], "--input"),
+    ]
+
+
+def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, photo_dir: Path, capsys) -> None:
+    for args, expected in _usage_cases(tmp_path):
+        code, err = cli(capsys, *args)
+        assert code == 2, (args, err)
+        assert expected in err, (args, err)
+        assert "Traceback" not in err
+        if "usage:" not in err:  # our own errors: exactly one line naming the problem
+            assert err.count("\n") == 1 and err.startswith("backgroundswap: error: "), err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_console_script_entry_point_is_main() -> None:
+    setup = (ROOT / "setup.py").read_text()
+    assert '"backgroundswap = run:main"' in setup
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_interrupted_run_leaves_no_partial_files(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    for i in range(40):
+        save_rgb(source / f"p{i:02d}.png", 400, 600, seed=i)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "run.py", "-i", source, "-o", out, "--blur", "--quiet"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    import signal
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.exists() and any(out.glob("*.png"))):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    written = sorted(out.glob("*"))
+    assert all(not p.name.startswith(".") for p in written)  # no temporary files
+    for path in written:
+        with Image.open(path) as img:
+            img.load()  # every file under its final name is complete
+    assert 0 < len(written) < 40

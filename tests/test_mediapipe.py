@@ -1,0 +1,58 @@
+"""The real MediaPipe model (shipped inside the mediapipe wheel) on the two real sample photos."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from operations.foreground import SegmenterError
+from operations.images import decode
+from operations.segmenters.mediapipe import MediaPipeSegmenter
+from tests.conftest import SAMPLES
+
+# (photo, face box as (rows, cols)): the face is subject, the top corners are background.
+CASES = [
+    ("astronaut.jpg", (slice(95, 145), slice(195, 245))),
+    ("grace_hopper.jpg", (slice(160, 280), slice(210, 310))),
+]
+
+
+@pytest.fixture(scope="module", params=["general", "landscape"])
+def segmenter(request: pytest.FixtureRequest):
+    with MediaPipeSegmenter(request.param) as seg:
+        yield seg
+
+
+@pytest.mark.parametrize(("photo", "face"), CASES)
+def test_face_is_subject_and_corners_are_background(segmenter, photo, face) -> None:
+    rgb = decode(SAMPLES / photo).rgb
+    alpha = segmenter.predict(rgb)
+    assert alpha.dtype == np.float32 and alpha.shape == rgb.shape[:2]
+    assert 0.0 <= alpha.min() and alpha.max() <= 1.0
+    assert alpha[face].mean() > 0.95
+    assert alpha[:40, :40].mean() < 0.05 and alpha[:40, -40:].mean() < 0.05
+    # Soft, not a hard threshold: the edge has intermediate values.
+    assert ((alpha > 0.05) & (alpha < 0.95)).sum() > 0.002 * alpha.size
+
+
+def test_predict_is_deterministic_and_safe_from_threads(segmenter) -> None:
+    rgb = decode(SAMPLES / "astronaut.jpg").rgb
+    expected = segmenter(rgb)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(segmenter, [rgb] * 8))
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
+
+
+def test_any_size_and_a_blank_image(segmenter) -> None:
+    rgb = decode(SAMPLES / "grace_hopper.jpg").rgb[::3, ::2]  # odd size, another aspect
+    assert segmenter.predict(np.ascontiguousarray(rgb)).shape == rgb.shape[:2]
+    blank = np.full((120, 90, 3), 128, np.uint8)
+    assert segmenter.predict(blank).max() < 0.05  # nobody there
+
+
+def test_unknown_model_is_a_clear_error() -> None:
+    with pytest.raises(SegmenterError, match="general"):
+        MediaPipeSegmenter("portrait")
