@@ -140,8 +140,9 @@ def test_collisions_never_overwrite(tmp_path: Path, capsys) -> None:
 
 def test_formats_and_side_files(tmp_path: Path, photo_dir: Path, capsys) -> None:
     out = tmp_path / "out"
-    code, _ = cli(capsys, "-i", photo_dir, "-o", out, "-b", BACKGROUND, "--format", "webp",
-                  "--quality", "80", "--save-mask", "--save-cutout", "--fit", "contain")  # fmt: skip
+    args = ["--format", "webp", "--quality", "80", "--save-mask", "--save-cutout"]
+    args += ["--fit", "contain"]
+    code, _ = cli(capsys, "-i", photo_dir, "-o", out, "-b", BACKGROUND, *args)
     assert code == 0
     assert _files(out) == [
         "astronaut.cutout.png", "astronaut.mask.png", "astronaut.webp",

@@ -30,7 +30,7 @@ def test_face_is_subject_and_corners_are_background(segmenter, photo, face) -> N
     rgb = decode(SAMPLES / photo).rgb
     alpha = segmenter.predict(rgb)
     assert alpha.dtype == np.float32 and alpha.shape == rgb.shape[:2]
-    assert 0.0 <= alpha.min() and alpha.max() <= 1.0
+    assert alpha.min() >= 0.0 and alpha.max() <= 1.0
     assert alpha[face].mean() > 0.95
     assert alpha[:40, :40].mean() < 0.05 and alpha[:40, -40:].mean() < 0.05
     # Soft, not a hard threshold: the edge has intermediate values.
