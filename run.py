@@ -16,7 +16,7 @@ from pathlib import Path
 from operations import __version__
 from operations.background import FIT_MODES
 from operations.composite import DEFAULT_BLUR_STRENGTH
-from operations.foreground import segmenter_choices
+from operations.foreground import segmenter_help
 from operations.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
 from operations.options import DEVICES, MP_MODELS, Options, OptionsError, default_workers
 
@@ -140,8 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode",
         default="0",
         metavar="MODE",
-        help=f"segmentation backend: {', '.join(segmenter_choices())} "
-        "(0 = mediapipe, 1 = deeplab, 2 = yolo; default: 0)",
+        help=f"segmentation backend, by number or name: {segmenter_help()} (default: 0)",
     )
     seg.add_argument(
         "--mp-model",

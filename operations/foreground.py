@@ -113,6 +113,16 @@ def segmenter_choices() -> list[str]:
     return [n for spec in _REGISTRY.values() for n in (spec.alias, spec.name) if n]
 
 
+def segmenter_help() -> str:
+    """One line per backend for ``--help``: ``0 | mediapipe: summary``."""
+    return "; ".join(
+        f"{spec.alias} | {spec.name}: {spec.summary}"
+        if spec.alias
+        else f"{spec.name}: {spec.summary}"
+        for spec in _REGISTRY.values()
+    )
+
+
 def resolve_segmenter_name(mode: str) -> str:
     """Map a ``--mode`` value (name or numeric alias) to the backend's name.
 

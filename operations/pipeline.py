@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+import cv2
 import numpy as np
 
 from operations import __version__
@@ -271,6 +272,11 @@ def run_batch(
         bar = tqdm(total=len(todo), unit="img", disable=None if show else True,
                    dynamic_ncols=True)  # fmt: skip
         pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="bgswap")
+        # The batch is parallel across images; OpenCV's own threads inside each call would only
+        # contend with ours (measured: ~5 % slower on 2 cores). Restored afterwards.
+        cv_threads = cv2.getNumThreads()
+        if options.workers > 1:
+            cv2.setNumThreads(1)
         try:
             window = 2 * options.workers
             for job, result in _bounded_map(pool, pipeline.process_file, todo, window):
@@ -286,6 +292,7 @@ def run_batch(
             log.error("interrupted: finishing the images in progress; rerun to resume")
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            cv2.setNumThreads(cv_threads)
             bar.close()
             if owned:
                 pipeline.close()

@@ -144,7 +144,7 @@ def test_bad_files_raise_one_line_reasons(tmp_path: Path, content: bytes | None,
 
 
 def test_encode_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    target = tmp_path / "out" / "a.png"
+    target = tmp_path / "out" / "a.jpg"
     encode(random_rgb(8, 8), target)
     before = target.read_bytes()
 
@@ -156,7 +156,28 @@ def test_encode_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(OSError, match="disk full"):
         encode(random_rgb(8, 8, seed=1), target)
     assert target.read_bytes() == before  # the old file is intact
-    assert [p.name for p in target.parent.iterdir()] == ["a.png"]  # no temporary file left
+    assert [p.name for p in target.parent.iterdir()] == ["a.jpg"]  # no temporary file left
+
+
+def test_write_atomic_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    def half_then_fail(f) -> None:
+        f.write(b"half a file")
+        raise KeyboardInterrupt  # even a Ctrl-C mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        images.write_atomic(tmp_path / "a.png", half_then_fail)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("channels", [None, 3, 4])
+def test_png_round_trip_is_lossless(tmp_path: Path, channels: int | None) -> None:
+    rng = np.random.default_rng(channels)
+    shape = (17, 23) if channels is None else (17, 23, channels)
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    encode(pixels, tmp_path / "x.png")
+    with Image.open(tmp_path / "x.png") as img:
+        assert img.mode == {None: "L", 3: "RGB", 4: "RGBA"}[channels]
+        np.testing.assert_array_equal(np.asarray(img), pixels)
 
 
 def test_encoded_file_mode_follows_umask(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from operations.foreground import Segmenter, SegmenterError
+from operations.images import shrink
 
 if TYPE_CHECKING:
     from operations.options import Options
@@ -96,10 +97,10 @@ class MediaPipeSegmenter(Segmenter):
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         height, width = rgb.shape[:2]
-        small = cv2.resize(rgb, self.input_size, interpolation=cv2.INTER_AREA)
-        mask = self._segment(np.ascontiguousarray(small))
-        alpha = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
-        return np.clip(alpha, 0.0, 1.0, out=alpha).astype(np.float32, copy=False)
+        small = shrink(rgb, *self.input_size)
+        mask = np.clip(self._segment(np.ascontiguousarray(small)), 0.0, 1.0)
+        # Bilinear interpolation stays within [0, 1]: no second clip at full size.
+        return cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
 
     def close(self) -> None:
         graph = getattr(self, "_graph", None)
