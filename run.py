@@ -18,6 +18,7 @@ from operations.background import FIT_MODES
 from operations.composite import DEFAULT_BLUR_STRENGTH
 from operations.foreground import segmenter_help
 from operations.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
+from operations.matting import MATTING_METHODS
 from operations.options import DEVICES, MP_MODELS, Options, OptionsError, default_workers
 
 PROG = "backgroundswap"
@@ -116,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     bg.add_argument(
+        "--matting",
+        choices=MATTING_METHODS,
+        default="fast",
+        help="edge refinement: fast = follow the photo's own edges and remove the old "
+        "background's colour from them; quality = closed-form matting, several times slower; "
+        "off = the model's soft mask as it is (default: %(default)s)",
+    )
+    bg.add_argument(
         "--blur",
         action="store_true",
         help="blur the background; without --bg, blur the photo's own background (portrait mode)",
@@ -183,6 +192,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         blur=args.blur,
         blur_strength=args.blur_strength,
         fit=args.fit,
+        matting=args.matting,
         save_mask=args.save_mask,
         save_cutout=args.save_cutout,
         format=args.format,

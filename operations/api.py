@@ -46,6 +46,7 @@ class BackgroundSwapper:
         blur: blur the background layer.
         blur_strength: Gaussian sigma as a percentage of the photo's shorter side.
         fit: how the background is fitted to each photo: ``cover``, ``contain`` or ``stretch``.
+        matting: edge refinement, ``fast``, ``quality`` or ``off``.
         mp_model: MediaPipe model, ``general`` or ``landscape``.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
 
@@ -60,6 +61,7 @@ class BackgroundSwapper:
         blur: bool = False,
         blur_strength: float = DEFAULT_BLUR_STRENGTH,
         fit: str = "cover",
+        matting: str = "fast",
         mp_model: str = "general",
         device: str = "auto",
     ) -> None:
@@ -70,6 +72,7 @@ class BackgroundSwapper:
             blur=blur or background is None,
             blur_strength=blur_strength,
             fit=fit,
+            matting=matting,
             mp_model=mp_model,
             device=device,
         ).validated(batch=False)
@@ -101,11 +104,13 @@ def swap_background(
     blur: bool = False,
     blur_strength: float = DEFAULT_BLUR_STRENGTH,
     fit: str = "cover",
+    matting: str = "fast",
     mp_model: str = "general",
     device: str = "auto",
 ) -> ImageLike:
     """Replace one photo's background. Loads the model on every call: for many photos use
     :class:`BackgroundSwapper`, or :func:`operations.pipeline.run_batch` for a folder."""
-    with BackgroundSwapper(background, mode=mode, blur=blur, blur_strength=blur_strength,
-                           fit=fit, mp_model=mp_model, device=device) as swapper:  # fmt: skip
+    settings = {"mode": mode, "blur": blur, "blur_strength": blur_strength, "fit": fit,
+                "matting": matting, "mp_model": mp_model, "device": device}  # fmt: skip
+    with BackgroundSwapper(background, **settings) as swapper:
         return swapper(image)

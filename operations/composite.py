@@ -9,6 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from operations.matting import Matte
+
 DEFAULT_BLUR_STRENGTH = 1.5
 
 
@@ -28,6 +30,24 @@ def blend(foreground: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> 
     weight = np.ascontiguousarray(alpha, dtype=np.float32)
     # OpenCV's blendLinear does the weighted sum in one pass in C++ (and releases the GIL).
     return cv2.blendLinear(foreground, background, weight, 1.0 - weight)
+
+
+def composite(matte: Matte, background: np.ndarray) -> np.ndarray:
+    """Composite a matte's subject over ``background`` (``H×W×3`` ``uint8``).
+
+    Where the matte has a solid mask (refined mattes), the subject is copied through it and only
+    the edge pixels are blended, with their decontaminated colours; otherwise a plain
+    :func:`blend` of its colours.
+    """
+    if matte.solid is None or matte.edge is None or matte.edge_colours is None:
+        return blend(matte.foreground, background, matte.alpha)
+    out = background.copy()
+    cv2.copyTo(matte.rgb, matte.solid, out)
+    weight = matte.alpha.reshape(-1)[matte.edge][:, None]
+    behind = background.reshape(-1, 3)[matte.edge].astype(np.float32)
+    mixed = matte.edge_colours * weight + behind * (1.0 - weight) + 0.5
+    out.reshape(-1, 3)[matte.edge] = np.clip(mixed, 0, 255).astype(np.uint8)
+    return out
 
 
 def blur_sigma(height: int, width: int, strength: float) -> float:

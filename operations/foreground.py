@@ -34,6 +34,9 @@ class Segmenter(ABC):
 
     name: ClassVar[str]
     thread_safe: ClassVar[bool] = False
+    # The long side of the model's own mask, in pixels: how coarse its edges are once enlarged to
+    # a photo's size (edge refinement sizes its search band from it).
+    mask_side: int = 256
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

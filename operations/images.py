@@ -65,8 +65,12 @@ def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
     to within about one grey level, five times faster on a 12 MP photo.
     """
     while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
-        half = (image.shape[1] // 2, image.shape[0] // 2)
-        image = cv2.resize(image, half, interpolation=cv2.INTER_AREA)
+        rows, cols = image.shape[0] // 2, image.shape[1] // 2
+        # An odd last row or column is dropped (<0.1 % of a photo): an exact halving takes
+        # OpenCV's fast path, an odd size its general one, ~15× slower.
+        image = cv2.resize(
+            image[: 2 * rows, : 2 * cols], (cols, rows), interpolation=cv2.INTER_AREA
+        )
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 

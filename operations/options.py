@@ -11,6 +11,7 @@ from operations.background import FIT_MODES
 from operations.composite import DEFAULT_BLUR_STRENGTH
 from operations.foreground import resolve_segmenter_name
 from operations.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
+from operations.matting import MATTING_METHODS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MP_MODELS = ("general", "landscape")
@@ -44,6 +45,7 @@ class Options:
     blur: bool = False
     blur_strength: float = DEFAULT_BLUR_STRENGTH
     fit: str = "cover"
+    matting: str = "fast"
     save_mask: bool = False
     save_cutout: bool = False
     format: str = "png"
@@ -95,6 +97,7 @@ class Options:
             )
         choices = {
             "--fit": (self.fit, FIT_MODES),
+            "--matting": (self.matting, MATTING_METHODS),
             "--format": (self.format, OUTPUT_FORMATS),
             "--device": (self.device, DEVICES),
             "--mp-model": (self.mp_model, MP_MODELS),

@@ -23,7 +23,7 @@ import numpy as np
 
 from operations import __version__
 from operations.background import Background
-from operations.composite import blend, blur_behind_subject, blur_sigma, gaussian_blur
+from operations.composite import blur_behind_subject, blur_sigma, composite, gaussian_blur
 from operations.foreground import Segmenter, create_segmenter
 from operations.images import (
     EncodeSettings,
@@ -35,6 +35,7 @@ from operations.images import (
     plan_outputs,
     write_atomic,
 )
+from operations.matting import Matte, refine
 from operations.options import Options, OptionsError
 
 log = logging.getLogger("backgroundswap")
@@ -49,16 +50,20 @@ Status = Literal["ok", "skipped", "failed"]
 
 @dataclass
 class SwapResult:
-    """One image's result: the composite, the alpha used, and the subject as RGBA."""
+    """One image's result: the composite, and the matte it was made with."""
 
     image: np.ndarray  # H×W×3 uint8
-    alpha: np.ndarray  # H×W float32
+    matte: Matte
     warnings: list[str] = field(default_factory=list)
 
-    def cutout(self, foreground: np.ndarray) -> np.ndarray:
-        """The subject as ``H×W×4`` RGBA ``uint8`` (straight alpha)."""
+    @property
+    def alpha(self) -> np.ndarray:
+        return self.matte.alpha
+
+    def cutout(self) -> np.ndarray:
+        """The subject as ``H×W×4`` RGBA ``uint8`` (straight alpha, decontaminated colours)."""
         alpha8 = np.clip(self.alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.dstack([foreground, alpha8])
+        return np.dstack([self.matte.foreground, alpha8])
 
 
 @dataclass(frozen=True)
@@ -165,14 +170,16 @@ class Pipeline:
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
-        alpha = self.segmenter(rgb)
+        coarse = self.segmenter(rgb)
+        matte = refine(rgb, coarse, self.options.matting, mask_side=self.segmenter.mask_side)
         if alpha_in is not None:
-            alpha = alpha * alpha_in
+            matte = matte.times(alpha_in)
         warnings = []
-        if float(alpha.max(initial=0.0)) < NO_SUBJECT_ALPHA:
+        if float(matte.alpha.max(initial=0.0)) < NO_SUBJECT_ALPHA:
             warnings.append("no subject found: the output shows the background alone")
-        background = self._background_for(rgb, alpha, icc_profile)
-        return SwapResult(blend(rgb, background, alpha), alpha, warnings)
+        background = self._background_for(rgb, matte.alpha, icc_profile)
+        image = composite(matte, background)
+        return SwapResult(image, matte, warnings)
 
     def process_file(self, job: Job) -> FileResult:
         """Decode, swap and write one file. Failures come back as a result, never raised."""
@@ -188,7 +195,7 @@ class Pipeline:
                 mask = np.clip(result.alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
                 encode(mask, next(extras), settings=settings)
             if self.options.save_cutout:
-                encode(result.cutout(decoded.rgb), next(extras),
+                encode(result.cutout(), next(extras),
                        icc_profile=decoded.icc_profile, settings=settings)  # fmt: skip
         except (ImageError, OSError) as exc:
             reason = str(exc) if isinstance(exc, ImageError) else f"{type(exc).__name__}: {exc}"

@@ -69,6 +69,7 @@ class MediaPipeSegmenter(Segmenter):
         if model not in MODELS:
             raise SegmenterError(f"unknown MediaPipe model {model!r}; choose from {sorted(MODELS)}")
         selection, self.input_size = MODELS[model]
+        self.mask_side = max(self.input_size)
         os.environ.setdefault("GLOG_minloglevel", "2")
         with _native_stderr_captured() as log:
             try:

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+import pytest
+
+from operations.background import Background
+from operations.composite import blend, composite
+from operations.images import decode
+from operations.matting import refine
+from operations.options import Options
+from operations.pipeline import Pipeline
+from tests.conftest import SAMPLES, DiscSegmenter
+
+
+class Case(NamedTuple):
+    image: np.ndarray
+    truth: np.ndarray  # the true alpha
+    coarse: np.ndarray  # what a segmenter with a mask_side² mask would give
+    mask_side: int
+    disc: np.ndarray  # the disc's alpha alone, without the strands
+
+
+def _synthetic(size: int = 384, mask_side: int = 64, seed: int = 0):
+    """A blue disc with thin strands over a green background."""
+    rng = np.random.default_rng(seed)
+    disc = np.zeros((size, size), np.float32)
+    cv2.circle(disc, (size // 2, size // 2 + 20), size // 3, 1.0, -1, cv2.LINE_AA, shift=0)
+    disc = cv2.GaussianBlur(disc, (0, 0), 1.5)  # a soft edge a few pixels wide
+    truth = disc.copy()
+    strands = np.zeros((size, size), np.uint8)
+    for _ in range(12):
+        x = int(rng.integers(size // 3, 2 * size // 3))
+        points = np.array([[x, size // 2 - 30], [x + int(rng.integers(-15, 15)), 8]], np.int32)
+        cv2.polylines(strands, [points], False, 255, 1, cv2.LINE_AA)
+    truth = np.maximum(truth, strands.astype(np.float32) / 255.0)
+    subject = np.array([30, 40, 220], np.float32)  # blue
+    old = np.array([40, 220, 60], np.float32)  # green
+    a = truth[..., None]
+    image = np.clip(subject * a + old * (1 - a) + 0.5, 0, 255).astype(np.uint8)
+    small = cv2.resize(truth, (mask_side, mask_side), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 1.0)
+    coarse = np.clip(cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR), 0, 1)
+    return Case(image, truth, coarse, mask_side, disc)
+
+
+@pytest.mark.parametrize("method", ["fast", "quality"])
+def test_refined_alpha_is_closer_to_the_truth_than_the_coarse_mask(method: str) -> None:
+    image, truth, coarse, mask_side, _ = _synthetic()
+    matte = refine(image, coarse, method, mask_side=mask_side)
+    assert matte.alpha.shape == truth.shape and matte.alpha.dtype == np.float32
+    assert matte.alpha.min() >= 0.0 and matte.alpha.max() <= 1.0
+    coarse_sad = np.abs(coarse - truth).sum()
+    refined_sad = np.abs(matte.alpha - truth).sum()
+    assert refined_sad < 0.5 * coarse_sad, (refined_sad, coarse_sad)
+
+
+def test_decontamination_removes_the_old_background_colour() -> None:
+    image, truth, coarse, mask_side, disc = _synthetic()
+    matte = refine(image, coarse, "fast", mask_side=mask_side)
+    edge = (disc > 0.2) & (disc < 0.8) & (truth == disc)  # the disc's soft rim, strands apart
+    true_green = 40  # the subject's own green
+    excess_in_photo = image[edge][:, 1].astype(float).mean() - true_green
+    excess_in_subject = matte.foreground[edge][:, 1].astype(float).mean() - true_green
+    assert excess_in_photo > 60  # the edge pixels carry much of the old green background
+    assert abs(excess_in_subject) < 0.3 * excess_in_photo  # at least 70 % of it is removed
+    # Away from the edge (beyond the filter's reach, about two windows) the subject is solid and
+    # its colours are the photo's own. The window's radius is 3 mask pixels: 18 px here.
+    reach = 2 * 18 + 9
+    solid = cv2.erode((truth >= 1.0).astype(np.uint8), np.ones((reach, reach), np.uint8)) > 0
+    assert solid.sum() > 3000
+    np.testing.assert_array_equal(matte.foreground[solid], image[solid])
+    assert (matte.alpha[solid] == 1.0).all()
+
+
+def test_refine_on_a_real_photo_stays_in_range() -> None:
+    from operations.segmenters.mediapipe import MediaPipeSegmenter
+
+    rgb = decode(SAMPLES / "grace_hopper.jpg").rgb
+    with MediaPipeSegmenter() as segmenter:
+        coarse = segmenter.predict(rgb)
+    matte = refine(rgb, coarse, "fast", mask_side=segmenter.mask_side)
+    assert matte.alpha.shape == rgb.shape[:2]
+    assert matte.alpha.min() >= 0.0 and matte.alpha.max() <= 1.0
+    assert matte.alpha[200:260, 230:290].min() == 1.0  # her face stays solid
+    assert matte.alpha[:30, :30].max() == 0.0  # the flag's corner stays background
+
+
+def test_fast_composite_equals_the_blend_of_its_matte() -> None:
+    image, _, coarse, mask_side, _ = _synthetic(seed=3)
+    matte = refine(image, coarse, "fast", mask_side=mask_side)
+    background = np.random.default_rng(1).integers(0, 256, image.shape, dtype=np.uint8)
+    fast = composite(matte, background).astype(int)
+    reference = blend(matte.foreground, background, matte.alpha).astype(int)
+    assert np.abs(fast - reference).max() <= 1  # the masked path is the same blend, to rounding
+
+
+def test_matting_off_reproduces_the_plain_soft_blend_exactly() -> None:
+    image = _synthetic().image
+    background = np.full_like(image, 128)
+    options = Options(matting="off").validated(batch=False)
+    pipeline = Pipeline(options, segmenter=DiscSegmenter(), background=Background(background))
+    result = pipeline.swap(image)
+    coarse = DiscSegmenter().predict(image)
+    np.testing.assert_array_equal(result.alpha, coarse)
+    np.testing.assert_array_equal(result.image, blend(image, background, coarse))
+
+
+def test_no_edge_means_nothing_to_refine() -> None:
+    image = np.full((40, 50, 3), 200, np.uint8)
+    for value in (0.0, 1.0):
+        coarse = np.full((40, 50), value, np.float32)
+        matte = refine(image, coarse, "fast")
+        np.testing.assert_array_equal(matte.alpha, coarse)
+        assert matte.foreground is image
+
+
+def test_transparency_multiplies_the_refined_alpha() -> None:
+    image, _, coarse, mask_side, _ = _synthetic()
+    matte = refine(image, coarse, "fast", mask_side=mask_side)
+    half = np.full(coarse.shape, 0.5, np.float32)
+    halved = matte.times(half)
+    np.testing.assert_allclose(halved.alpha, matte.alpha * 0.5)
+    np.testing.assert_array_equal(halved.foreground, matte.foreground)
+
+
+def test_unknown_method() -> None:
+    with pytest.raises(ValueError, match="fast"):
+        refine(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.float32), "magic")
