@@ -9,11 +9,12 @@ photo through it keeps a rim of the old background (the halo). Two methods:
     A fast guided filter (He & Sun, 2015, arXiv:1505.00996) on the coarse mask steepened around
     0.5 (the filter's "feathering" use): the linear model ``α ≈ a·I + b`` is fitted on a copy of
     the photo reduced to the mask's size, and applied to the full-resolution pixels, so the alpha
-    follows the photo's own edges, hair strands included. Colours are decontaminated by blur-fusion (Forte &
-    Pitié, 2021, "Approximate fast foreground colour estimation"): local means of foreground and
-    background colours are estimated on the reduced copy, and each edge pixel's foreground colour is
-    solved from the compositing equation. Every full-resolution step touches only the pixels of the
-    uncertain band around the edge, so the cost grows with the outline, not with the megapixels.
+    follows the photo's own edges, hair strands included. Colours are decontaminated by
+    blur-fusion (Forte & Pitié, 2021, "Approximate fast foreground colour estimation"): local
+    means of foreground and background colours are estimated on the reduced copy, and each edge
+    pixel's foreground colour is solved from the compositing equation. Every full-resolution step
+    touches only the pixels of the uncertain band around the edge, so the cost grows with the
+    outline, not with the megapixels.
 ``quality``
     Closed-form matting (Levin et al., 2008, via pymatting) in the band of a trimap made from the
     coarse mask, at up to ``QUALITY_MAX_SIDE`` px, brought to full resolution with the guided
