@@ -20,6 +20,7 @@ from operations.foreground import segmenter_help
 from operations.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
 from operations.matting import MATTING_METHODS
 from operations.options import DEVICES, MP_MODELS, Options, OptionsError, default_workers
+from operations.segmenters.deeplab import VARIANTS as DEEPLAB_VARIANTS
 
 PROG = "backgroundswap"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -159,6 +160,44 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     seg.add_argument(
+        "--deeplab-model",
+        choices=DEEPLAB_VARIANTS,
+        default="resnet101",
+        help="DeepLabv3 backbone for --mode 1 (default: %(default)s)",
+    )
+    seg.add_argument(
+        "--yolo-model",
+        default="n",
+        metavar="n|s|m|l|x|PATH",
+        help="YOLOv8-seg size for --mode 2, or a -seg checkpoint file (default: %(default)s)",
+    )
+    seg.add_argument(
+        "--yolo-conf",
+        type=float,
+        default=0.25,
+        metavar="0-1",
+        help="YOLO: keep instances at least this confident (default: %(default)s)",
+    )
+    seg.add_argument(
+        "--classes",
+        type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
+        metavar="NAME[,NAME...]",
+        help="DeepLab/YOLO: the classes that count as subject, by the model's own names (VOC "
+        "for DeepLab: person, dog, cat…; COCO for YOLO); default: every class it detects",
+    )
+    seg.add_argument(
+        "--weights",
+        type=Path,
+        metavar="FILE",
+        help="a local weights file for the chosen backend, instead of the cache or a download",
+    )
+    seg.add_argument(
+        "--offline",
+        action="store_true",
+        help="never use the network (also HF_HUB_OFFLINE=1 or YOLO_OFFLINE=1); weights must be "
+        "cached or given with --weights",
+    )
+    seg.add_argument(
         "--device",
         choices=DEVICES,
         default="auto",
@@ -201,6 +240,12 @@ def options_from_args(args: argparse.Namespace) -> Options:
         recursive=args.recursive,
         device=args.device,
         mp_model=args.mp_model,
+        deeplab_model=args.deeplab_model,
+        yolo_model=args.yolo_model,
+        yolo_conf=args.yolo_conf,
+        classes=args.classes,
+        weights=args.weights,
+        offline=args.offline,
         max_pixels=args.max_pixels,
         workers=args.workers,
         summary=args.summary,
@@ -251,9 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch = run_batch(options)
     except OptionsError as exc:
         return usage_error(str(exc))
-    except SegmenterError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    except SegmenterError as exc:  # the model could not be set up: nothing was processed
+        return usage_error(str(exc))
     except KeyboardInterrupt:  # before the batch loop, which handles its own interruptions
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

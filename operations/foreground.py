@@ -105,10 +105,18 @@ register_segmenter(
     alias="0",
     summary="MediaPipe selfie segmentation (people; fast, CPU)",
 )
-# The original tool's --mode 1 and 2. Their backends land in their own issue; until then
-# asking for them is a clear error, never a silent fallback to another backend.
-register_segmenter("deeplab", None, alias="1", summary="torchvision DeepLabv3 (not available yet)")
-register_segmenter("yolo", None, alias="2", summary="Ultralytics YOLOv8-seg (not available yet)")
+register_segmenter(
+    "deeplab",
+    "operations.segmenters.deeplab:DeepLabSegmenter",
+    alias="1",
+    summary="torchvision DeepLabv3 (20 VOC classes: people, animals, vehicles…)",
+)
+register_segmenter(
+    "yolo",
+    "operations.segmenters.yolo:YoloSegmenter",
+    alias="2",
+    summary="Ultralytics YOLOv8-seg (80 COCO classes, every instance)",
+)
 
 
 def segmenter_choices() -> list[str]:

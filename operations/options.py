@@ -54,6 +54,12 @@ class Options:
     recursive: bool = False
     device: str = "auto"
     mp_model: str = "general"
+    deeplab_model: str = "resnet101"
+    yolo_model: str = "n"
+    yolo_conf: float = 0.25
+    classes: list[str] | None = None
+    weights: Path | None = None
+    offline: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     workers: int = field(default_factory=default_workers)
     summary: Path | None = None
@@ -107,6 +113,12 @@ class Options:
                 raise OptionsError(option, value, f"choose from {', '.join(allowed)}")
         if not 1 <= self.quality <= 100:
             raise OptionsError("--quality", self.quality, "must be between 1 and 100")
+        if not 0 < self.yolo_conf < 1:
+            raise OptionsError("--yolo-conf", self.yolo_conf, "must be between 0 and 1")
+        if self.weights is not None and not Path(self.weights).is_file():
+            raise OptionsError("--weights", self.weights, "no such file")
+        if self.classes is not None and not [c for c in self.classes if c.strip()]:
+            raise OptionsError("--classes", ",".join(self.classes), "give at least one class name")
         if self.max_pixels < 1:
             raise OptionsError("--max-pixels", self.max_pixels, "must be positive")
         if self.workers < 1:
@@ -121,7 +133,7 @@ class Options:
             )
         paths = {
             name: Path(value)
-            for name in ("input", "output", "bg", "summary")
+            for name in ("input", "output", "bg", "summary", "weights")
             if (value := getattr(self, name)) is not None
         }
         checked = replace(self, mode=mode, **paths)

@@ -1,56 +1,28 @@
-"""Shared fixtures: the bundled sample photos, small synthetic images, a deterministic segmenter."""
+"""Shared fixtures: the bundled sample photos, small synthetic images, a deterministic segmenter,
+and model caches holding random weights in the real file formats.
+
+The caches (TORCH_HOME, Ultralytics' config and weights folders, the Hugging Face cache) point at
+a temporary folder for the whole session, before any model library is imported, so tests never
+see a developer's real caches and never download.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
+
+_CACHE_ROOT = tempfile.mkdtemp(prefix="bgswap-test-caches-")
+os.environ["TORCH_HOME"] = os.path.join(_CACHE_ROOT, "torch")
+os.environ["YOLO_CONFIG_DIR"] = os.path.join(_CACHE_ROOT, "ultralytics")
+os.environ["HF_HOME"] = os.path.join(_CACHE_ROOT, "huggingface")
+os.environ["YOLO_OFFLINE"] = "1"
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from operations.foreground import Segmenter
-from operations.options import Options
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "input"
-BACKGROUND = ROOT / "background" / "hubble_deep_field.jpg"
-
-
-class DiscSegmenter(Segmenter):
-    """A stand-in model whose answer is known exactly: a soft disc in the image's centre.
-
-    For tests of everything around the model (compositing, files, batching); the real backend
-    has its own tests on real photos.
-    """
-
-    name: ClassVar[str] = "disc"
-    thread_safe: ClassVar[bool] = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-
-    @classmethod
-    def from_options(cls, options: Options) -> DiscSegmenter:
-        return cls()
-
-    def predict(self, rgb: np.ndarray) -> np.ndarray:
-        self.calls += 1
-        height, width = rgb.shape[:2]
-        y, x = np.mgrid[0:height, 0:width]
-        radius = np.hypot((y - height / 2) / (height / 4), (x - width / 2) / (width / 4))
-        return np.clip(1.5 - radius, 0, 1).astype(np.float32)
-
-
-def random_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-
-
-def save_rgb(path: Path, height: int = 48, width: int = 64, seed: int = 0, **params) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(random_rgb(height, width, seed)).save(path, **params)
-    return path
+from tests.helpers import SAMPLES
 
 
 @pytest.fixture
@@ -73,3 +45,66 @@ def photo_dir(tmp_path: Path) -> Path:
     for sample in sorted(SAMPLES.glob("*.jpg")):
         (folder / sample.name).write_bytes(sample.read_bytes())
     return folder
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import shutil
+
+    shutil.rmtree(_CACHE_ROOT, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def torch_home() -> Path:
+    """TORCH_HOME with a random-weights DeepLabv3-MobileNetV3 saved as torch.hub names it."""
+    import torch
+    from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
+
+    from operations.models import torchvision_spec
+    from operations.segmenters.deeplab import weights_entry
+
+    spec = torchvision_spec("deeplabv3_mobilenet_v3_large", weights_entry("mobilenet_v3_large"))
+    if not spec.cached.exists():
+        torch.manual_seed(0)
+        model = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21,
+                                             aux_loss=True)  # fmt: skip
+        spec.cache_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), spec.cached)
+    return Path(os.environ["TORCH_HOME"])
+
+
+@pytest.fixture(scope="session")
+def yolo_weights() -> Path:
+    """Ultralytics' weights folder with a random-weights yolov8n-seg.pt written by YOLO().save().
+
+    The class scores' biases are raised so the random network detects things: the soft-mask
+    path then runs end to end (what it finds is meaningless; tests of the mask maths use
+    controlled tensors).
+    """
+    from operations.segmenters.yolo import import_ultralytics
+
+    import_ultralytics()
+    from ultralytics import YOLO
+    from ultralytics.utils import SETTINGS
+
+    weights_dir = Path(_CACHE_ROOT) / "ultralytics-weights"
+    SETTINGS.update({"weights_dir": str(weights_dir)})
+    from operations.segmenters.yolo import weights_spec
+
+    spec = weights_spec("n")
+    if not spec.cached.exists():
+        import torch
+
+        torch.manual_seed(0)
+        import yaml
+        from ultralytics.utils import ROOT as ULTRALYTICS_ROOT
+
+        yolo = YOLO("yolov8n-seg.yaml", task="segment")
+        # Real checkpoints carry their class names: COCO's, from the file Ultralytics ships.
+        coco = yaml.safe_load((ULTRALYTICS_ROOT / "cfg/datasets/coco.yaml").read_text())
+        yolo.model.names = dict(coco["names"])
+        head = yolo.model.model[-1]
+        for branch in head.cv3:
+            branch[-1].bias.data.fill_(4.0)
+        spec.cache_dir.mkdir(parents=True, exist_ok=True)
+        yolo.save(spec.cached)
+    return spec.cached

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import run
-from tests.conftest import BACKGROUND, ROOT, save_rgb
+from tests.helpers import BACKGROUND, ROOT, save_rgb
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
@@ -172,8 +172,11 @@ def _usage_cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["-i", str(photos), "-o", str(tmp / "a_file" / "sub"), "-b", bg], "--output"),
         (["-i", str(photos), "-o", str(photos), "-b", bg], "is the input folder"),
         ([*base, "-b", bg, "-m", "7"], "unknown mode"),
-        ([*base, "-b", bg, "-m", "1"], "not available"),
-        ([*base, "-b", bg, "--mode", "yolo"], "not available"),
+        # Sizes no test caches: the weights are missing and downloads are off.
+        ([*base, "-b", bg, "-m", "1", "--deeplab-model", "resnet50", "--offline"], "not cached"),
+        ([*base, "-b", bg, "--mode", "yolo", "--yolo-model", "x", "--offline"], "not cached"),
+        ([*base, "-b", bg, "--yolo-conf", "1.5"], "--yolo-conf"),
+        ([*base, "-b", bg, "--weights", str(tmp / "missing.pt")], "--weights"),
         ([*base, "-p", "a beach at sunset"], "not available"),
         ([*base, "-b", bg, "--nst"], "not available"),
         ([*base], "nothing to put behind"),

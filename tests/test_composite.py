@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from operations.composite import blend, blur_behind_subject, blur_sigma, gaussian_blur
-from tests.conftest import random_rgb
+from tests.helpers import random_rgb
 
 
 def test_blend_exact_at_zero_one_and_half() -> None:

@@ -9,7 +9,7 @@ from PIL import Image, ImageCms
 
 from operations import images
 from operations.images import ImageError, decode, encode, find_inputs, plan_outputs
-from tests.conftest import random_rgb, save_rgb
+from tests.helpers import random_rgb, save_rgb
 
 
 def _decode_array(tmp_path: Path, img: Image.Image, name: str = "x.png", **params):

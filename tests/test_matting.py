@@ -12,7 +12,7 @@ from operations.images import decode
 from operations.matting import refine
 from operations.options import Options
 from operations.pipeline import Pipeline
-from tests.conftest import SAMPLES, DiscSegmenter
+from tests.helpers import SAMPLES, DiscSegmenter
 
 
 class Case(NamedTuple):

@@ -10,7 +10,7 @@ import pytest
 from operations.foreground import SegmenterError
 from operations.images import decode
 from operations.segmenters.mediapipe import MediaPipeSegmenter
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 # (photo, face box as (rows, cols)): the face is subject, the top corners are background.
 CASES = [

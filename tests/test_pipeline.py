@@ -11,7 +11,7 @@ from operations import BackgroundSwapper, swap_background
 from operations.background import Background
 from operations.options import Options, OptionsError
 from operations.pipeline import Pipeline, plan_jobs, run_batch
-from tests.conftest import BACKGROUND, SAMPLES, DiscSegmenter, random_rgb, save_rgb
+from tests.helpers import BACKGROUND, SAMPLES, DiscSegmenter, random_rgb, save_rgb
 
 
 def _pipeline(**settings) -> Pipeline:

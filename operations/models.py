@@ -1,0 +1,187 @@
+"""Model weights, resolved in one place for every network, and a download that never hangs.
+
+Order, for every network: an explicit local file (``--weights``) → the library's own cache
+(``TORCH_HOME`` for torchvision, Ultralytics' weights folder) → a download, only when not offline,
+with bounded waits → otherwise :class:`WeightsError` naming the file, the cache path and the
+option or variable that fixes it.
+
+torch.hub and huggingface_hub wait forever on a network that accepts connections and never
+answers, and Ultralytics retries for minutes, so downloads here use our own client: every
+network wait (connecting, each read) is bounded by ``timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from operations.images import write_atomic
+
+DEFAULT_TIMEOUT = 20.0  # seconds any single network wait may take
+# (Not YOLO_OFFLINE: we set it ourselves to keep Ultralytics off the network.)
+_OFFLINE_VARIABLES = ("BACKGROUNDSWAP_OFFLINE", "HF_HUB_OFFLINE")
+
+
+class WeightsError(RuntimeError):
+    """Weights that cannot be found or fetched. The message says how to fix it."""
+
+
+def offline_from_environment() -> bool:
+    """True when a usual offline variable is set (``HF_HUB_OFFLINE=1`` and the like)."""
+    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+               for name in _OFFLINE_VARIABLES)  # fmt: skip
+
+
+class DeviceError(RuntimeError):
+    """A device asked for by name that is not there."""
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Where a network's weights come from and where they are cached."""
+
+    name: str  # what the user calls it: "deeplabv3_resnet101", "yolov8n-seg"
+    url: str
+    cache_dir: Path
+    option: str  # the CLI option that points at a local file
+    cache_variable: str  # the environment variable that moves the cache
+    sha256_prefix: str | None = None  # published checksum prefix (torchvision's file names)
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def cached(self) -> Path:
+        return self.cache_dir / self.filename
+
+
+def torchvision_spec(name: str, weights: object) -> WeightsSpec:
+    """The spec of a torchvision weights enum entry, cached where ``torch.hub`` caches it."""
+    import torch
+
+    url = weights.url  # type: ignore[attr-defined]
+    # torchvision's file names end in the first hex digits of the file's SHA-256 (torch.hub's
+    # convention, checked by its check_hash): "deeplabv3_resnet101_coco-586e9e4e.pth".
+    match = re.search(r"-([a-f0-9]{6,})\.", url.rsplit("/", 1)[-1])
+    return WeightsSpec(
+        name=name,
+        url=url,
+        cache_dir=Path(torch.hub.get_dir()) / "checkpoints",
+        option="--weights",
+        cache_variable="TORCH_HOME",
+        sha256_prefix=match.group(1) if match else None,
+    )
+
+
+def resolve(
+    spec: WeightsSpec,
+    explicit: Path | None = None,
+    *,
+    offline: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Path:
+    """Find the weights file: explicit path → cache → bounded download → clear error."""
+    if explicit is not None:
+        explicit = Path(explicit).expanduser()
+        if not explicit.is_file():
+            raise WeightsError(f"{spec.option} {str(explicit)!r}: no such file")
+        return explicit
+    if spec.cached.is_file():
+        return spec.cached
+    fix = (
+        f"put the file there, point {spec.option} at a copy, set {spec.cache_variable} to a "
+        f"folder that has it, or fetch it ahead with `python run.py download` on a machine "
+        f"with network access"
+    )
+    if offline or offline_from_environment():
+        raise WeightsError(
+            f"{spec.name} weights are not cached ({spec.cached}) and downloads are off "
+            f"(--offline or an *_OFFLINE variable): {fix}"
+        )
+    try:
+        return download(spec.url, spec.cached, sha256_prefix=spec.sha256_prefix, timeout=timeout)
+    except WeightsError as exc:
+        raise WeightsError(
+            f"{spec.name} weights are not cached ({spec.cached}) and the download failed: {exc}. "
+            f"To fix: {fix}"
+        ) from None
+
+
+def download(
+    url: str,
+    destination: Path,
+    *,
+    sha256_prefix: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: bool = False,
+) -> Path:
+    """Download ``url`` to ``destination`` atomically, every network wait bounded by ``timeout``.
+
+    Raises:
+        WeightsError: no answer in time, an HTTP error, or a checksum that does not match.
+    """
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+
+            def write(file) -> None:
+                bar = None
+                if progress:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=total, unit="B", unit_scale=True, desc=destination.name)
+                while chunk := response.read(1 << 20):
+                    digest.update(chunk)
+                    file.write(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+                if bar is not None:
+                    bar.close()
+                if total is not None and file.tell() != total:
+                    raise WeightsError(f"incomplete: {file.tell()} of {total} bytes")
+                if sha256_prefix and not digest.hexdigest().startswith(sha256_prefix):
+                    raise WeightsError(
+                        f"checksum mismatch: SHA-256 {digest.hexdigest()[:12]}…, "
+                        f"expected {sha256_prefix}…"
+                    )
+
+            write_atomic(destination, write)
+    except TimeoutError:
+        raise WeightsError(f"no answer from {url} within {timeout:g} s") from None
+    except urllib.error.HTTPError as exc:
+        raise WeightsError(f"{url} answered HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError | socket.timeout):
+            raise WeightsError(f"no answer from {url} within {timeout:g} s") from None
+        raise WeightsError(f"cannot reach {url}: {reason}") from None
+    except OSError as exc:
+        raise WeightsError(f"download of {url} failed: {exc}") from None
+    return destination
+
+
+def torch_device(requested: str) -> str:
+    """The torch device for ``--device``: ``auto`` picks CUDA, then Apple's MPS, then the CPU.
+
+    Raises:
+        WeightsError: a device that is asked for by name but is not there (never a silent CPU run).
+    """
+    import torch
+
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if requested == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if requested == "cuda" and not cuda:
+        raise DeviceError("--device cuda: no CUDA GPU is visible to PyTorch here")
+    if requested == "mps" and not mps:
+        raise DeviceError("--device mps: Apple's MPS backend is not available here")
+    return requested

@@ -1,0 +1,149 @@
+"""torchvision DeepLabv3: semantic segmentation of the 20 PASCAL VOC classes (people, animals,
+vehicles, furniture…), so subjects other than people can be cut out.
+
+Preprocessing and category names come from torchvision's weights enum, as torchvision's own
+inference transform does it: RGB, shorter side resized to 520 px, ImageNet normalisation. The soft
+alpha is the summed softmax probability of the selected classes, enlarged to the photo's size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import cv2
+import numpy as np
+
+from operations.foreground import Segmenter, SegmenterError
+from operations.images import shrink
+from operations.models import DeviceError, WeightsError, resolve, torch_device, torchvision_spec
+
+if TYPE_CHECKING:
+    import torch
+
+    from operations.options import Options
+
+# --deeplab-model → (torchvision builder, weights enum)
+VARIANTS: dict[str, tuple[str, str]] = {
+    "resnet101": ("deeplabv3_resnet101", "DeepLabV3_ResNet101_Weights"),
+    "resnet50": ("deeplabv3_resnet50", "DeepLabV3_ResNet50_Weights"),
+    "mobilenet_v3_large": ("deeplabv3_mobilenet_v3_large", "DeepLabV3_MobileNet_V3_Large_Weights"),
+}
+DEFAULT_VARIANT = "resnet101"  # the original tool's choice
+
+
+def weights_entry(variant: str) -> object:
+    """The torchvision weights enum's default entry for a variant."""
+    from torchvision.models import segmentation
+
+    return getattr(segmentation, VARIANTS[variant][1]).DEFAULT
+
+
+def select_classes(requested: list[str] | None, categories: list[str]) -> list[int]:
+    """Indices of the requested class names; every non-background class by default.
+
+    Raises:
+        SegmenterError: an unknown name, with the list of valid names.
+    """
+    valid = [c for c in categories if c != "__background__"]
+    if not requested:
+        return [i for i, c in enumerate(categories) if c != "__background__"]
+    unknown = [name for name in requested if name not in valid]
+    if unknown:
+        raise SegmenterError(
+            f"--classes: unknown class {', '.join(map(repr, unknown))}; this model knows "
+            f"{', '.join(valid)}"
+        )
+    return [categories.index(name) for name in requested]
+
+
+class DeepLabSegmenter(Segmenter):
+    """DeepLabv3 (ResNet-101, ResNet-50 or MobileNetV3-Large) from torchvision."""
+
+    name: ClassVar[str] = "deeplab"
+    thread_safe: ClassVar[bool] = False
+    mask_side = 520
+
+    def __init__(
+        self,
+        variant: str = DEFAULT_VARIANT,
+        *,
+        weights: Path | None = None,
+        classes: list[str] | None = None,
+        device: str = "auto",
+        offline: bool = False,
+        model: torch.nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        import torch
+        from torchvision.models import segmentation
+
+        if variant not in VARIANTS:
+            raise SegmenterError(f"--deeplab-model {variant!r}: choose from {', '.join(VARIANTS)}")
+        entry = weights_entry(variant)
+        self.categories: list[str] = list(entry.meta["categories"])
+        self.class_indices = select_classes(classes, self.categories)
+        transform = entry.transforms()
+        self.resize = int(transform.resize_size[0])
+        self.mean = np.array(transform.mean, np.float32) * 255.0
+        self.std = np.array(transform.std, np.float32) * 255.0
+        try:
+            self.device = torch.device(torch_device(device))
+        except DeviceError as exc:
+            raise SegmenterError(str(exc)) from None
+        if model is None:
+            builder = getattr(segmentation, VARIANTS[variant][0])
+            try:
+                path = resolve(torchvision_spec(VARIANTS[variant][0], entry), weights,
+                               offline=offline)  # fmt: skip
+            except WeightsError as exc:
+                raise SegmenterError(str(exc)) from None
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            aux = any(key.startswith("aux_classifier.") for key in state)
+            model = builder(weights=None, weights_backbone=None,
+                            num_classes=len(self.categories), aux_loss=aux)  # fmt: skip
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as exc:
+                first = str(exc).splitlines()[0]
+                raise SegmenterError(
+                    f"{path} is not a {VARIANTS[variant][0]} checkpoint: {first}"
+                ) from None
+        self.model = model.eval().to(self.device)
+        # Half precision on CUDA: convolutions and softmax are safe in fp16 there; the CPU stays
+        # in fp32 (fp16 convolutions on the CPU are slow or unsupported).
+        self.half = self.device.type == "cuda"
+        if self.half:
+            self.model.half()
+
+    @classmethod
+    def from_options(cls, options: Options) -> DeepLabSegmenter:
+        return cls(options.deeplab_model, weights=options.weights, classes=options.classes,
+                   device=options.device, offline=options.offline)  # fmt: skip
+
+    def _tensor(self, rgb: np.ndarray) -> torch.Tensor:
+        import torch
+
+        height, width = rgb.shape[:2]
+        scale = self.resize / min(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if scale < 1:
+            small = shrink(rgb, *size)
+        else:
+            small = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
+        normalised = (small.astype(np.float32) - self.mean) / self.std
+        tensor = torch.from_numpy(normalised.transpose(2, 0, 1)).unsqueeze(0)
+        return tensor.to(self.device, dtype=torch.float16 if self.half else torch.float32)
+
+    def probabilities(self, rgb: np.ndarray) -> np.ndarray:
+        """The selected classes' summed softmax probability, at the network's resolution."""
+        import torch
+
+        with torch.inference_mode():
+            logits = self.model(self._tensor(rgb))["out"][0].float()
+            probs = torch.softmax(logits, dim=0)[self.class_indices].sum(dim=0).clamp_(0.0, 1.0)
+            return probs.cpu().numpy().astype(np.float32)
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        height, width = rgb.shape[:2]
+        return cv2.resize(self.probabilities(rgb), (width, height), interpolation=cv2.INTER_LINEAR)

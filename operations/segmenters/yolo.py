@@ -1,0 +1,191 @@
+"""Ultralytics YOLOv8-seg: instance segmentation of the 80 COCO classes.
+
+The alpha is the union of **all** instances of the selected classes (the original tool took the
+first only), soft: each instance's mask probability is computed from the network's prototypes
+without the 0.5 threshold, the letterbox padding is removed, and it is enlarged to the photo's
+size, where edge refinement takes over.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import cv2
+import numpy as np
+
+from operations.foreground import Segmenter, SegmenterError
+from operations.models import (
+    DeviceError,
+    WeightsError,
+    WeightsSpec,
+    resolve,
+    torch_device,
+)
+
+if TYPE_CHECKING:
+    from operations.options import Options
+
+SIZES = ("n", "s", "m", "l", "x")
+DEFAULT_SIZE = "n"
+RELEASE_URL = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
+DEFAULT_CONFIDENCE = 0.25
+IMAGE_SIZE = 640  # the network's input (long side); its mask prototypes are a quarter of it
+
+
+def import_ultralytics() -> None:
+    """Import Ultralytics without its process-wide side effects on the rest of the tool."""
+    # We fetch weights ourselves with bounded waits; YOLO_OFFLINE stops Ultralytics' own network
+    # use (its online check, downloads with minutes of retries, analytics events).
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    from PIL import Image
+
+    pil_open = Image.open
+    import ultralytics  # noqa: F401
+
+    # Importing it replaces PIL.Image.open, for the whole process, with a wrapper that runs
+    # `pip install pi-heif` when Pillow cannot identify a file. A batch meets such files on
+    # purpose (and reports them); we pass the network arrays, so the wrapper is undone.
+    Image.open = pil_open
+
+
+def weights_spec(size: str) -> WeightsSpec:
+    """Where ``yolov8{size}-seg.pt`` is cached (Ultralytics' weights folder) and fetched from."""
+    import_ultralytics()
+    from ultralytics.utils import SETTINGS
+
+    return WeightsSpec(
+        name=f"yolov8{size}-seg",
+        url=f"{RELEASE_URL}/yolov8{size}-seg.pt",
+        cache_dir=Path(SETTINGS["weights_dir"]),
+        option="--weights (or --yolo-model PATH)",
+        cache_variable="YOLO_CONFIG_DIR (its settings.json's weights_dir)",
+    )
+
+
+def soft_union(masks: np.ndarray) -> np.ndarray:
+    """Union of soft instance masks (``N×H×W`` in [0, 1]): the per-pixel maximum.
+
+    The maximum, not ``1 − Π(1 − m)``: two overlapping half-sure instances stay half-sure
+    instead of adding up to a confident subject.
+    """
+    if masks.shape[0] == 0:
+        return np.zeros(masks.shape[1:], np.float32)
+    return masks.max(axis=0).astype(np.float32)
+
+
+def _soft_predictor_class():
+    """Ultralytics' segmentation predictor with the masks left soft, at the photo's size."""
+    import torch
+    from ultralytics.engine.results import Results
+    from ultralytics.models.yolo.segment.predict import SegmentationPredictor
+    from ultralytics.utils import ops
+
+    class SoftMaskPredictor(SegmentationPredictor):
+        def construct_result(self, pred, img, orig_img, img_path, proto):
+            masks = None
+            if pred.shape[0]:
+                # Instance probabilities from the prototypes, cropped to each box (as Ultralytics
+                # does), at the network's input size; then the letterbox is removed and they are
+                # enlarged to the photo's size — without the 0.5 threshold.
+                channels, proto_h, proto_w = proto.shape
+                logits = pred[:, 6:] @ proto.float().view(channels, -1)
+                soft = logits.sigmoid().view(-1, proto_h, proto_w)
+                in_h, in_w = img.shape[2:]
+                boxes = pred[:, :4].clone()
+                boxes[:, [0, 2]] *= proto_w / in_w
+                boxes[:, [1, 3]] *= proto_h / in_h
+                soft = ops.crop_mask(soft, boxes)
+                soft = torch.nn.functional.interpolate(soft[None], (in_h, in_w), mode="bilinear",
+                                                       align_corners=False)  # fmt: skip
+                masks = ops.scale_masks(soft, orig_img.shape[:2])[0].clamp_(0, 1)
+            pred[:, :4] = ops.scale_boxes(img.shape[2:], pred[:, :4], orig_img.shape)
+            return Results(orig_img, path=img_path, names=self.model.names, boxes=pred[:, :6],
+                           masks=masks)  # fmt: skip
+
+    return SoftMaskPredictor
+
+
+class YoloSegmenter(Segmenter):
+    """YOLOv8-seg from Ultralytics (sizes n, s, m, l, x, or any -seg checkpoint)."""
+
+    name: ClassVar[str] = "yolo"
+    thread_safe: ClassVar[bool] = False
+    mask_side = IMAGE_SIZE // 4
+
+    def __init__(
+        self,
+        model: str = DEFAULT_SIZE,
+        *,
+        weights: Path | None = None,
+        classes: list[str] | None = None,
+        confidence: float = DEFAULT_CONFIDENCE,
+        device: str = "auto",
+        offline: bool = False,
+    ) -> None:
+        super().__init__()
+        import_ultralytics()
+        from ultralytics import YOLO
+
+        try:
+            self.device = torch_device(device)
+        except DeviceError as exc:
+            raise SegmenterError(str(exc)) from None
+        if model in SIZES:
+            try:
+                path = resolve(weights_spec(model), weights, offline=offline)
+            except WeightsError as exc:
+                raise SegmenterError(str(exc)) from None
+        else:  # a checkpoint path given to --yolo-model
+            path = Path(weights or model).expanduser()
+            if not path.is_file():
+                raise SegmenterError(f"--yolo-model {model!r}: choose {', '.join(SIZES)} or a "
+                                     "path to a -seg checkpoint")  # fmt: skip
+        try:
+            self.model = YOLO(str(path), task="segment")
+        except Exception as exc:  # noqa: BLE001 - Ultralytics raises many types for bad files
+            raise SegmenterError(
+                f"{path} is not a YOLO checkpoint Ultralytics can load: {exc}"
+            ) from None
+        if self.model.task != "segment":
+            raise SegmenterError(f"{path} is a {self.model.task} model; a -seg model is needed")
+        self.names: dict[int, str] = dict(self.model.names)
+        self.class_ids = self._select(classes)
+        self.confidence = confidence
+        self.half = self.device == "cuda"
+        self._predictor = _soft_predictor_class()
+
+    def _select(self, classes: list[str] | None) -> list[int] | None:
+        if not classes:
+            return None  # every class, as the original did
+        by_name = {name: index for index, name in self.names.items()}
+        unknown = [c for c in classes if c not in by_name]
+        if unknown:
+            raise SegmenterError(
+                f"--classes: unknown class {', '.join(map(repr, unknown))}; this model knows "
+                f"{', '.join(by_name)}"
+            )
+        return [by_name[c] for c in classes]
+
+    @classmethod
+    def from_options(cls, options: Options) -> YoloSegmenter:
+        return cls(options.yolo_model, weights=options.weights, classes=options.classes,
+                   confidence=options.yolo_conf, device=options.device,
+                   offline=options.offline)  # fmt: skip
+
+    def instance_masks(self, rgb: np.ndarray) -> np.ndarray:
+        """Soft masks (``N×H×W`` float32) of the selected classes' instances, at ``rgb``'s size."""
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # Ultralytics reads arrays as OpenCV's BGR
+        results = self.model.predict(
+            bgr, predictor=self._predictor, conf=self.confidence, classes=self.class_ids,
+            imgsz=IMAGE_SIZE, device=self.device, quantize=16 if self.half else 32, verbose=False,
+        )  # fmt: skip
+        masks = results[0].masks
+        if masks is None:
+            return np.zeros((0, *rgb.shape[:2]), np.float32)
+        return masks.data.float().cpu().numpy()
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray:
+        return soft_union(self.instance_masks(rgb))
