@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         "then composite it over a new background (an image, or the photo's own background "
         "blurred).",
         epilog="Exit codes: 0 all done, 1 some files failed, 2 usage error, 130 interrupted. "
-        "Outputs that exist are skipped, so rerunning a command resumes it.",
+        "Outputs that exist are skipped, so rerunning a command resumes it. "
+        f"`{PROG} download NAME...` fetches model weights ahead of offline use.",
     )
     io = parser.add_argument_group("input and output")
     io.add_argument(
@@ -204,6 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="where models run (default: %(default)s; MediaPipe is CPU only)",
     )
 
+    seg.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        metavar="N",
+        help="segment up to N images per model call (DeepLab/YOLO; worth it on a GPU); raises "
+        "--workers to at least N (default: %(default)s)",
+    )
+
     run = parser.add_argument_group("run")
     run.add_argument(
         "--workers",
@@ -246,6 +256,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         classes=args.classes,
         weights=args.weights,
         offline=args.offline,
+        batch_size=args.batch_size,
         max_pixels=args.max_pixels,
         workers=args.workers,
         summary=args.summary,
@@ -276,7 +287,63 @@ def _configure_logging(options: Options) -> None:
     logger.setLevel(level)
 
 
+def download_main(argv: Sequence[str]) -> int:
+    """``download NAME…``: fetch weights into the libraries' caches ahead of offline use."""
+    from operations.models import DEFAULT_TIMEOUT
+    from operations.segmenters.deeplab import VARIANTS
+
+    known = {f"deeplab-{v}": v for v in VARIANTS} | {f"yolo-{s}": s for s in "nsmlx"}
+    aliases = {"deeplab": "deeplab-resnet101", "yolo": "yolo-n"}
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} download",
+        description="Fetch model weights into the caches the tool reads (TORCH_HOME for "
+        "torchvision, Ultralytics' weights folder), for machines that run offline. Checksums are "
+        "verified where the source publishes them (torchvision's file names carry one).",
+    )
+    parser.add_argument("names", nargs="+", metavar="NAME",
+                        help=f"any of: {', '.join([*aliases, *known])}")  # fmt: skip
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="the longest any single network wait may take (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    from operations.models import WeightsError, download, torchvision_spec
+    from operations.segmenters import deeplab, yolo
+
+    status = EXIT_OK
+    for raw in args.names:
+        name = aliases.get(raw, raw)
+        if name not in known:
+            print(f"{PROG}: error: unknown model {raw!r}; choose from "
+                  f"{', '.join([*aliases, *known])}", file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+        if name.startswith("deeplab-"):
+            builder = deeplab.VARIANTS[known[name]][0]
+            spec = torchvision_spec(builder, deeplab.weights_entry(known[name]))
+        else:
+            spec = yolo.weights_spec(known[name])
+        if spec.cached.is_file():
+            print(f"{name}: already cached at {spec.cached}", file=sys.stderr)
+            continue
+        try:
+            download(spec.url, spec.cached, sha256_prefix=spec.sha256_prefix,
+                     timeout=args.timeout, progress=True)  # fmt: skip
+        except WeightsError as exc:
+            print(f"{PROG}: {name}: {exc}", file=sys.stderr)
+            status = EXIT_FAILED
+            continue
+        checked = "checksum verified" if spec.sha256_prefix else "no published checksum"
+        print(f"{name}: saved {spec.cached} ({checked})", file=sys.stderr)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["download"]:
+        return download_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
 

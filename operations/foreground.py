@@ -8,8 +8,12 @@ validation) never imports a backend's heavy dependencies (torch, ultralytics, me
 from __future__ import annotations
 
 import importlib
+import queue
 import threading
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -40,6 +44,19 @@ class Segmenter(ABC):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._batcher: _Batcher | None = None
+
+    def enable_batching(self, size: int, wait: float = 0.01) -> None:
+        """Let concurrent calls be answered together, up to ``size`` images per model call.
+
+        Worth it on a GPU, where one call on a batch costs little more than on one image. The
+        batch can only be as large as the number of threads calling at once (``--workers``).
+        """
+        self._batcher = _Batcher(self.predict_batch, size, wait) if size > 1 else None
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`predict` for several images; backends that can batch override this."""
+        return [self.predict(image) for image in images]
 
     @abstractmethod
     def predict(self, rgb: np.ndarray) -> np.ndarray:
@@ -58,6 +75,8 @@ class Segmenter(ABC):
         """Build the backend from the run's validated options."""
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        if self._batcher is not None:
+            return self._batcher.submit(rgb)
         if self.thread_safe:
             return self.predict(rgb)
         with self._lock:
@@ -71,6 +90,48 @@ class Segmenter(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Batcher:
+    """Collects concurrent requests into batches; whichever caller holds the model runs one.
+
+    Each caller queues its image, then takes the model lock in turn; the holder takes up to
+    ``size`` queued images (waiting up to ``wait`` seconds for more to arrive), runs them in one
+    call and hands every caller its own result. A caller whose image was answered in someone
+    else's batch returns without running the model.
+    """
+
+    def __init__(
+        self, run: Callable[[list[np.ndarray]], list[np.ndarray]], size: int, wait: float
+    ) -> None:
+        self._run, self._size, self._wait = run, size, wait
+        self._queue: queue.Queue[tuple[np.ndarray, Future[np.ndarray]]] = queue.Queue()
+        self._lock = threading.Lock()
+
+    def submit(self, image: np.ndarray) -> np.ndarray:
+        future: Future[np.ndarray] = Future()
+        self._queue.put((image, future))
+        while not future.done():
+            with self._lock:
+                if future.done():
+                    break
+                # Our image is still queued (only the lock holder takes from the queue).
+                batch = [self._queue.get_nowait()]
+                deadline = time.monotonic() + self._wait
+                while len(batch) < self._size:
+                    try:
+                        batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                    except queue.Empty:
+                        break
+                try:
+                    results = self._run([item for item, _ in batch])
+                except BaseException as exc:  # noqa: BLE001 - handed to every caller in the batch
+                    for _, waiting in batch:
+                        waiting.set_exception(exc)
+                else:
+                    for (_, waiting), result in zip(batch, results, strict=True):
+                        waiting.set_result(result)
+        return future.result()
 
 
 @dataclass(frozen=True)
@@ -158,4 +219,6 @@ def create_segmenter(options: Options) -> Segmenter:
     assert spec.target is not None  # resolve_segmenter_name refuses planned backends
     module_name, _, class_name = spec.target.partition(":")
     cls: type[Segmenter] = getattr(importlib.import_module(module_name), class_name)
-    return cls.from_options(options)
+    segmenter = cls.from_options(options)
+    segmenter.enable_batching(options.batch_size)
+    return segmenter

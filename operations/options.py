@@ -60,6 +60,7 @@ class Options:
     classes: list[str] | None = None
     weights: Path | None = None
     offline: bool = False
+    batch_size: int = 1
     max_pixels: int = DEFAULT_MAX_PIXELS
     workers: int = field(default_factory=default_workers)
     summary: Path | None = None
@@ -123,6 +124,8 @@ class Options:
             raise OptionsError("--max-pixels", self.max_pixels, "must be positive")
         if self.workers < 1:
             raise OptionsError("--workers", self.workers, "must be at least 1")
+        if self.batch_size < 1:
+            raise OptionsError("--batch-size", self.batch_size, "must be at least 1")
         if self.quiet and self.verbose:
             raise OptionsError("--quiet", None, "cannot be combined with --verbose")
         if mode == "mediapipe" and self.device in ("cuda", "mps"):
@@ -136,7 +139,9 @@ class Options:
             for name in ("input", "output", "bg", "summary", "weights")
             if (value := getattr(self, name)) is not None
         }
-        checked = replace(self, mode=mode, **paths)
+        # A batch gathers images from the worker threads: it needs as many of them.
+        workers = max(self.workers, self.batch_size)
+        checked = replace(self, mode=mode, workers=workers, **paths)
         if batch:
             checked._check_batch()
         return checked

@@ -20,7 +20,7 @@ import run
 from operations.foreground import SegmenterError
 from operations.images import ImageError, decode
 from operations.models import WeightsError, WeightsSpec, download, resolve
-from tests.helpers import BACKGROUND, SAMPLES
+from tests.helpers import BACKGROUND, SAMPLES, DiscSegmenter
 
 
 def cli(capsys, *args: object) -> tuple[int, str]:
@@ -258,3 +258,70 @@ def test_resolve_order_explicit_cache_download(server: str, tmp_path: Path) -> N
     assert resolve(spec, offline=True) == spec.cached  # and found there afterwards
     with pytest.raises(WeightsError, match="no such file"):
         resolve(spec, tmp_path / "missing.pt")
+
+
+# --- batching --------------------------------------------------------------------------------
+
+
+class CountingSegmenter(DiscSegmenter):
+    """Records the size of every model call."""
+
+    thread_safe = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        self.batches.append(len(images))
+        time.sleep(0.02)  # a model call takes a while: others queue up meanwhile
+        return [self.predict(image) for image in images]
+
+
+def test_concurrent_calls_are_batched_and_each_caller_gets_its_own_answer() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    segmenter = CountingSegmenter()
+    segmenter.enable_batching(4)
+    images = [np.zeros((10 + i, 20, 3), np.uint8) for i in range(24)]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(segmenter, images))
+    for image, result in zip(images, results, strict=True):
+        assert result.shape == image.shape[:2]  # answers are not mixed up between callers
+        np.testing.assert_array_equal(result, segmenter.predict(image))
+    assert sum(segmenter.batches) == 24
+    assert max(segmenter.batches) <= 4 and max(segmenter.batches) > 1
+
+
+def test_a_failing_batch_fails_each_of_its_callers() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Broken(CountingSegmenter):
+        def predict_batch(self, images):
+            raise RuntimeError("out of memory")
+
+    segmenter = Broken()
+    segmenter.enable_batching(3)
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(segmenter, np.zeros((4, 4, 3), np.uint8)) for _ in range(3)]
+    for future in futures:
+        with pytest.raises(RuntimeError, match="out of memory"):
+            future.result()
+
+
+def test_deeplab_batch_equals_one_by_one(torch_home: Path) -> None:
+    from operations.segmenters.deeplab import DeepLabSegmenter
+
+    segmenter = DeepLabSegmenter("mobilenet_v3_large", offline=True, device="cpu")
+    rgb = decode(SAMPLES / "astronaut.jpg").rgb
+    images = [rgb, np.ascontiguousarray(rgb[:, ::-1]), np.ascontiguousarray(rgb[:400])]
+    batched = segmenter.predict_batch(images)
+    for image, result in zip(images, batched, strict=True):
+        np.testing.assert_allclose(result, segmenter.predict(image), atol=1e-4)
+
+
+def test_batch_size_raises_the_worker_count() -> None:
+    from operations.options import Options
+
+    options = Options(blur=True, batch_size=8, workers=2).validated(batch=False)
+    assert options.workers == 8

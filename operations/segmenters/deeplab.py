@@ -135,15 +135,30 @@ class DeepLabSegmenter(Segmenter):
         tensor = torch.from_numpy(normalised.transpose(2, 0, 1)).unsqueeze(0)
         return tensor.to(self.device, dtype=torch.float16 if self.half else torch.float32)
 
-    def probabilities(self, rgb: np.ndarray) -> np.ndarray:
-        """The selected classes' summed softmax probability, at the network's resolution."""
+    def _probabilities(self, batch: torch.Tensor) -> np.ndarray:
+        """The selected classes' summed softmax probability (``N×h×w``), network resolution."""
         import torch
 
         with torch.inference_mode():
-            logits = self.model(self._tensor(rgb))["out"][0].float()
-            probs = torch.softmax(logits, dim=0)[self.class_indices].sum(dim=0).clamp_(0.0, 1.0)
-            return probs.cpu().numpy().astype(np.float32)
+            logits = self.model(batch)["out"].float()
+            probs = torch.softmax(logits, dim=1)[:, self.class_indices].sum(dim=1)
+            return probs.clamp_(0.0, 1.0).cpu().numpy().astype(np.float32)
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
-        height, width = rgb.shape[:2]
-        return cv2.resize(self.probabilities(rgb), (width, height), interpolation=cv2.INTER_LINEAR)
+        return self.predict_batch([rgb])[0]
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """One network call per group of images that share a size (a camera's batch usually)."""
+        import torch
+
+        tensors = [self._tensor(rgb) for rgb in images]
+        results: list[np.ndarray | None] = [None] * len(images)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, tensor in enumerate(tensors):
+            groups.setdefault(tuple(tensor.shape), []).append(index)
+        for indices in groups.values():
+            probs = self._probabilities(torch.cat([tensors[i] for i in indices]))
+            for i, prob in zip(indices, probs, strict=True):
+                height, width = images[i].shape[:2]
+                results[i] = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+        return results  # type: ignore[return-value]

@@ -40,15 +40,22 @@ def import_ultralytics() -> None:
     # use (its online check, downloads with minutes of retries, analytics events).
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_VERBOSE", "False")
+    import torch
     from PIL import Image
 
-    pil_open = Image.open
+    pil_open, threads = Image.open, torch.get_num_threads()
+    omp = os.environ.get("OMP_NUM_THREADS")
     import ultralytics  # noqa: F401
 
     # Importing it replaces PIL.Image.open, for the whole process, with a wrapper that runs
     # `pip install pi-heif` when Pillow cannot identify a file. A batch meets such files on
     # purpose (and reports them); we pass the network arrays, so the wrapper is undone.
     Image.open = pil_open
+    # It also sets OMP_NUM_THREADS=1 ("for training"), which would make every later torch model
+    # in the process (DeepLab, VGG19) run on one core.
+    if omp is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+    torch.set_num_threads(threads)
 
 
 def weights_spec(size: str) -> WeightsSpec:
@@ -156,6 +163,13 @@ class YoloSegmenter(Segmenter):
         self.confidence = confidence
         self.half = self.device == "cuda"
         self._predictor = _soft_predictor_class()
+        # The first prediction sets Ultralytics' predictor up, and its device selection sets
+        # torch's CPU threads to cores − 1 (a training default): set up now, then undo that.
+        import torch
+
+        threads = torch.get_num_threads()
+        self.instance_masks(np.zeros((64, 64, 3), np.uint8))
+        torch.set_num_threads(threads)
 
     def _select(self, classes: list[str] | None) -> list[int] | None:
         if not classes:
@@ -177,15 +191,25 @@ class YoloSegmenter(Segmenter):
 
     def instance_masks(self, rgb: np.ndarray) -> np.ndarray:
         """Soft masks (``N×H×W`` float32) of the selected classes' instances, at ``rgb``'s size."""
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # Ultralytics reads arrays as OpenCV's BGR
+        return self._instance_masks([rgb])[0]
+
+    def _instance_masks(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        bgr = [cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) for rgb in images]  # Ultralytics wants BGR
         results = self.model.predict(
             bgr, predictor=self._predictor, conf=self.confidence, classes=self.class_ids,
-            imgsz=IMAGE_SIZE, device=self.device, quantize=16 if self.half else 32, verbose=False,
+            imgsz=IMAGE_SIZE, device=self.device, quantize=16 if self.half else 32,
+            batch=len(bgr), verbose=False,
         )  # fmt: skip
-        masks = results[0].masks
-        if masks is None:
-            return np.zeros((0, *rgb.shape[:2]), np.float32)
-        return masks.data.float().cpu().numpy()
+        masks = []
+        for rgb, result in zip(images, results, strict=True):
+            if result.masks is None:
+                masks.append(np.zeros((0, *rgb.shape[:2]), np.float32))
+            else:
+                masks.append(result.masks.data.float().cpu().numpy())
+        return masks
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
         return soft_union(self.instance_masks(rgb))
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        return [soft_union(masks) for masks in self._instance_masks(images)]
