@@ -142,7 +142,46 @@ def build_parser() -> argparse.ArgumentParser:
         "-n",
         "--nst",
         action="store_true",
-        help="restyle the background with neural style transfer (not available yet)",
+        help="repaint each photo's own background in the style of the --bg image (VGG19 neural "
+        "style transfer, masked so the subject is untouched)",
+    )
+    nst = parser.add_argument_group("style transfer (--nst)")
+    nst.add_argument(
+        "--nst-size",
+        type=int,
+        default=384,
+        metavar="PX",
+        help="working size, long side; larger = finer strokes, slower (default: %(default)s)",
+    )
+    nst.add_argument(
+        "--nst-steps",
+        type=int,
+        default=60,
+        metavar="N",
+        help="loss evaluations at the finest of two pyramid levels; stops early "
+        "when the loss stops improving (default: %(default)s)",
+    )
+    nst.add_argument(
+        "--nst-optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="(default: %(default)s)"
+    )
+    nst.add_argument(
+        "--nst-content-weight", type=float, default=1e5, metavar="W", help="(default: %(default)g)"
+    )
+    nst.add_argument(
+        "--nst-style-weight", type=float, default=3e4, metavar="W", help="(default: %(default)g)"
+    )
+    nst.add_argument(
+        "--nst-tv-weight",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="total-variation weight (default: %(default)g)",
+    )
+    nst.add_argument(
+        "--nst-weights",
+        type=Path,
+        metavar="FILE",
+        help="a local torchvision VGG19 weights file (vgg19-dcbb9e9d.pth)",
     )
 
     seg = parser.add_argument_group("segmentation")
@@ -257,6 +296,13 @@ def options_from_args(args: argparse.Namespace) -> Options:
         weights=args.weights,
         offline=args.offline,
         batch_size=args.batch_size,
+        nst_size=args.nst_size,
+        nst_steps=args.nst_steps,
+        nst_optimizer=args.nst_optimizer,
+        nst_content_weight=args.nst_content_weight,
+        nst_style_weight=args.nst_style_weight,
+        nst_tv_weight=args.nst_tv_weight,
+        nst_weights=args.nst_weights,
         max_pixels=args.max_pixels,
         workers=args.workers,
         summary=args.summary,
@@ -357,13 +403,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return usage_error(str(exc))
     _configure_logging(options)
     from operations.foreground import SegmenterError
+    from operations.neural_style_transfer import StyleTransferError
     from operations.pipeline import run_batch
 
     try:
         batch = run_batch(options)
     except OptionsError as exc:
         return usage_error(str(exc))
-    except SegmenterError as exc:  # the model could not be set up: nothing was processed
+    except (SegmenterError, StyleTransferError) as exc:  # a model could not be set up
         return usage_error(str(exc))
     except KeyboardInterrupt:  # before the batch loop, which handles its own interruptions
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -61,6 +61,13 @@ class Options:
     weights: Path | None = None
     offline: bool = False
     batch_size: int = 1
+    nst_size: int = 384
+    nst_steps: int = 60
+    nst_optimizer: str = "lbfgs"
+    nst_content_weight: float = 1e5
+    nst_style_weight: float = 3e4
+    nst_tv_weight: float = 1.0
+    nst_weights: Path | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     workers: int = field(default_factory=default_workers)
     summary: Path | None = None
@@ -90,8 +97,21 @@ class Options:
                 self.prompt,
                 "generated backgrounds are not available in this version yet",
             )
-        if self.nst:
-            raise OptionsError("--nst", None, "style transfer is not available in this version yet")
+        if self.nst and self.bg is None:
+            raise OptionsError("--nst", None, "needs a style image: give --bg FILE")
+        if not 32 <= self.nst_size <= 4096:
+            raise OptionsError("--nst-size", self.nst_size, "must be between 32 and 4096 px")
+        if self.nst_steps < 1:
+            raise OptionsError("--nst-steps", self.nst_steps, "must be at least 1")
+        if self.nst_optimizer not in ("lbfgs", "adam"):
+            raise OptionsError("--nst-optimizer", self.nst_optimizer, "choose from lbfgs, adam")
+        for option, value in (("--nst-content-weight", self.nst_content_weight),
+                              ("--nst-style-weight", self.nst_style_weight),
+                              ("--nst-tv-weight", self.nst_tv_weight)):  # fmt: skip
+            if value < 0:
+                raise OptionsError(option, value, "must not be negative")
+        if self.nst_weights is not None and not Path(self.nst_weights).is_file():
+            raise OptionsError("--nst-weights", self.nst_weights, "no such file")
         if self.bg is not None:
             bg = Path(self.bg)
             if not bg.exists():
@@ -136,7 +156,7 @@ class Options:
             )
         paths = {
             name: Path(value)
-            for name in ("input", "output", "bg", "summary", "weights")
+            for name in ("input", "output", "bg", "summary", "weights", "nst_weights")
             if (value := getattr(self, name)) is not None
         }
         # A batch gathers images from the worker threads: it needs as many of them.

@@ -132,6 +132,23 @@ class Pipeline:
                 raise OptionsError("--bg", options.bg, str(exc)) from None
         self.background = background
         self.segmenter = segmenter if segmenter is not None else create_segmenter(options)
+        self.style = None
+        if options.nst:
+            if background is None:
+                raise OptionsError("--nst", None, "needs a style image: give --bg FILE")
+            from operations.neural_style_transfer import StyleSettings, StyleTransfer
+
+            settings = StyleSettings(
+                size=options.nst_size,
+                steps=options.nst_steps,
+                optimizer=options.nst_optimizer,
+                content_weight=options.nst_content_weight,
+                style_weight=options.nst_style_weight,
+                tv_weight=options.nst_tv_weight,
+            )
+            # The network and the style's Gram targets: once per run, for every photo.
+            self.style = StyleTransfer(background.rgb, settings, weights=options.nst_weights,
+                                       offline=options.offline, device=options.device)  # fmt: skip
         self.encode_settings = EncodeSettings(quality=options.quality)
 
     def close(self) -> None:
@@ -148,6 +165,9 @@ class Pipeline:
     ) -> np.ndarray:
         height, width = rgb.shape[:2]
         sigma = blur_sigma(height, width, self.options.blur_strength) if self.options.blur else 0.0
+        if self.style is not None:  # the photo's own background, repainted in the style
+            styled = self.style.stylize(rgb, alpha)
+            return gaussian_blur(styled, sigma) if sigma else styled
         if self.background is None:  # portrait mode: the photo's own background, blurred
             return blur_behind_subject(rgb, alpha, sigma)
         fitted = self.background.fitted(width, height, self.options.fit, icc_profile)

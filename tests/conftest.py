@@ -108,3 +108,25 @@ def yolo_weights() -> Path:
         spec.cache_dir.mkdir(parents=True, exist_ok=True)
         yolo.save(spec.cached)
     return spec.cached
+
+
+@pytest.fixture(scope="session")
+def vgg_weights() -> Path:
+    """TORCH_HOME holding a random-weights VGG19 under torch.hub's name for it.
+
+    The file is a torchvision VGG19 ``state_dict`` holding the ``features.*`` tensors, which are
+    all the tool reads (the classifier's 480 MB are left out to keep the test fast).
+    """
+    import torch
+    from torchvision.models import VGG19_Weights, vgg19
+
+    from operations.models import torchvision_spec
+
+    spec = torchvision_spec("vgg19", VGG19_Weights.IMAGENET1K_V1)
+    if not spec.cached.exists():
+        torch.manual_seed(0)
+        state = {k: v for k, v in vgg19(weights=None).state_dict().items()
+                 if k.startswith("features.")}  # fmt: skip
+        spec.cache_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(state, spec.cached)
+    return spec.cached
