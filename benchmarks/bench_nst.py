@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -126,7 +125,9 @@ def main() -> None:
     transfer.loss = original_loss  # type: ignore[method-assign]
 
     print(
-        f"VGG19 weights: {weights}; working size {w}×{h}; torch threads {torch.get_num_threads()}"
+        f"VGG19 weights: {weights}; working size {w}×{h}; "
+        f"torch threads {torch.get_num_threads()}; loss weights: content "
+        f"{settings.content_weight:g}, style {settings.style_weight:g}, tv {settings.tv_weight:g}"
     )
     print(f"(a) original, Adam lr 10/255, {args.orig_steps} steps: {original_seconds:.1f} s, "
           f"final loss {target:.6g} (start {original_history[0]:.6g})")  # fmt: skip
@@ -169,7 +170,7 @@ def main() -> None:
     per_step = (time.perf_counter() - start) / 3
     extrapolated = per_step * 1000
     print(f"per photo ({big.shape[1]}×{big.shape[0]}), batch of {args.batch}, our defaults: "
-          f"{per_photo:.1f} s (segmentation, matting, style transfer, encode included)")  # fmt: skip
+          f"{per_photo:.1f} s (segmentation, matting, style transfer and encoding)")  # fmt: skip
     print(f"original at full resolution: {per_step:.2f} s/step × 1000 = {extrapolated:.0f} s "
           f"(extrapolated) → {extrapolated / per_photo:.0f}× (target ≥ 20×)")  # fmt: skip
 
