@@ -339,6 +339,7 @@ def download_main(argv: Sequence[str]) -> int:
     from operations.segmenters.deeplab import VARIANTS
 
     known = {f"deeplab-{v}": v for v in VARIANTS} | {f"yolo-{s}": s for s in "nsmlx"}
+    known["vgg19"] = "vgg19"
     aliases = {"deeplab": "deeplab-resnet101", "yolo": "yolo-n"}
     parser = argparse.ArgumentParser(
         prog=f"{PROG} download",
@@ -366,7 +367,11 @@ def download_main(argv: Sequence[str]) -> int:
             print(f"{PROG}: error: unknown model {raw!r}; choose from "
                   f"{', '.join([*aliases, *known])}", file=sys.stderr)  # fmt: skip
             return EXIT_USAGE
-        if name.startswith("deeplab-"):
+        if name == "vgg19":
+            from torchvision.models import VGG19_Weights
+
+            spec = torchvision_spec("vgg19", VGG19_Weights.IMAGENET1K_V1)
+        elif name.startswith("deeplab-"):
             builder = deeplab.VARIANTS[known[name]][0]
             spec = torchvision_spec(builder, deeplab.weights_entry(known[name]))
         else:

@@ -325,3 +325,10 @@ def test_batch_size_raises_the_worker_count() -> None:
 
     options = Options(blur=True, batch_size=8, workers=2).validated(batch=False)
     assert options.workers == 8
+
+
+def test_download_command(vgg_weights: Path, capsys) -> None:
+    assert run.main(["download", "vgg19"]) == 0
+    assert "already cached" in capsys.readouterr().err
+    assert run.main(["download", "resnet"]) == 2
+    assert "unknown model 'resnet'" in capsys.readouterr().err
