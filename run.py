@@ -21,6 +21,7 @@ from operations.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
 from operations.matting import MATTING_METHODS
 from operations.options import DEVICES, MP_MODELS, Options, OptionsError, default_workers
 from operations.segmenters.deeplab import VARIANTS as DEEPLAB_VARIANTS
+from operations.text_to_image import DEFAULT_MODEL as DEFAULT_SD_MODEL
 
 PROG = "backgroundswap"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-p",
         "--prompt",
         metavar="TEXT",
-        help="generate the background from a text prompt (not available yet)",
+        help="generate the background from a text prompt with Stable Diffusion (when no --bg)",
     )
     bg.add_argument(
         "--fit",
@@ -144,6 +145,51 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="repaint each photo's own background in the style of the --bg image (VGG19 neural "
         "style transfer, masked so the subject is untouched)",
+    )
+    sd = parser.add_argument_group("generated backgrounds (--prompt)")
+    sd.add_argument("--negative-prompt", metavar="TEXT", help="what the background must not show")
+    sd.add_argument(
+        "--sd-model",
+        default=DEFAULT_SD_MODEL,
+        metavar="ID|DIR",
+        help="diffusers model id or local pipeline folder (default: %(default)s, "
+        "CreativeML OpenRAIL-M licence)",
+    )
+    sd.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed: the same seed gives the same background (default: 0)",
+    )
+    sd.add_argument(
+        "--steps", type=int, default=30, metavar="N", help="denoising steps (default: %(default)s)"
+    )
+    sd.add_argument(
+        "--guidance",
+        type=float,
+        default=7.5,
+        metavar="SCALE",
+        help="classifier-free guidance scale (default: %(default)s)",
+    )
+    sd.add_argument(
+        "--sd-size",
+        type=int,
+        metavar="PX",
+        help="long side to generate at (default: the model's native size)",
+    )
+    sd.add_argument(
+        "--bg-per-image",
+        action="store_true",
+        help="generate one background per photo (seed + the photo's index) instead "
+        "of one for the run",
+    )
+    sd.add_argument(
+        "--sd-attention-slicing", action="store_true", help="lower GPU memory use, a little slower"
+    )
+    sd.add_argument(
+        "--sd-cpu-offload",
+        action="store_true",
+        help="CUDA: keep only the running part of the model on the GPU",
     )
     nst = parser.add_argument_group("style transfer (--nst)")
     nst.add_argument(
@@ -303,6 +349,15 @@ def options_from_args(args: argparse.Namespace) -> Options:
         nst_style_weight=args.nst_style_weight,
         nst_tv_weight=args.nst_tv_weight,
         nst_weights=args.nst_weights,
+        negative_prompt=args.negative_prompt,
+        sd_model=args.sd_model,
+        sd_size=args.sd_size,
+        seed=args.seed,
+        sd_steps=args.steps,
+        sd_guidance=args.guidance,
+        bg_per_image=args.bg_per_image,
+        sd_attention_slicing=args.sd_attention_slicing,
+        sd_cpu_offload=args.sd_cpu_offload,
         max_pixels=args.max_pixels,
         workers=args.workers,
         summary=args.summary,
@@ -340,6 +395,7 @@ def download_main(argv: Sequence[str]) -> int:
 
     known = {f"deeplab-{v}": v for v in VARIANTS} | {f"yolo-{s}": s for s in "nsmlx"}
     known["vgg19"] = "vgg19"
+    known["sd"] = "sd"
     aliases = {"deeplab": "deeplab-resnet101", "yolo": "yolo-n"}
     parser = argparse.ArgumentParser(
         prog=f"{PROG} download",
@@ -349,6 +405,12 @@ def download_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("names", nargs="+", metavar="NAME",
                         help=f"any of: {', '.join([*aliases, *known])}")  # fmt: skip
+    parser.add_argument(
+        "--sd-model",
+        default=DEFAULT_SD_MODEL,
+        metavar="ID",
+        help="with `sd`: the diffusers model to fetch (default: %(default)s)",
+    )
     parser.add_argument(
         "--timeout",
         type=float,
@@ -367,6 +429,17 @@ def download_main(argv: Sequence[str]) -> int:
             print(f"{PROG}: error: unknown model {raw!r}; choose from "
                   f"{', '.join([*aliases, *known])}", file=sys.stderr)  # fmt: skip
             return EXIT_USAGE
+        if name == "sd":
+            from operations.text_to_image import GenerationError, fetch_pipeline
+
+            try:
+                where = fetch_pipeline(args.sd_model, timeout=args.timeout)
+            except GenerationError as exc:
+                print(f"{PROG}: sd: {exc}", file=sys.stderr)
+                status = EXIT_FAILED
+            else:
+                print(f"sd: {args.sd_model} is in {where}", file=sys.stderr)
+            continue
         if name == "vgg19":
             from torchvision.models import VGG19_Weights
 
@@ -410,12 +483,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from operations.foreground import SegmenterError
     from operations.neural_style_transfer import StyleTransferError
     from operations.pipeline import run_batch
+    from operations.text_to_image import GenerationError
 
     try:
         batch = run_batch(options)
     except OptionsError as exc:
         return usage_error(str(exc))
-    except (SegmenterError, StyleTransferError) as exc:  # a model could not be set up
+    except (SegmenterError, StyleTransferError, GenerationError) as exc:  # a model failed to load
         return usage_error(str(exc))
     except KeyboardInterrupt:  # before the batch loop, which handles its own interruptions
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from operations.images import write_atomic
 
-DEFAULT_TIMEOUT = 15.0  # seconds any single network wait may take
+DEFAULT_TIMEOUT = 10.0  # seconds any single network wait may take
 # (Not YOLO_OFFLINE: we set it ourselves to keep Ultralytics off the network.)
 _OFFLINE_VARIABLES = ("BACKGROUNDSWAP_OFFLINE", "HF_HUB_OFFLINE")
 

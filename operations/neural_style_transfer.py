@@ -190,9 +190,11 @@ class StyleTransfer:
         image: torch.Tensor,
         content: dict[int, torch.Tensor],
         mask: torch.Tensor | None,
+        targets: dict[int, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The weighted objective for ``image`` (``1×3×h×w`` in [0, 1])."""
         settings = self.settings
+        targets = targets if targets is not None else self.style_targets
         features = self._features(image)
         index = CONTENT_LAYER[1]
         difference = (features[index] - content[index]) ** 2
@@ -206,7 +208,7 @@ class StyleTransfer:
         for layer in STYLE_LAYERS.values():
             layer_mask = None if mask is None else self._mask_for(mask, features[layer])
             gram = self._gram(features[layer], layer_mask)
-            style_loss = style_loss + ((gram - self.style_targets[layer]) ** 2).mean()
+            style_loss = style_loss + ((gram - targets[layer]) ** 2).mean()
         style_loss = style_loss / len(STYLE_LAYERS)
         tv = (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (
             image[..., :, 1:] - image[..., :, :-1]
@@ -223,6 +225,7 @@ class StyleTransfer:
         mask: torch.Tensor | None,
         steps: int,
         progress: object | None = None,
+        targets: dict[int, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, list[float]]:
         """Minimise the loss from ``image``; return the best image found and every step's loss."""
         import torch
@@ -234,7 +237,7 @@ class StyleTransfer:
 
         def evaluate() -> torch.Tensor:
             optimiser.zero_grad()
-            value = self.loss(x, content, mask)
+            value = self.loss(x, content, mask, targets)
             value.backward()
             history.append(value.item())
             if history[-1] < best["loss"]:  # keep the best image seen, not merely the last
@@ -276,13 +279,17 @@ class StyleTransfer:
         previous, now = history[start - 1], history[-1]
         return previous - now < self.settings.tolerance * abs(previous)
 
-    def stylize(self, rgb: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+    def stylize(
+        self, rgb: np.ndarray, alpha: np.ndarray | None = None, style_rgb: np.ndarray | None = None
+    ) -> np.ndarray:
         """The photo's background repainted in the style, at the photo's size (``uint8``).
 
         Args:
             rgb: ``H×W×3`` ``uint8`` photo.
             alpha: ``H×W`` subject alpha; its background (``1 − α``) is what the losses see.
                 ``None`` restyles the whole image.
+            style_rgb: a style for this photo alone, instead of the run's (its Gram targets
+                are computed now).
         """
         import torch
         from tqdm import tqdm
@@ -296,6 +303,7 @@ class StyleTransfer:
         steps = [max(5, settings.steps >> level) for level in reversed(range(settings.levels))]
         with self._lock, tqdm(total=sum(steps), desc="style transfer", unit="step",
                               leave=False, disable=None) as bar:  # fmt: skip
+            targets = None if style_rgb is None else self._style_targets(style_rgb)
             current = None
             for (w, h), level_steps in zip(sizes, steps, strict=True):
                 photo = self._tensor(shrink(rgb, w, h) if width > w else cv2.resize(rgb, (w, h)))
@@ -308,6 +316,6 @@ class StyleTransfer:
                 start = photo if current is None else torch.nn.functional.interpolate(
                     current, (h, w), mode="bilinear", align_corners=False
                 )  # fmt: skip
-                current, _ = self.optimise(start, content, mask, level_steps, bar)
+                current, _ = self.optimise(start, content, mask, level_steps, bar, targets)
         result = current[0].permute(1, 2, 0).clamp(0, 1).mul(255).round().byte().cpu().numpy()
         return cv2.resize(result, (width, height), interpolation=cv2.INTER_CUBIC)

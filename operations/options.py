@@ -68,6 +68,15 @@ class Options:
     nst_style_weight: float = 3e4
     nst_tv_weight: float = 1.0
     nst_weights: Path | None = None
+    negative_prompt: str | None = None
+    sd_model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    sd_size: int | None = None  # None: the model's native size
+    seed: int = 0
+    sd_steps: int = 30
+    sd_guidance: float = 7.5
+    bg_per_image: bool = False
+    sd_attention_slicing: bool = False
+    sd_cpu_offload: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     workers: int = field(default_factory=default_workers)
     summary: Path | None = None
@@ -92,13 +101,20 @@ class Options:
         except ValueError as exc:
             raise OptionsError("--mode", self.mode, str(exc)) from None
         if self.prompt is not None:
-            raise OptionsError(
-                "--prompt",
-                self.prompt,
-                "generated backgrounds are not available in this version yet",
-            )
-        if self.nst and self.bg is None:
-            raise OptionsError("--nst", None, "needs a style image: give --bg FILE")
+            if not self.prompt.strip():
+                raise OptionsError("--prompt", self.prompt, "is empty")
+            if self.bg is not None:
+                raise OptionsError("--prompt", self.prompt, "give --bg or --prompt, not both")
+        if self.bg_per_image and self.prompt is None:
+            raise OptionsError("--bg-per-image", None, "goes with --prompt")
+        if self.sd_steps < 1:
+            raise OptionsError("--steps", self.sd_steps, "must be at least 1")
+        if self.sd_guidance < 0:
+            raise OptionsError("--guidance", self.sd_guidance, "must not be negative")
+        if self.sd_size is not None and not 64 <= self.sd_size <= 2048:
+            raise OptionsError("--sd-size", self.sd_size, "must be between 64 and 2048 px")
+        if self.nst and self.bg is None and self.prompt is None:
+            raise OptionsError("--nst", None, "needs a style image: give --bg FILE or --prompt")
         if not 32 <= self.nst_size <= 4096:
             raise OptionsError("--nst-size", self.nst_size, "must be between 32 and 4096 px")
         if self.nst_steps < 1:
@@ -167,10 +183,10 @@ class Options:
         return checked
 
     def _check_batch(self) -> None:
-        if self.bg is None and not self.blur:
+        if self.bg is None and self.prompt is None and not self.blur:
             raise OptionsError(
-                "--bg", None, "nothing to put behind the subject: give --bg FILE, or --blur alone "
-                "to blur the photo's own background"
+                "--bg", None, "nothing to put behind the subject: give --bg FILE, --prompt TEXT, "
+                "or --blur alone to blur the photo's own background"
             )  # fmt: skip
         if self.input is None:
             raise OptionsError("--input", None, "is required")

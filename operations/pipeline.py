@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import cv2
 import numpy as np
@@ -37,6 +38,10 @@ from operations.images import (
 )
 from operations.matting import Matte, refine
 from operations.options import Options, OptionsError
+
+if TYPE_CHECKING:
+    from operations.neural_style_transfer import StyleTransfer
+    from operations.text_to_image import PromptBackgrounds
 
 log = logging.getLogger("backgroundswap")
 
@@ -73,6 +78,7 @@ class Job:
     source: Path
     relative: Path
     outputs: tuple[Path, ...]
+    index: int = 0  # position in the sorted input list (per-image seeds count from it)
 
     @property
     def output(self) -> Path:
@@ -87,6 +93,7 @@ class FileResult:
     seconds: float = 0.0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    extra: dict[str, object] = field(default_factory=dict)  # e.g. a generated background, seed
 
 
 @dataclass
@@ -94,6 +101,7 @@ class BatchResult:
     files: list[FileResult]
     seconds: float
     interrupted: bool = False
+    background: dict[str, object] | None = None  # the generated background shared by the run
 
     def count(self, status: Status) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -130,26 +138,43 @@ class Pipeline:
                 background = Background.from_file(Path(options.bg), max_pixels=options.max_pixels)
             except ImageError as exc:
                 raise OptionsError("--bg", options.bg, str(exc)) from None
-        self.background = background
-        self.segmenter = segmenter if segmenter is not None else create_segmenter(options)
-        self.style = None
-        if options.nst:
-            if background is None:
-                raise OptionsError("--nst", None, "needs a style image: give --bg FILE")
-            from operations.neural_style_transfer import StyleSettings, StyleTransfer
+        self.background: Background | None = None
+        self.style: StyleTransfer | None = None
+        self._style_lock = threading.Lock()
+        self.prompted: PromptBackgrounds | None = None
+        if options.prompt is not None and background is None:
+            from operations.text_to_image import PromptBackgrounds
 
-            settings = StyleSettings(
-                size=options.nst_size,
-                steps=options.nst_steps,
-                optimizer=options.nst_optimizer,
-                content_weight=options.nst_content_weight,
-                style_weight=options.nst_style_weight,
-                tv_weight=options.nst_tv_weight,
-            )
-            # The network and the style's Gram targets: once per run, for every photo.
-            self.style = StyleTransfer(background.rgb, settings, weights=options.nst_weights,
-                                       offline=options.offline, device=options.device)  # fmt: skip
+            folder = Path(options.output) if options.output is not None else Path.cwd()
+            self.prompted = PromptBackgrounds(options, folder, progress=not options.quiet)
+        elif options.nst and background is None:
+            raise OptionsError("--nst", None, "needs a style image: give --bg FILE or --prompt")
+        self.segmenter = segmenter if segmenter is not None else create_segmenter(options)
+        if background is not None:
+            self.set_background(background)
         self.encode_settings = EncodeSettings(quality=options.quality)
+
+    def set_background(self, background: Background) -> None:
+        """Use ``background`` for every photo (with ``--nst``, as the style image)."""
+        self.background = background
+        if self.options.nst:
+            self._style_network(background.rgb)
+
+    def _style_network(self, style_rgb: np.ndarray) -> StyleTransfer:
+        """The style-transfer network, built once; its first style's Gram targets with it."""
+        with self._style_lock:
+            if self.style is None:
+                from operations.neural_style_transfer import StyleSettings, StyleTransfer
+
+                o = self.options
+                settings = StyleSettings(size=o.nst_size, steps=o.nst_steps,
+                                         optimizer=o.nst_optimizer,
+                                         content_weight=o.nst_content_weight,
+                                         style_weight=o.nst_style_weight,
+                                         tv_weight=o.nst_tv_weight)  # fmt: skip
+                self.style = StyleTransfer(style_rgb, settings, weights=o.nst_weights,
+                                           offline=o.offline, device=o.device)  # fmt: skip
+            return self.style
 
     def close(self) -> None:
         self.segmenter.close()
@@ -161,16 +186,22 @@ class Pipeline:
         self.close()
 
     def _background_for(
-        self, rgb: np.ndarray, alpha: np.ndarray, icc_profile: bytes | None
+        self,
+        rgb: np.ndarray,
+        alpha: np.ndarray,
+        icc_profile: bytes | None,
+        background: Background | None,
     ) -> np.ndarray:
         height, width = rgb.shape[:2]
         sigma = blur_sigma(height, width, self.options.blur_strength) if self.options.blur else 0.0
-        if self.style is not None:  # the photo's own background, repainted in the style
-            styled = self.style.stylize(rgb, alpha)
+        if self.options.nst and background is not None:  # own background, repainted in the style
+            network = self._style_network(background.rgb)
+            style = None if background is self.background else background.rgb
+            styled = network.stylize(rgb, alpha, style_rgb=style)
             return gaussian_blur(styled, sigma) if sigma else styled
-        if self.background is None:  # portrait mode: the photo's own background, blurred
+        if background is None:  # portrait mode: the photo's own background, blurred
             return blur_behind_subject(rgb, alpha, sigma)
-        fitted = self.background.fitted(width, height, self.options.fit, icc_profile)
+        fitted = background.fitted(width, height, self.options.fit, icc_profile)
         return gaussian_blur(fitted, sigma) if sigma else fitted
 
     def swap(
@@ -179,6 +210,7 @@ class Pipeline:
         *,
         alpha_in: np.ndarray | None = None,
         icc_profile: bytes | None = None,
+        background: Background | None = None,
     ) -> SwapResult:
         """Replace the background of one image.
 
@@ -187,6 +219,7 @@ class Pipeline:
             alpha_in: the photo's own transparency, if it has any; transparent pixels are never
                 subject.
             icc_profile: the photo's colour profile; the background is converted into it.
+            background: this photo's own background, instead of the run's.
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
@@ -197,8 +230,9 @@ class Pipeline:
         warnings = []
         if float(matte.alpha.max(initial=0.0)) < NO_SUBJECT_ALPHA:
             warnings.append("no subject found: the output shows the background alone")
-        background = self._background_for(rgb, matte.alpha, icc_profile)
-        image = composite(matte, background)
+        behind = self._background_for(rgb, matte.alpha, icc_profile,
+                                      background or self.background)  # fmt: skip
+        image = composite(matte, behind)
         return SwapResult(image, matte, warnings)
 
     def process_file(self, job: Job) -> FileResult:
@@ -206,7 +240,14 @@ class Pipeline:
         start = time.perf_counter()
         try:
             decoded = decode(job.source, max_pixels=self.options.max_pixels)
-            result = self.swap(decoded.rgb, alpha_in=decoded.alpha, icc_profile=decoded.icc_profile)
+            background, extra = None, {}
+            if self.prompted is not None and self.options.bg_per_image:
+                seed = self.options.seed + job.index
+                height, width = decoded.rgb.shape[:2]
+                generated, path = self.prompted.get(height, width, seed)
+                background, extra = Background(generated), {"background": str(path), "seed": seed}
+            result = self.swap(decoded.rgb, alpha_in=decoded.alpha,
+                               icc_profile=decoded.icc_profile, background=background)  # fmt: skip
             settings = self.encode_settings
             encode(result.image, job.output, icc_profile=decoded.icc_profile,
                    exif=decoded.exif, settings=settings)  # fmt: skip
@@ -225,7 +266,7 @@ class Pipeline:
             reason = f"unexpected {type(exc).__name__}: {exc}"
             return FileResult(str(job.source), None, "failed", time.perf_counter() - start, reason)
         return FileResult(str(job.source), str(job.output), "ok", time.perf_counter() - start,
-                          warnings=result.warnings)  # fmt: skip
+                          warnings=result.warnings, extra=extra)  # fmt: skip
 
 
 def plan_jobs(options: Options) -> list[Job]:
@@ -242,7 +283,10 @@ def plan_jobs(options: Options) -> list[Job]:
         raise OptionsError("--input", source, f"holds no files{hint}")
     extras = [MASK_SUFFIX] * options.save_mask + [CUTOUT_SUFFIX] * options.save_cutout
     plan = plan_outputs(relatives, options.format, extras)
-    return [Job(source / rel, rel, tuple(target / name for name in plan[rel])) for rel in relatives]
+    return [
+        Job(source / rel, rel, tuple(target / name for name in plan[rel]), index)
+        for index, rel in enumerate(relatives)
+    ]
 
 
 def _bounded_map(
@@ -293,8 +337,10 @@ def run_batch(
                  len(results), len(jobs))  # fmt: skip
     owned = pipeline is None
     interrupted = False
+    shared_background = None
     if todo:
         pipeline = pipeline or Pipeline(options)
+        shared_background = _prepare_generated_background(pipeline, todo)
         show = (not options.quiet) if progress is None else progress
         bar = tqdm(total=len(todo), unit="img", disable=None if show else True,
                    dynamic_ncols=True)  # fmt: skip
@@ -324,10 +370,39 @@ def run_batch(
             if owned:
                 pipeline.close()
     ordered = [results[job.source] for job in jobs if job.source in results]
-    batch = BatchResult(ordered, time.perf_counter() - start, interrupted)
+    batch = BatchResult(ordered, time.perf_counter() - start, interrupted, shared_background)
     if options.summary is not None:
         write_summary(batch, options, Path(options.summary), started_at)
     return batch
+
+
+def _prepare_generated_background(pipeline: Pipeline, todo: list[Job]) -> dict | None:
+    """With ``--prompt``: generate (or load) the run's background, at the first photo's aspect.
+
+    With ``--bg-per-image`` each photo gets its own in :meth:`Pipeline.process_file`; the
+    diffusion pipeline is loaded here anyway, so a missing model stops the run before any file.
+    """
+    prompted = pipeline.prompted
+    if prompted is None or pipeline.background is not None:
+        return None
+    if pipeline.options.bg_per_image:
+        prompted.ensure_ready()
+        return None
+    from PIL import Image
+
+    for job in todo:  # the first photo whose size can be read sets the aspect ratio
+        try:
+            with Image.open(job.source) as first:
+                width, height = first.size
+            break
+        except OSError:
+            continue
+    else:
+        return None
+    rgb, path = prompted.get(height, width, pipeline.options.seed)
+    pipeline.set_background(Background(rgb))
+    log.info("background: %s", path)
+    return {"background": str(path), "seed": pipeline.options.seed}
 
 
 def write_summary(batch: BatchResult, options: Options, path: Path, started_at: str) -> None:
@@ -338,6 +413,7 @@ def write_summary(batch: BatchResult, options: Options, path: Path, started_at: 
         "seconds": round(batch.seconds, 3),
         "interrupted": batch.interrupted,
         "counts": {s: batch.count(s) for s in ("ok", "skipped", "failed")},
+        "generated_background": batch.background,
         "options": options.to_dict(),
         "files": [{**asdict(f), "seconds": round(f.seconds, 4)} for f in batch.files],
     }

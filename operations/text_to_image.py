@@ -1,0 +1,287 @@
+"""Backgrounds generated from a text prompt with Stable Diffusion (diffusers).
+
+Non-interactive (a token comes from ``HF_TOKEN`` or the Hugging Face login cache, never a prompt
+on the terminal), reproducible (a fixed default seed), cached (each image is saved in the output
+folder with its parameters and reused on a rerun), shaped like the photos (generated at their
+aspect ratio, rounded to what the model accepts, capped at its native size, then fitted like any
+background), and never waiting on the network without a bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from operations.images import DEFAULT_MAX_PIXELS, decode, write_atomic
+from operations.models import DEFAULT_TIMEOUT, DeviceError, offline_from_environment, torch_device
+
+if TYPE_CHECKING:
+    from operations.options import Options
+
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # CreativeML OpenRAIL-M licence
+CACHE_FOLDER = "generated-backgrounds"  # inside the output folder
+
+
+class GenerationError(RuntimeError):
+    """The diffusion pipeline could not be loaded or run; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything that determines a generated image (and so its cache key)."""
+
+    prompt: str
+    negative_prompt: str | None
+    model: str
+    seed: int
+    steps: int
+    guidance: float
+    width: int
+    height: int
+
+    def key(self) -> str:
+        text = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def generation_size(height: int, width: int, native: int, multiple: int = 8) -> tuple[int, int]:
+    """(width, height) at the photo's aspect ratio: long side ``native``, multiples of ``multiple``.
+
+    The model was trained at ``native`` px: larger repeats subjects, smaller loses detail. The
+    short side follows the photo's aspect ratio, rounded to the model's size step.
+    """
+    scale = native / max(height, width)
+    w = max(multiple, round(width * scale / multiple) * multiple)
+    h = max(multiple, round(height * scale / multiple) * multiple)
+    return min(w, native), min(h, native)
+
+
+def hub_cache_dir() -> Path:
+    """Where huggingface_hub caches models (``HF_HUB_CACHE`` / ``HF_HOME``)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _reachable(url: str, timeout: float) -> str | None:
+    """None when ``url``'s server answers within ``timeout`` seconds, else the reason."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None  # it answered (401/404 are answers: from_pretrained reports them)
+    except (TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"no answer within {timeout:g} s" if "timed out" in str(reason) else str(reason)
+
+
+class BackgroundGenerator:
+    """A diffusers text-to-image pipeline, loaded once per run."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "auto",
+        offline: bool = False,
+        attention_slicing: bool = False,
+        cpu_offload: bool = False,
+        progress: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        import torch
+
+        try:
+            self.device = torch_device(device)
+        except DeviceError as exc:
+            raise GenerationError(str(exc)) from None
+        # fp16 on CUDA halves memory and time; the CPU computes in fp32 (no CUDA autocast there).
+        dtype = torch.float16 if self.device == "cuda" else torch.float32
+        self.model = model
+        self.pipeline = self._load(model, dtype, offline or offline_from_environment(), timeout)
+        if attention_slicing:
+            self.pipeline.enable_attention_slicing()
+        if cpu_offload and self.device == "cuda":
+            self.pipeline.enable_model_cpu_offload()
+        else:
+            self.pipeline.to(self.device)
+        self.pipeline.set_progress_bar_config(disable=not progress, leave=False,
+                                              desc="generating background")  # fmt: skip
+        self.native = int(self.pipeline.unet.config.sample_size) * int(
+            getattr(self.pipeline, "vae_scale_factor", 8)
+        )
+        self.multiple = int(getattr(self.pipeline, "vae_scale_factor", 8))
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _load(model: str, dtype: object, offline: bool, timeout: float) -> object:
+        # huggingface_hub's own waits are set to our bound (it reads these at import).
+        os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(timeout)))
+        os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(timeout)))
+        import diffusers
+        import transformers
+        from diffusers import AutoPipelineForText2Image
+
+        # Loading chatter (component bars, "accelerate" advice) is not for a batch tool's output.
+        diffusers.utils.logging.set_verbosity_error()
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+
+        def load(local_only: bool) -> object:
+            return AutoPipelineForText2Image.from_pretrained(
+                model, dtype=dtype, local_files_only=local_only, safety_checker=None,
+                requires_safety_checker=False,
+            )  # fmt: skip
+
+        fix = (
+            f"fetch it ahead with `python run.py download sd --sd-model {model}` on a machine with "
+            f"network access (it lands in {hub_cache_dir()}; set HF_HOME to move it), or give "
+            "--sd-model a local pipeline folder"
+        )
+        try:
+            return load(local_only=True)  # a local folder, or already in the hub cache
+        except (OSError, ValueError) as exc:
+            if Path(model).exists():
+                raise GenerationError(
+                    f"--sd-model {model!r}: not a diffusers pipeline: {exc}"
+                ) from None
+            if offline:
+                raise GenerationError(
+                    f"Stable Diffusion model {model!r} is not cached ({hub_cache_dir()}) and "
+                    f"downloads are off (--offline or HF_HUB_OFFLINE): {fix}"
+                ) from None
+        problem = _reachable(f"https://huggingface.co/api/models/{model}", timeout)
+        if problem is not None:
+            raise GenerationError(
+                f"Stable Diffusion model {model!r} is not cached ({hub_cache_dir()}) and "
+                f"huggingface.co cannot be reached ({problem}): {fix}"
+            )
+        try:
+            return load(local_only=False)
+        except Exception as exc:  # noqa: BLE001 - hub errors come in many types
+            raise GenerationError(f"could not download {model!r}: {exc}. To fix: {fix}") from None
+
+    def generate(self, request: GenerationRequest) -> np.ndarray:
+        """One image for the request (``height×width×3`` ``uint8`` RGB), deterministic per seed."""
+        import torch
+
+        generator = torch.Generator(device="cpu").manual_seed(request.seed)
+        with self._lock:
+            image = self.pipeline(
+                prompt=request.prompt, negative_prompt=request.negative_prompt,
+                width=request.width, height=request.height, num_inference_steps=request.steps,
+                guidance_scale=request.guidance, generator=generator, output_type="np",
+            ).images[0]  # fmt: skip
+        return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def save_generated(path: Path, rgb: np.ndarray, request: GenerationRequest) -> None:
+    """Save a generated background as PNG with its parameters in text chunks."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in asdict(request).items():
+        info.add_text(key, "" if value is None else str(value))
+    image = Image.fromarray(rgb)
+    write_atomic(path, lambda f: image.save(f, format="PNG", pnginfo=info))
+
+
+def fetch_pipeline(model: str, *, timeout: float = DEFAULT_TIMEOUT) -> Path:
+    """Download a diffusers pipeline into the Hugging Face cache (``download sd``)."""
+    problem = _reachable(f"https://huggingface.co/api/models/{model}", timeout)
+    if problem is not None:
+        raise GenerationError(f"huggingface.co cannot be reached ({problem})")
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(timeout)))
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(timeout)))
+    from diffusers import DiffusionPipeline
+
+    try:
+        return Path(DiffusionPipeline.download(model))
+    except Exception as exc:  # noqa: BLE001 - hub errors come in many types
+        raise GenerationError(f"could not download {model!r}: {exc}") from None
+
+
+class PromptBackgrounds:
+    """Backgrounds from a prompt: cached in the output folder, generated only when missing.
+
+    The diffusion pipeline is loaded on first need, so a rerun whose backgrounds are all cached
+    never loads (or downloads) it.
+    """
+
+    def __init__(self, options: Options, folder: Path, *, progress: bool = True) -> None:
+        assert options.prompt is not None
+        self.options = options
+        self.folder = folder
+        self.progress = progress
+        self._generator: BackgroundGenerator | None = None
+        self._lock = threading.Lock()
+        self.native: int | None = None
+
+    def _pipeline(self) -> BackgroundGenerator:
+        with self._lock:
+            if self._generator is None:
+                o = self.options
+                self._generator = BackgroundGenerator(
+                    o.sd_model, device=o.device, offline=o.offline,
+                    attention_slicing=o.sd_attention_slicing, cpu_offload=o.sd_cpu_offload,
+                    progress=self.progress,
+                )  # fmt: skip
+            return self._generator
+
+    def ensure_ready(self) -> None:
+        """Load the diffusion pipeline now (raising :class:`GenerationError` if it cannot be)."""
+        self._pipeline()
+
+    def request(self, height: int, width: int, seed: int) -> GenerationRequest:
+        o = self.options
+        native = o.sd_size or self._native()
+        gen_w, gen_h = generation_size(height, width, native)
+        return GenerationRequest(o.prompt or "", o.negative_prompt, o.sd_model, seed, o.sd_steps,
+                                 o.sd_guidance, gen_w, gen_h)  # fmt: skip
+
+    def _native(self) -> int:
+        """The model's native size, read from its config without loading its weights."""
+        if self.native is None:
+            self.native = model_native_size(self.options.sd_model)
+            if self.native is None:  # config not readable without the pipeline: load it
+                self.native = self._pipeline().native
+        return self.native
+
+    def get(self, height: int, width: int, seed: int) -> tuple[np.ndarray, Path]:
+        """The background for a photo of this size and this seed: cached, or generated now."""
+        request = self.request(height, width, seed)
+        path = self.folder / CACHE_FOLDER / f"bg-{request.key()}.png"
+        if path.is_file():
+            return decode(path, max_pixels=DEFAULT_MAX_PIXELS).rgb, path
+        rgb = self._pipeline().generate(request)
+        save_generated(path, rgb, request)
+        return rgb, path
+
+
+def model_native_size(model: str) -> int | None:
+    """``sample_size × 2^(len(vae blocks) − 1)`` from a local or cached pipeline's configs."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        def config(name: str) -> dict | None:
+            local = Path(model) / name / "config.json"
+            if local.is_file():
+                return json.loads(local.read_text())
+            cached = try_to_load_from_cache(model, f"{name}/config.json")
+            return json.loads(Path(cached).read_text()) if isinstance(cached, str) else None
+
+        unet, vae = config("unet"), config("vae")
+        if not unet or not vae:
+            return None
+        return int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
