@@ -19,7 +19,14 @@ from operations.composite import DEFAULT_BLUR_STRENGTH
 from operations.foreground import segmenter_help
 from operations.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
 from operations.matting import MATTING_METHODS
-from operations.options import DEVICES, MP_MODELS, Options, OptionsError, default_workers
+from operations.options import (
+    DEVICES,
+    ENGINES,
+    MP_MODELS,
+    Options,
+    OptionsError,
+    default_workers,
+)
 from operations.segmenters.deeplab import VARIANTS as DEEPLAB_VARIANTS
 from operations.text_to_image import DEFAULT_MODEL as DEFAULT_SD_MODEL
 
@@ -299,13 +306,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers to at least N (default: %(default)s)",
     )
 
+    scale = parser.add_argument_group("scaling out (--engine ray)")
+    scale.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local: threads on this machine; ray: a Ray cluster's workers, "
+        "same outputs (default: %(default)s)",
+    )
+    scale.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="'auto' or ray://HOST:PORT to join a cluster (default: start a local Ray instance)",
+    )
+    scale.add_argument(
+        "--cpus-per-worker", type=float, default=1.0, metavar="F", help="(default: %(default)s)"
+    )
+    scale.add_argument(
+        "--gpus-per-worker", type=float, default=0.0, metavar="F", help="(default: %(default)s)"
+    )
     run = parser.add_argument_group("run")
     run.add_argument(
         "--workers",
         type=int,
         default=default_workers(),
         metavar="N",
-        help="threads that decode, composite and encode in parallel (default: %(default)s)",
+        help="threads that decode, composite and encode in parallel; with --engine ray, the "
+        "most Ray workers (default: %(default)s)",
     )
     run.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar or summary line; errors only"
@@ -358,6 +385,10 @@ def options_from_args(args: argparse.Namespace) -> Options:
         bg_per_image=args.bg_per_image,
         sd_attention_slicing=args.sd_attention_slicing,
         sd_cpu_offload=args.sd_cpu_offload,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        cpus_per_worker=args.cpus_per_worker,
+        gpus_per_worker=args.gpus_per_worker,
         max_pixels=args.max_pixels,
         workers=args.workers,
         summary=args.summary,

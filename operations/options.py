@@ -15,6 +15,7 @@ from operations.matting import MATTING_METHODS
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MP_MODELS = ("general", "landscape")
+ENGINES = ("local", "ray")
 
 
 class OptionsError(ValueError):
@@ -77,6 +78,10 @@ class Options:
     bg_per_image: bool = False
     sd_attention_slicing: bool = False
     sd_cpu_offload: bool = False
+    engine: str = "local"
+    ray_address: str | None = None  # None: start a local Ray instance
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
     max_pixels: int = DEFAULT_MAX_PIXELS
     workers: int = field(default_factory=default_workers)
     summary: Path | None = None
@@ -160,6 +165,11 @@ class Options:
             raise OptionsError("--max-pixels", self.max_pixels, "must be positive")
         if self.workers < 1:
             raise OptionsError("--workers", self.workers, "must be at least 1")
+        if self.engine not in ENGINES:
+            raise OptionsError("--engine", self.engine, f"choose from {', '.join(ENGINES)}")
+        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
+            raise OptionsError("--cpus-per-worker", self.cpus_per_worker,
+                               "CPUs must be > 0 and GPUs ≥ 0 per worker")  # fmt: skip
         if self.batch_size < 1:
             raise OptionsError("--batch-size", self.batch_size, "must be at least 1")
         if self.quiet and self.verbose:

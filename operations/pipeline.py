@@ -338,7 +338,14 @@ def run_batch(
     owned = pipeline is None
     interrupted = False
     shared_background = None
-    if todo:
+    if todo and options.engine == "ray":
+        from operations.distributed import run_batch_ray
+
+        results, shared_background = run_batch_ray(options, todo, results)
+        for job in todo:
+            if job.source in results:
+                _report(job, results[job.source])
+    elif todo:
         pipeline = pipeline or Pipeline(options)
         shared_background = _prepare_generated_background(pipeline, todo)
         show = (not options.quiet) if progress is None else progress
@@ -354,11 +361,7 @@ def run_batch(
             window = 2 * options.workers
             for job, result in _bounded_map(pool, pipeline.process_file, todo, window):
                 results[job.source] = result
-                if result.status == "failed":
-                    log.error("failed %s: %s", job.relative, result.error)
-                for warning in result.warnings:
-                    log.warning("%s: %s", job.relative, warning)
-                log.debug("%s -> %s in %.2f s", job.relative, result.output, result.seconds)
+                _report(job, result)
                 bar.update()
         except KeyboardInterrupt:
             interrupted = True
@@ -374,6 +377,14 @@ def run_batch(
     if options.summary is not None:
         write_summary(batch, options, Path(options.summary), started_at)
     return batch
+
+
+def _report(job: Job, result: FileResult) -> None:
+    if result.status == "failed":
+        log.error("failed %s: %s", job.relative, result.error)
+    for warning in result.warnings:
+        log.warning("%s: %s", job.relative, warning)
+    log.debug("%s -> %s in %.2f s", job.relative, result.output, result.seconds)
 
 
 def _prepare_generated_background(pipeline: Pipeline, todo: list[Job]) -> dict | None:
