@@ -50,3 +50,14 @@ def save_rgb(path: Path, height: int = 48, width: int = 64, seed: int = 0, **par
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(random_rgb(height, width, seed)).save(path, **params)
     return path
+
+
+def cli(capsys, *args: object) -> tuple[int, str]:
+    """Run the CLI in-process; return (exit code, stderr)."""
+    import run
+
+    try:
+        code = run.main([str(a) for a in args])
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    return code, capsys.readouterr().err

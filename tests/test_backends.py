@@ -20,16 +20,7 @@ import run
 from operations.foreground import SegmenterError
 from operations.images import ImageError, decode
 from operations.models import WeightsError, WeightsSpec, download, resolve
-from tests.helpers import BACKGROUND, SAMPLES, DiscSegmenter
-
-
-def cli(capsys, *args: object) -> tuple[int, str]:
-    try:
-        code = run.main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
-
+from tests.helpers import BACKGROUND, SAMPLES, DiscSegmenter, cli
 
 # --- DeepLabv3 -------------------------------------------------------------------------------
 

@@ -13,16 +13,7 @@ import pytest
 from PIL import Image
 
 import run
-from tests.helpers import BACKGROUND, ROOT, save_rgb
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
-    """Run the CLI in-process; return (exit code, stderr)."""
-    try:
-        code = run.main([str(a) for a in args])
-    except SystemExit as exc:  # argparse's own usage errors
-        code = exc.code
-    return code, capsys.readouterr().err
+from tests.helpers import BACKGROUND, ROOT, cli, save_rgb
 
 
 def _files(folder: Path) -> list[str]:

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import run
 from operations import text_to_image
 from operations.text_to_image import (
     BackgroundGenerator,
@@ -20,15 +19,7 @@ from operations.text_to_image import (
     generation_size,
     model_native_size,
 )
-from tests.helpers import save_rgb
-
-
-def cli(capsys, *args: object) -> tuple[int, str]:
-    try:
-        code = run.main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+from tests.helpers import cli, save_rgb
 
 
 def test_generation_size_keeps_the_aspect_and_the_model_step() -> None:
