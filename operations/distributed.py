@@ -137,12 +137,11 @@ def _shared_background(options: Options, todo: list[Job]) -> dict[str, Any] | No
     """With ``--prompt`` (one background per run): made once, on the driver, for every worker."""
     if options.prompt is None or options.bg_per_image or not todo:
         return None
-    from PIL import Image
-
+    from operations.pipeline import generate_run_background
     from operations.text_to_image import PromptBackgrounds
 
-    with Image.open(todo[0].source) as first:
-        width, height = first.size
-    _, path = PromptBackgrounds(options, Path(options.output or ".")).get(height, width,
-                                                                          options.seed)  # fmt: skip
-    return {"background": str(path), "seed": options.seed}
+    prompted = PromptBackgrounds(options, Path(options.output or "."), progress=not options.quiet)
+    generated = generate_run_background(prompted, todo, options.seed)
+    if generated is None:
+        return None
+    return {"background": str(generated[1]), "seed": options.seed}

@@ -13,7 +13,7 @@ import struct
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -189,7 +189,6 @@ def decode(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
 @dataclass
 class EncodeSettings:
     quality: int = 95
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def pillow_format(path: Path) -> str:
@@ -214,12 +213,12 @@ def encode(
     """
     settings = settings or EncodeSettings()
     fmt = pillow_format(path)
-    if fmt == "PNG" and not settings.extra:
+    if fmt == "PNG":
         data = encode_png(image, icc_profile=icc_profile, exif=exif)
         write_atomic(path, lambda f: f.write(data))
         return
     pil = Image.fromarray(image)
-    params: dict[str, object] = dict(settings.extra)
+    params: dict[str, object] = {}
     if icc_profile and pil.mode in ("RGB", "RGBA"):
         params["icc_profile"] = icc_profile
     if exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):

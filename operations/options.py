@@ -167,9 +167,10 @@ class Options:
             raise OptionsError("--workers", self.workers, "must be at least 1")
         if self.engine not in ENGINES:
             raise OptionsError("--engine", self.engine, f"choose from {', '.join(ENGINES)}")
-        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
-            raise OptionsError("--cpus-per-worker", self.cpus_per_worker,
-                               "CPUs must be > 0 and GPUs ≥ 0 per worker")  # fmt: skip
+        if self.cpus_per_worker <= 0:
+            raise OptionsError("--cpus-per-worker", self.cpus_per_worker, "must be positive")
+        if self.gpus_per_worker < 0:
+            raise OptionsError("--gpus-per-worker", self.gpus_per_worker, "must not be negative")
         if self.batch_size < 1:
             raise OptionsError("--batch-size", self.batch_size, "must be at least 1")
         if self.quiet and self.verbose:

@@ -387,6 +387,25 @@ def _report(job: Job, result: FileResult) -> None:
     log.debug("%s -> %s in %.2f s", job.relative, result.output, result.seconds)
 
 
+def generate_run_background(
+    prompted: PromptBackgrounds, todo: list[Job], seed: int
+) -> tuple[np.ndarray, Path] | None:
+    """The run's one generated background (cached or new), at the first readable photo's aspect.
+
+    ``None`` when no photo's size can be read (they will all fail and be reported).
+    """
+    from PIL import Image
+
+    for job in todo:
+        try:
+            with Image.open(job.source) as first:
+                width, height = first.size
+        except OSError:
+            continue
+        return prompted.get(height, width, seed)
+    return None
+
+
 def _prepare_generated_background(pipeline: Pipeline, todo: list[Job]) -> dict | None:
     """With ``--prompt``: generate (or load) the run's background, at the first photo's aspect.
 
@@ -399,18 +418,10 @@ def _prepare_generated_background(pipeline: Pipeline, todo: list[Job]) -> dict |
     if pipeline.options.bg_per_image:
         prompted.ensure_ready()
         return None
-    from PIL import Image
-
-    for job in todo:  # the first photo whose size can be read sets the aspect ratio
-        try:
-            with Image.open(job.source) as first:
-                width, height = first.size
-            break
-        except OSError:
-            continue
-    else:
+    generated = generate_run_background(prompted, todo, pipeline.options.seed)
+    if generated is None:
         return None
-    rgb, path = prompted.get(height, width, pipeline.options.seed)
+    rgb, path = generated
     pipeline.set_background(Background(rgb))
     log.info("background: %s", path)
     return {"background": str(path), "seed": pipeline.options.seed}

@@ -73,6 +73,12 @@ def hub_cache_dir() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
+def _bound_hub_waits(timeout: float) -> None:
+    """Set huggingface_hub's own network waits to our bound (it reads them at import)."""
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(timeout)))
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(timeout)))
+
+
 def _reachable(url: str, timeout: float) -> str | None:
     """None when ``url``'s server answers within ``timeout`` seconds, else the reason."""
     try:
@@ -125,9 +131,7 @@ class BackgroundGenerator:
 
     @staticmethod
     def _load(model: str, dtype: object, offline: bool, timeout: float) -> object:
-        # huggingface_hub's own waits are set to our bound (it reads these at import).
-        os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(timeout)))
-        os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(timeout)))
+        _bound_hub_waits(timeout)
         import diffusers
         import transformers
         from diffusers import AutoPipelineForText2Image
@@ -200,8 +204,7 @@ def fetch_pipeline(model: str, *, timeout: float = DEFAULT_TIMEOUT) -> Path:
     problem = _reachable(f"https://huggingface.co/api/models/{model}", timeout)
     if problem is not None:
         raise GenerationError(f"huggingface.co cannot be reached ({problem})")
-    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(timeout)))
-    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(timeout)))
+    _bound_hub_waits(timeout)
     from diffusers import DiffusionPipeline
 
     try:

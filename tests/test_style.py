@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 import run
-from operations.background import Background
 from operations.neural_style_transfer import StyleSettings, StyleTransfer, StyleTransferError
 from operations.options import Options
 from operations.pipeline import Pipeline, run_batch
@@ -94,4 +93,3 @@ def test_cli_nst_end_to_end(vgg_weights: Path, photo_dir: Path, tmp_path: Path, 
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "astronaut.png", "grace_hopper.png"
     ]  # fmt: skip
-    _ = Background  # the style image is the background file
