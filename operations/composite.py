@@ -35,18 +35,19 @@ def blend(foreground: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> 
 def composite(matte: Matte, background: np.ndarray) -> np.ndarray:
     """Composite a matte's subject over ``background`` (``H×W×3`` ``uint8``).
 
-    Where the matte has a solid mask (refined mattes), the subject is copied through it and only
-    the edge pixels are blended, with their decontaminated colours; otherwise a plain
-    :func:`blend` of its colours.
+    A refined matte's subject is copied through its solid mask and only its edge pixels are
+    blended, with their decontaminated colours; otherwise a plain :func:`blend` of its colours.
     """
-    if matte.solid is None or matte.edge is None or matte.edge_colours is None:
+    if not matte.refined:
         return blend(matte.foreground, background, matte.alpha)
+    from operations.matting_kernels import blend_edge
+
+    if background.shape != matte.rgb.shape:
+        raise ValueError(f"shape mismatch: photo {matte.rgb.shape}, background {background.shape}")
     out = background.copy()
     cv2.copyTo(matte.rgb, matte.solid, out)
-    weight = matte.alpha.reshape(-1)[matte.edge][:, None]
-    behind = background.reshape(-1, 3)[matte.edge].astype(np.float32)
-    mixed = matte.edge_colours * weight + behind * (1.0 - weight) + 0.5
-    out.reshape(-1, 3)[matte.edge] = np.clip(mixed, 0, 255).astype(np.uint8)
+    blend_edge(out, np.ascontiguousarray(background), matte.edge, matte.edge_alpha,
+               matte.edge_colours)  # fmt: skip
     return out
 
 

@@ -37,6 +37,7 @@ from operations.images import (
     write_atomic,
 )
 from operations.matting import Matte, refine
+from operations.matting import warm_up as warm_up_matting
 from operations.options import Options, OptionsError
 
 if TYPE_CHECKING:
@@ -150,6 +151,8 @@ class Pipeline:
         elif options.nst and background is None:
             raise OptionsError("--nst", None, "needs a style image: give --bg FILE or --prompt")
         self.segmenter = segmenter if segmenter is not None else create_segmenter(options)
+        if options.matting != "off":
+            warm_up_matting()
         if background is not None:
             self.set_background(background)
         self.encode_settings = EncodeSettings(quality=options.quality)
@@ -188,7 +191,7 @@ class Pipeline:
     def _background_for(
         self,
         rgb: np.ndarray,
-        alpha: np.ndarray,
+        matte: Matte,
         icc_profile: bytes | None,
         background: Background | None,
     ) -> np.ndarray:
@@ -197,10 +200,10 @@ class Pipeline:
         if self.options.nst and background is not None:  # own background, repainted in the style
             network = self._style_network(background.rgb)
             style = None if background is self.background else background.rgb
-            styled = network.stylize(rgb, alpha, style_rgb=style)
+            styled = network.stylize(rgb, matte.alpha, style_rgb=style)
             return gaussian_blur(styled, sigma) if sigma else styled
         if background is None:  # portrait mode: the photo's own background, blurred
-            return blur_behind_subject(rgb, alpha, sigma)
+            return blur_behind_subject(rgb, matte.alpha, sigma)
         fitted = background.fitted(width, height, self.options.fit, icc_profile)
         return gaussian_blur(fitted, sigma) if sigma else fitted
 
@@ -228,9 +231,9 @@ class Pipeline:
         if alpha_in is not None:
             matte = matte.times(alpha_in)
         warnings = []
-        if float(matte.alpha.max(initial=0.0)) < NO_SUBJECT_ALPHA:
+        if matte.peak() < NO_SUBJECT_ALPHA:
             warnings.append("no subject found: the output shows the background alone")
-        behind = self._background_for(rgb, matte.alpha, icc_profile,
+        behind = self._background_for(rgb, matte, icc_profile,
                                       background or self.background)  # fmt: skip
         image = composite(matte, behind)
         return SwapResult(image, matte, warnings)
