@@ -66,6 +66,7 @@ class Matte:
     edge: np.ndarray | None = None  # flat indices of the edge pixels, in raster order
     edge_alpha: np.ndarray | None = None  # N float32 in [0, 1]: their alpha
     edge_colours: np.ndarray | None = None  # N×3 float32 in [0, 255]: their subject colours
+    opaque: bool = False  # some pixel outside the edge is wholly subject (α = 1)
 
     @property
     def refined(self) -> bool:
@@ -84,7 +85,7 @@ class Matte:
         """The alpha's largest value (without making the full alpha)."""
         if self.soft is not None:
             return float(self.soft.max(initial=0.0))
-        if cv2.countNonZero(self.solid):
+        if self.opaque:
             return 1.0
         return float(self.edge_alpha.max(initial=0.0))
 
@@ -225,12 +226,14 @@ def refine(
     maps = [*coefficients, interior]
     if method == "fast":  # blur-fusion needs the local subject and background colours
         maps += _colour_means(guide, alpha_small, 3 * radius)
-    edge = _edge(rgb, cv2.merge(maps), band)
+    index, edge_alpha, colours = _edge(rgb, cv2.merge(maps), band)
+    # Reduced pixels above the band are solid and outside it: their full-resolution pixels are 1.
+    matte = Matte(rgb, solid=solid, edge=index, edge_alpha=edge_alpha, edge_colours=colours,
+                  opaque=bool((alpha_small >= UNSURE_HIGH).any()))  # fmt: skip
     if method == "quality":
-        matte = Matte(rgb, solid=solid, edge=edge[0], edge_alpha=edge[1], edge_colours=edge[2])
-        colours = _foreground_ml(rgb, matte.alpha).reshape(-1, 3)[edge[0]].astype(np.float32)
-        edge = (edge[0], edge[1], colours)
-    return Matte(rgb, solid=solid, edge=edge[0], edge_alpha=edge[1], edge_colours=edge[2])
+        colours = _foreground_ml(rgb, matte.alpha).reshape(-1, 3)[index].astype(np.float32)
+        matte.edge_colours = colours
+    return matte
 
 
 def _edge(

@@ -10,15 +10,35 @@ cached on disk (``cache=True``); ``nogil`` lets the batch's threads refine image
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numba
 import numpy as np
+
+
+def _compiled(**options: object) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``numba.njit`` with an on-disk cache where one can be written.
+
+    Numba refuses to cache when neither the package's ``__pycache__`` nor a user cache folder is
+    writable (a read-only install run by a user without a home folder); then compile per run.
+    """
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            return numba.njit(cache=True, **options)(function)
+        except RuntimeError:  # "cannot cache function …: no locator available for file …"
+            return numba.njit(**options)(function)
+
+    return decorate
+
 
 # Map channels (see :func:`edge_pixels`).
 A_RED, A_GREEN, A_BLUE, B, INTERIOR, MEAN_F, MEAN_B = 0, 1, 2, 3, 4, 5, 8
 DECONTAMINATED_MAPS = 11  # a (3), b, interior, subject mean (3), background mean (3)
 
 
-@numba.njit(nogil=True, cache=True)
+@_compiled(nogil=True)
 def band_size(unsure: np.ndarray, row_start: np.ndarray, col_start: np.ndarray) -> int:
     """The number of full-resolution pixels covered by the ``unsure`` reduced pixels."""
     total = 0
@@ -30,7 +50,16 @@ def band_size(unsure: np.ndarray, row_start: np.ndarray, col_start: np.ndarray) 
     return total
 
 
-@numba.njit(nogil=True, cache=True)
+@_compiled(inline="always")
+def _taps(full: int, scale: float, size: int) -> tuple[int, int, float]:
+    """Bilinear taps along one axis for full-resolution pixel ``full``: the two reduced pixels
+    and the second's weight, pixel centres aligned and edges replicated (as cv2.resize)."""
+    position = min(max((full + 0.5) * scale - 0.5, 0.0), size - 1.0)
+    low = int(position)
+    return low, min(low + 1, size - 1), position - low
+
+
+@_compiled(nogil=True)
 def edge_pixels(
     rgb: np.ndarray,
     maps: np.ndarray,
@@ -66,19 +95,12 @@ def edge_pixels(
     k = 0
     for i in range(h):
         for r in range(row_start[i], row_start[i + 1]):
-            # Bilinear weights, pixel centres aligned, edges replicated (as cv2.resize/remap).
-            y = min(max((r + 0.5) * scale_y - 0.5, 0.0), h - 1.0)
-            y0 = int(y)
-            y1 = min(y0 + 1, h - 1)
-            fy = y - y0
+            y0, y1, fy = _taps(r, scale_y, h)
             for j in range(w):
                 if not unsure[i, j]:
                     continue
                 for c in range(col_start[j], col_start[j + 1]):
-                    x = min(max((c + 0.5) * scale_x - 0.5, 0.0), w - 1.0)
-                    x0 = int(x)
-                    x1 = min(x0 + 1, w - 1)
-                    fx = x - x0
+                    x0, x1, fx = _taps(c, scale_x, w)
                     for m in range(channels):
                         top = maps[y0, x0, m] + (maps[y0, x1, m] - maps[y0, x0, m]) * fx
                         bottom = maps[y1, x0, m] + (maps[y1, x1, m] - maps[y1, x0, m]) * fx
@@ -102,7 +124,7 @@ def edge_pixels(
                     k += 1
 
 
-@numba.njit(nogil=True, cache=True)
+@_compiled(nogil=True)
 def blend_edge(
     out: np.ndarray,
     background: np.ndarray,

@@ -180,3 +180,13 @@ def test_peak_is_the_alphas_maximum(method: str) -> None:
     for scale in (1.0, 0.5, 0.0):
         matte = refine(image, coarse * scale, method, mask_side=mask_side)
         assert matte.peak() == pytest.approx(float(matte.alpha.max()))
+
+
+def test_kernels_compile_without_a_cache_folder() -> None:
+    # Code numba cannot cache (here: no source file, as with a read-only install and no home
+    # folder) is still compiled, just not saved.
+    from operations.matting_kernels import _compiled
+
+    namespace: dict = {}
+    exec(compile("def double(x):\n    return 2 * x\n", "<no file>", "exec"), namespace)
+    assert _compiled(nogil=True)(namespace["double"])(21) == 42
