@@ -307,6 +307,8 @@ def _closed_form(guide: np.ndarray, coarse: np.ndarray, mask_side: int) -> np.nd
 def _foreground_ml(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     from pymatting import estimate_foreground_ml
 
+    if rgb.shape[0] * rgb.shape[1] < 2:  # pymatting's pyramid divides by zero on one pixel
+        return rgb
     foreground = estimate_foreground_ml(rgb.astype(np.float64) / 255.0, alpha.astype(np.float64))
     # Keep the photo's own pixels where the subject is opaque: only edges change.
     out = np.clip(foreground * 255.0 + 0.5, 0, 255).astype(np.uint8)

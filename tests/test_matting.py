@@ -190,3 +190,15 @@ def test_kernels_compile_without_a_cache_folder() -> None:
     namespace: dict = {}
     exec(compile("def double(x):\n    return 2 * x\n", "<no file>", "exec"), namespace)
     assert _compiled(nogil=True)(namespace["double"])(21) == 42
+
+
+@pytest.mark.parametrize("method", ["fast", "quality"])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (2, 3), (7, 300), (300, 2)])
+def test_refine_handles_tiny_and_thin_images(method: str, shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    coarse = rng.random(shape).astype(np.float32)
+    matte = refine(image, coarse, method)
+    assert matte.alpha.shape == shape
+    assert matte.alpha.min() >= 0.0 and matte.alpha.max() <= 1.0
+    assert composite(matte, image).shape == image.shape
