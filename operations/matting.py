@@ -14,8 +14,8 @@ photo through it keeps a rim of the old background (the halo). Two methods:
     means of foreground and background colours are estimated on the reduced copy, and each edge
     pixel's foreground colour is solved from the compositing equation. At full resolution only
     the pixels of the uncertain band around the edge are touched, in one compiled pass
-    (:mod:`operations.matting_kernels`), so the cost grows with the outline, not with the
-    megapixels: refining and compositing a 2.2 MP photo takes about 12 ms on one core.
+    (:mod:`operations.matting_kernels`), so most of the cost grows with the outline, not with
+    the megapixels: refining and compositing a 2.2 MP photo takes about 12 ms on one core.
 ``quality``
     Closed-form matting (Levin et al., 2008, via pymatting) in the band of a trimap made from the
     coarse mask, at up to ``QUALITY_MAX_SIDE`` px, brought to full resolution with the guided
