@@ -237,9 +237,10 @@ _PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels → grey, grey + alpha,
 _PNG_MAX_CHUNK = 1 << 30  # a chunk's length field allows 2³¹ − 1 bytes; split well below it
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
+def _png_chunk(kind: bytes, data: bytes) -> list[bytes]:
+    """A chunk as pieces, joined once with the whole file (the image data is megabytes)."""
     crc = zlib.crc32(data, zlib.crc32(kind))
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+    return [struct.pack(">I", len(data)) + kind, data, struct.pack(">I", crc)]
 
 
 def encode_png(
@@ -269,15 +270,15 @@ def encode_png(
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as the standard wants
     compressed = isal_zlib.compress(filtered, 1)
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
-    parts = [_PNG_SIGNATURE, _png_chunk(b"IHDR", header)]
+    parts = [_PNG_SIGNATURE, *_png_chunk(b"IHDR", header)]
     # Metadata goes before the image data, where the PNG specification wants it.
     if icc_profile and channels >= 3:
-        parts.append(_png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile)))
+        parts += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(icc_profile))
     if exif:
-        parts.append(_png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0")))
+        parts += _png_chunk(b"eXIf", exif.removeprefix(b"Exif\0\0"))
     for start in range(0, len(compressed), _PNG_MAX_CHUNK):
-        parts.append(_png_chunk(b"IDAT", compressed[start : start + _PNG_MAX_CHUNK]))
-    parts.append(_png_chunk(b"IEND", b""))
+        parts += _png_chunk(b"IDAT", compressed[start : start + _PNG_MAX_CHUNK])
+    parts += _png_chunk(b"IEND", b"")
     return b"".join(parts)
 
 
