@@ -92,7 +92,7 @@ class Matte:
     @property
     def foreground(self) -> np.ndarray:
         """The subject's colours as an image: the photo, decontaminated at the edge."""
-        if self.edge is None or self.edge_colours is None:
+        if not self.refined:
             return self.rgb
         foreground = self.rgb.copy()
         colours = np.clip(self.edge_colours + 0.5, 0, 255).astype(np.uint8)
