@@ -11,24 +11,17 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
-from operations import __version__
+from operations import __version__, engines
 from operations.background import FIT_MODES
-from operations.composite import DEFAULT_BLUR_STRENGTH
-from operations.foreground import segmenter_help
-from operations.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
+from operations.encode import OUTPUT_FORMATS
 from operations.matting import MATTING_METHODS
-from operations.options import (
-    DEVICES,
-    ENGINES,
-    MP_MODELS,
-    Options,
-    OptionsError,
-    default_workers,
-)
-from operations.segmenters.deeplab import VARIANTS as DEEPLAB_VARIANTS
-from operations.text_to_image import DEFAULT_MODEL as DEFAULT_SD_MODEL
+from operations.models import DEVICES
+from operations.neural_style_transfer import OPTIMIZERS
+from operations.options import Options, OptionsError
+from operations.segmenters import deeplab, mediapipe, segmenter_help
 
 PROG = "backgroundswap"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -42,6 +35,9 @@ def _whole_number(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The CLI. Every destination is an :class:`Options` field, and every default is read from
+    :class:`Options` (which reads the modules' own), so a default is typed in one place."""
+    defaults = Options()
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Replace the background of every photo in a folder: segment the subject, "
@@ -72,13 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument(
         "--format",
         choices=OUTPUT_FORMATS,
-        default="png",
+        default=defaults.format,
         help="output format; 'same' keeps the input's (default: %(default)s)",
     )
     io.add_argument(
         "--quality",
         type=int,
-        default=95,
+        default=defaults.quality,
         metavar="1-100",
         help="JPEG/WebP quality (default: %(default)s)",
     )
@@ -98,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument(
         "--max-pixels",
         type=_whole_number,
-        default=DEFAULT_MAX_PIXELS,
+        default=defaults.max_pixels,
         metavar="N",
         help="refuse images with more pixels than this, e.g. decompression bombs "
         "(default: %(default)s)",
@@ -121,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     bg.add_argument(
         "--fit",
         choices=FIT_MODES,
-        default="cover",
+        default=defaults.fit,
         help="fit the background to each photo: cover = fill and centre-crop, "
         "contain = whole background with black bars, stretch = distort to fit "
         "(default: %(default)s)",
@@ -129,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     bg.add_argument(
         "--matting",
         choices=MATTING_METHODS,
-        default="fast",
+        default=defaults.matting,
         help="edge refinement: fast = follow the photo's own edges and remove the old "
         "background's colour from them; quality = closed-form matting, several times slower; "
         "off = the model's soft mask as it is (default: %(default)s)",
@@ -142,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     bg.add_argument(
         "--blur-strength",
         type=float,
-        default=DEFAULT_BLUR_STRENGTH,
+        default=defaults.blur_strength,
         metavar="PCT",
         help="blur sigma as a percentage of the photo's shorter side (default: %(default)s)",
     )
@@ -157,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--negative-prompt", metavar="TEXT", help="what the background must not show")
     sd.add_argument(
         "--sd-model",
-        default=DEFAULT_SD_MODEL,
+        default=defaults.sd_model,
         metavar="ID|DIR",
         help="diffusers model id or local pipeline folder (default: %(default)s, "
         "CreativeML OpenRAIL-M licence)",
@@ -165,16 +161,22 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument(
         "--seed",
         type=int,
-        default=0,
-        help="random seed: the same seed gives the same background (default: 0)",
+        default=defaults.seed,
+        help="random seed: the same seed gives the same background (default: %(default)s)",
     )
     sd.add_argument(
-        "--steps", type=int, default=30, metavar="N", help="denoising steps (default: %(default)s)"
+        "--steps",
+        dest="sd_steps",
+        type=int,
+        default=defaults.sd_steps,
+        metavar="N",
+        help="denoising steps (default: %(default)s)",
     )
     sd.add_argument(
         "--guidance",
+        dest="sd_guidance",
         type=float,
-        default=7.5,
+        default=defaults.sd_guidance,
         metavar="SCALE",
         help="classifier-free guidance scale (default: %(default)s)",
     )
@@ -202,31 +204,42 @@ def build_parser() -> argparse.ArgumentParser:
     nst.add_argument(
         "--nst-size",
         type=int,
-        default=384,
+        default=defaults.nst_size,
         metavar="PX",
         help="working size, long side; larger = finer strokes, slower (default: %(default)s)",
     )
     nst.add_argument(
         "--nst-steps",
         type=int,
-        default=60,
+        default=defaults.nst_steps,
         metavar="N",
         help="loss evaluations at the finest of two pyramid levels; stops early "
         "when the loss stops improving (default: %(default)s)",
     )
     nst.add_argument(
-        "--nst-optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="(default: %(default)s)"
+        "--nst-optimizer",
+        choices=OPTIMIZERS,
+        default=defaults.nst_optimizer,
+        help="(default: %(default)s)",
     )
     nst.add_argument(
-        "--nst-content-weight", type=float, default=1e5, metavar="W", help="(default: %(default)g)"
+        "--nst-content-weight",
+        type=float,
+        default=defaults.nst_content_weight,
+        metavar="W",
+        help="(default: %(default)g)",
     )
     nst.add_argument(
-        "--nst-style-weight", type=float, default=3e4, metavar="W", help="(default: %(default)g)"
+        "--nst-style-weight",
+        type=float,
+        default=defaults.nst_style_weight,
+        metavar="W",
+        help="(default: %(default)g)",
     )
     nst.add_argument(
         "--nst-tv-weight",
         type=float,
-        default=1.0,
+        default=defaults.nst_tv_weight,
         metavar="W",
         help="total-variation weight (default: %(default)g)",
     )
@@ -241,33 +254,33 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument(
         "-m",
         "--mode",
-        default="0",
+        default=defaults.mode,
         metavar="MODE",
-        help=f"segmentation backend, by number or name: {segmenter_help()} (default: 0)",
+        help=f"segmentation backend, by number or name: {segmenter_help()} (default: %(default)s)",
     )
     seg.add_argument(
         "--mp-model",
-        choices=MP_MODELS,
-        default="general",
+        choices=tuple(mediapipe.MODELS),
+        default=defaults.mp_model,
         help="MediaPipe model: general (256×256) or landscape (256×144, faster) "
         "(default: %(default)s)",
     )
     seg.add_argument(
         "--deeplab-model",
-        choices=DEEPLAB_VARIANTS,
-        default="resnet101",
+        choices=tuple(deeplab.VARIANTS),
+        default=defaults.deeplab_model,
         help="DeepLabv3 backbone for --mode 1 (default: %(default)s)",
     )
     seg.add_argument(
         "--yolo-model",
-        default="n",
+        default=defaults.yolo_model,
         metavar="n|s|m|l|x|PATH",
         help="YOLOv8-seg size for --mode 2, or a -seg checkpoint file (default: %(default)s)",
     )
     seg.add_argument(
         "--yolo-conf",
         type=float,
-        default=0.25,
+        default=defaults.yolo_conf,
         metavar="0-1",
         help="YOLO: keep instances at least this confident (default: %(default)s)",
     )
@@ -293,14 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument(
         "--device",
         choices=DEVICES,
-        default="auto",
+        default=defaults.device,
         help="where models run (default: %(default)s; MediaPipe is CPU only)",
     )
 
     seg.add_argument(
         "--batch-size",
         type=int,
-        default=1,
+        default=defaults.batch_size,
         metavar="N",
         help="segment up to N images per model call (DeepLab/YOLO; worth it on a GPU); raises "
         "--workers to at least N (default: %(default)s)",
@@ -309,8 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     scale = parser.add_argument_group("scaling out (--engine ray)")
     scale.add_argument(
         "--engine",
-        choices=ENGINES,
-        default="local",
+        choices=tuple(engines.ENGINES),
+        default=defaults.engine,
         help="local: threads on this machine; ray: a Ray cluster's workers, "
         "same outputs (default: %(default)s)",
     )
@@ -320,16 +333,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="'auto' or ray://HOST:PORT to join a cluster (default: start a local Ray instance)",
     )
     scale.add_argument(
-        "--cpus-per-worker", type=float, default=1.0, metavar="F", help="(default: %(default)s)"
+        "--cpus-per-worker",
+        type=float,
+        default=defaults.cpus_per_worker,
+        metavar="F",
+        help="(default: %(default)s)",
     )
     scale.add_argument(
-        "--gpus-per-worker", type=float, default=0.0, metavar="F", help="(default: %(default)s)"
+        "--gpus-per-worker",
+        type=float,
+        default=defaults.gpus_per_worker,
+        metavar="F",
+        help="(default: %(default)s)",
     )
     run = parser.add_argument_group("run")
     run.add_argument(
         "--workers",
         type=int,
-        default=default_workers(),
+        default=defaults.workers,
         metavar="N",
         help="threads that decode, composite and encode in parallel; with --engine ray, the "
         "most Ray workers (default: %(default)s)",
@@ -343,58 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
-    return Options(
-        input=args.input,
-        output=args.output,
-        bg=args.bg,
-        mode=args.mode,
-        prompt=args.prompt,
-        nst=args.nst,
-        blur=args.blur,
-        blur_strength=args.blur_strength,
-        fit=args.fit,
-        matting=args.matting,
-        save_mask=args.save_mask,
-        save_cutout=args.save_cutout,
-        format=args.format,
-        quality=args.quality,
-        overwrite=args.overwrite,
-        recursive=args.recursive,
-        device=args.device,
-        mp_model=args.mp_model,
-        deeplab_model=args.deeplab_model,
-        yolo_model=args.yolo_model,
-        yolo_conf=args.yolo_conf,
-        classes=args.classes,
-        weights=args.weights,
-        offline=args.offline,
-        batch_size=args.batch_size,
-        nst_size=args.nst_size,
-        nst_steps=args.nst_steps,
-        nst_optimizer=args.nst_optimizer,
-        nst_content_weight=args.nst_content_weight,
-        nst_style_weight=args.nst_style_weight,
-        nst_tv_weight=args.nst_tv_weight,
-        nst_weights=args.nst_weights,
-        negative_prompt=args.negative_prompt,
-        sd_model=args.sd_model,
-        sd_size=args.sd_size,
-        seed=args.seed,
-        sd_steps=args.steps,
-        sd_guidance=args.guidance,
-        bg_per_image=args.bg_per_image,
-        sd_attention_slicing=args.sd_attention_slicing,
-        sd_cpu_offload=args.sd_cpu_offload,
-        engine=args.engine,
-        ray_address=args.ray_address,
-        cpus_per_worker=args.cpus_per_worker,
-        gpus_per_worker=args.gpus_per_worker,
-        max_pixels=args.max_pixels,
-        workers=args.workers,
-        summary=args.summary,
-        quiet=args.quiet,
-        verbose=args.verbose,
-    )
+    """The parsed arguments as :class:`Options` (the parser's destinations are its fields)."""
+    return Options(**{f.name: getattr(args, f.name) for f in fields(Options)})
 
 
 class _TqdmHandler(logging.Handler):
@@ -422,9 +393,8 @@ def _configure_logging(options: Options) -> None:
 def download_main(argv: Sequence[str]) -> int:
     """``download NAME…``: fetch weights into the libraries' caches ahead of offline use."""
     from operations.models import DEFAULT_TIMEOUT
-    from operations.segmenters.deeplab import VARIANTS
 
-    known = {f"deeplab-{v}": v for v in VARIANTS} | {f"yolo-{s}": s for s in "nsmlx"}
+    known = {f"deeplab-{v}": v for v in deeplab.VARIANTS} | {f"yolo-{s}": s for s in "nsmlx"}
     known["vgg19"] = "vgg19"
     known["sd"] = "sd"
     aliases = {"deeplab": "deeplab-resnet101", "yolo": "yolo-n"}
@@ -438,7 +408,7 @@ def download_main(argv: Sequence[str]) -> int:
                         help=f"any of: {', '.join([*aliases, *known])}")  # fmt: skip
     parser.add_argument(
         "--sd-model",
-        default=DEFAULT_SD_MODEL,
+        default=Options().sd_model,
         metavar="ID",
         help="with `sd`: the diffusers model to fetch (default: %(default)s)",
     )
@@ -451,7 +421,7 @@ def download_main(argv: Sequence[str]) -> int:
     )
     args = parser.parse_args(argv)
     from operations.models import WeightsError, download, torchvision_spec
-    from operations.segmenters import deeplab, yolo
+    from operations.segmenters import yolo
 
     status = EXIT_OK
     for raw in args.names:
@@ -511,9 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OptionsError as exc:
         return usage_error(str(exc))
     _configure_logging(options)
-    from operations.foreground import SegmenterError
+    from operations.batch import run_batch
     from operations.neural_style_transfer import StyleTransferError
-    from operations.pipeline import run_batch
+    from operations.segmenters.base import SegmenterError
     from operations.text_to_image import GenerationError
 
     try:

@@ -15,17 +15,18 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from operations.api import BackgroundSwapper, swap_background
+    from operations.batch import BatchResult, run_batch
     from operations.options import Options, OptionsError
-    from operations.pipeline import BatchResult, Pipeline, run_batch
+    from operations.pipeline import Pipeline
 
 _EXPORTS = {
     "BackgroundSwapper": "operations.api",
     "swap_background": "operations.api",
     "Options": "operations.options",
     "OptionsError": "operations.options",
-    "BatchResult": "operations.pipeline",
+    "BatchResult": "operations.batch",
     "Pipeline": "operations.pipeline",
-    "run_batch": "operations.pipeline",
+    "run_batch": "operations.batch",
 }
 __all__ = [
     "BackgroundSwapper",

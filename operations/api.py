@@ -8,13 +8,13 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from operations.background import Background
-from operations.composite import DEFAULT_BLUR_STRENGTH
+from operations.background import Background, BackgroundSource
 from operations.options import Options
 from operations.pipeline import Pipeline
 
 ImageLike = TypeVar("ImageLike", np.ndarray, Image.Image)
 BackgroundLike = str | Path | np.ndarray | Image.Image | None
+_DEFAULTS = Options()  # the API's defaults are the CLI's
 
 
 def _as_rgb(image: np.ndarray | Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -57,13 +57,13 @@ class BackgroundSwapper:
         self,
         background: BackgroundLike = None,
         *,
-        mode: str = "mediapipe",
+        mode: str = _DEFAULTS.mode,
         blur: bool = False,
-        blur_strength: float = DEFAULT_BLUR_STRENGTH,
-        fit: str = "cover",
-        matting: str = "fast",
-        mp_model: str = "general",
-        device: str = "auto",
+        blur_strength: float = _DEFAULTS.blur_strength,
+        fit: str = _DEFAULTS.fit,
+        matting: str = _DEFAULTS.matting,
+        mp_model: str = _DEFAULTS.mp_model,
+        device: str = _DEFAULTS.device,
     ) -> None:
         is_path = isinstance(background, str | Path)
         options = Options(
@@ -79,7 +79,8 @@ class BackgroundSwapper:
         in_memory = None
         if background is not None and not is_path:
             in_memory = Background(np.ascontiguousarray(_as_rgb(background)[0]))
-        self._pipeline = Pipeline(options, background=in_memory)
+        source = BackgroundSource(options, image=in_memory)
+        self._pipeline = Pipeline(options, background=source)
 
     def __call__(self, image: ImageLike) -> ImageLike:
         rgb, alpha = _as_rgb(image)
@@ -100,16 +101,16 @@ def swap_background(
     image: ImageLike,
     background: BackgroundLike = None,
     *,
-    mode: str = "mediapipe",
+    mode: str = _DEFAULTS.mode,
     blur: bool = False,
-    blur_strength: float = DEFAULT_BLUR_STRENGTH,
-    fit: str = "cover",
-    matting: str = "fast",
-    mp_model: str = "general",
-    device: str = "auto",
+    blur_strength: float = _DEFAULTS.blur_strength,
+    fit: str = _DEFAULTS.fit,
+    matting: str = _DEFAULTS.matting,
+    mp_model: str = _DEFAULTS.mp_model,
+    device: str = _DEFAULTS.device,
 ) -> ImageLike:
     """Replace one photo's background. Loads the model on every call: for many photos use
-    :class:`BackgroundSwapper`, or :func:`operations.pipeline.run_batch` for a folder."""
+    :class:`BackgroundSwapper`, or :func:`operations.batch.run_batch` for a folder."""
     settings = {"mode": mode, "blur": blur, "blur_strength": blur_strength, "fit": fit,
                 "matting": matting, "mp_model": mp_model, "device": device}  # fmt: skip
     with BackgroundSwapper(background, **settings) as swapper:

@@ -1,30 +1,50 @@
-"""Background sources and fitting a background to a photo's size.
+"""Backgrounds: what goes behind each photo's subject, decided in one place.
 
-A background is decoded once per run. Photos come in a handful of sizes, so the background
+:class:`BackgroundSource` is built once per run and answers, for every photo, "the background for
+this image at this size". Its kinds:
+
+- a file (``--bg``): fitted to the photo (cover, contain or stretch), in the photo's colour
+  profile, blurred with ``--blur``;
+- generated once per run (``--prompt``): made (or taken from the cache) by :meth:`prepare` at the
+  first photo's aspect ratio, then used like a file;
+- generated per photo (``--prompt --bg-per-image``): the run's seed plus the photo's index;
+- the photo's own background, blurred behind the subject (``--blur`` alone: portrait mode);
+- the photo's own background, restyled (``--nst``) in the style of the file or generated image.
+
+A background image is decoded once per run. Photos come in a handful of sizes, so the image
 fitted to each size (and converted to each photo's colour profile) is cached.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 from PIL import Image, ImageCms
 
-from operations.images import DEFAULT_MAX_PIXELS, decode
+from operations.blur import blur_behind_subject, blur_sigma, gaussian_blur
+from operations.decode import DEFAULT_MAX_PIXELS, decode
+from operations.errors import OptionsError
+from operations.files import ImageError
+from operations.resize import resize as _resize
+
+if TYPE_CHECKING:
+    from operations.matting import Matte
+    from operations.neural_style_transfer import StyleTransfer
+    from operations.options import Options
+    from operations.text_to_image import PromptBackgrounds
+
+log = logging.getLogger("backgroundswap")
 
 FIT_MODES = ("cover", "contain", "stretch")
-
-
-def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    # Area averaging when shrinking (no aliasing), cubic when enlarging (sharper than linear).
-    shrinking = width * height < image.shape[0] * image.shape[1]
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
-    return cv2.resize(image, (width, height), interpolation=interpolation)
+DEFAULT_FIT = "cover"
 
 
 def fit_background(image: np.ndarray, width: int, height: int, mode: str = "cover") -> np.ndarray:
@@ -102,3 +122,134 @@ class Background:
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
             return rgb
+
+
+@dataclass(frozen=True)
+class RunBackground:
+    """The run's one generated background: made once, by whoever plans the run, and shared with
+    every worker (a file, so it crosses process and machine boundaries)."""
+
+    path: Path
+    seed: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"background": str(self.path), "seed": self.seed}
+
+
+class BackgroundSource:
+    """Decides, for every photo of a run, what goes behind its subject (see the module's list).
+
+    Args:
+        options: the run's validated options.
+        image: an in-memory background to use instead of ``options.bg`` (the one-image API).
+        run_background: the run's generated background, already made (a Ray worker's case).
+
+    Raises:
+        OptionsError: ``--bg`` is not a readable image.
+    """
+
+    def __init__(
+        self,
+        options: Options,
+        *,
+        image: Background | None = None,
+        run_background: RunBackground | None = None,
+    ) -> None:
+        self.options = options
+        self.run_background = run_background
+        if image is None and run_background is not None:
+            image = Background.from_file(run_background.path)
+        if image is None and options.bg is not None:
+            try:
+                image = Background.from_file(Path(options.bg), max_pixels=options.max_pixels)
+            except ImageError as exc:
+                raise OptionsError("--bg", options.bg, str(exc)) from None
+        self.image = image
+        self.prompted: PromptBackgrounds | None = None
+        if options.prompt is not None and image is None:
+            from operations.text_to_image import PromptBackgrounds
+
+            folder = Path(options.output) if options.output is not None else Path.cwd()
+            self.prompted = PromptBackgrounds(options, folder, progress=not options.quiet)
+        self.style: StyleTransfer | None = None
+        self._lock = threading.Lock()
+
+    def prepare(self, first_size: Callable[[], tuple[int, int] | None]) -> RunBackground | None:
+        """Once per run, before any photo: make the run's generated background.
+
+        Generated (or found in the cache) at the aspect ratio of ``first_size()`` (the first
+        readable photo's height and width; ``None`` when there is none, and then every photo
+        will fail on its own). With ``--bg-per-image`` the diffusion pipeline is loaded now, so a
+        missing model stops the run before the first file.
+
+        Returns:
+            The run's generated background, or ``None`` when the run has none.
+        """
+        with self._lock:
+            if self.prompted is None or self.image is not None:
+                return self.run_background
+            if self.options.bg_per_image:
+                self.prompted.ensure_ready()
+                return None
+            size = first_size()
+            if size is None:
+                return None
+            rgb, path = self.prompted.get(*size, self.options.seed)
+            self.image = Background(rgb)
+            self.run_background = RunBackground(path, self.options.seed)
+        log.info("background: %s", path)
+        return self.run_background
+
+    def load(self) -> None:
+        """Build what the photos will need now (the style network and its Gram targets), so a
+        missing model stops the run before the first file. Idempotent."""
+        if self.options.nst and self.image is not None:
+            self._style_network(self.image.rgb)
+
+    def _style_network(self, style_rgb: np.ndarray) -> StyleTransfer:
+        """The style-transfer network, built once; its first style's Gram targets with it."""
+        with self._lock:
+            if self.style is None:
+                from operations.neural_style_transfer import StyleTransfer
+
+                o = self.options
+                self.style = StyleTransfer(style_rgb, o.style_settings(), weights=o.nst_weights,
+                                           offline=o.offline, device=o.device)  # fmt: skip
+            return self.style
+
+    def for_image(
+        self, rgb: np.ndarray, matte: Matte, icc_profile: bytes | None = None, index: int = 0
+    ) -> tuple[np.ndarray, dict[str, object]]:
+        """The background for one photo, at its size.
+
+        Args:
+            rgb: the ``H×W×3`` ``uint8`` photo.
+            matte: its subject (the own-background kinds need the alpha).
+            icc_profile: the photo's colour profile; a background image is converted into it.
+            index: the photo's position in the run (per-photo seeds count from it).
+
+        Returns:
+            ``H×W×3`` ``uint8`` RGB, and what the summary records for this photo (a per-photo
+            generated background's file and seed).
+        """
+        o = self.options
+        height, width = rgb.shape[:2]
+        sigma = blur_sigma(height, width, o.blur_strength) if o.blur else 0.0
+        image, extra = self.image, {}
+        if image is None and self.prompted is not None:
+            if not o.bg_per_image:  # not prepared by a batch: the first photo sets the aspect
+                self.prepare(lambda: (height, width))
+                image = self.image
+            else:
+                seed = o.seed + index
+                generated, path = self.prompted.get(height, width, seed)
+                image, extra = Background(generated), {"background": str(path), "seed": seed}
+        if o.nst and image is not None:  # the photo's own background, repainted in the style
+            network = self._style_network(image.rgb)
+            style = None if image is self.image else image.rgb
+            styled = network.stylize(rgb, matte.alpha, style_rgb=style)
+            return (gaussian_blur(styled, sigma) if sigma else styled), extra
+        if image is None:  # portrait mode: the photo's own background, blurred
+            return blur_behind_subject(rgb, matte.alpha, sigma), extra
+        fitted = image.fitted(width, height, o.fit, icc_profile)
+        return (gaussian_blur(fitted, sigma) if sigma else fitted), extra

@@ -33,9 +33,10 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from operations.images import shrink
+from operations.resize import shrink
 
 MATTING_METHODS = ("fast", "quality", "off")
+DEFAULT_METHOD = "fast"
 # Tuned on benchmarks/bench_edges.py (synthetic ground truth; see its docstring):
 # The filter is fitted on a copy reduced to the segmenter's own mask size (the coarse mask holds
 # no finer information); the photo's full detail comes back when the fitted linear model is
@@ -171,7 +172,7 @@ def _work_size(height: int, width: int, side: int) -> tuple[int, int]:
 
 
 def refine(
-    rgb: np.ndarray, coarse: np.ndarray, method: str = "fast", *, mask_side: int = 256
+    rgb: np.ndarray, coarse: np.ndarray, method: str = DEFAULT_METHOD, *, mask_side: int = 256
 ) -> Matte:
     """Refine a coarse alpha to the photo's edges and decontaminate the edge colours.
 

@@ -21,9 +21,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from operations.images import write_atomic
+from operations.files import write_atomic
 
 DEFAULT_TIMEOUT = 10.0  # seconds any single network wait may take
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEFAULT_DEVICE = "auto"
 # (Not YOLO_OFFLINE: we set it ourselves to keep Ultralytics off the network.)
 _OFFLINE_VARIABLES = ("BACKGROUNDSWAP_OFFLINE", "HF_HUB_OFFLINE")
 

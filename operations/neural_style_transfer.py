@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from operations.images import shrink
 from operations.models import DeviceError, WeightsError, resolve, torch_device, torchvision_spec
+from operations.resize import shrink
 
 if TYPE_CHECKING:
     import torch

@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from operations.background import FIT_MODES
-from operations.composite import DEFAULT_BLUR_STRENGTH
-from operations.foreground import resolve_segmenter_name
-from operations.images import DEFAULT_MAX_PIXELS, OUTPUT_FORMATS
+from operations import engines
+from operations import text_to_image as sd
+from operations.background import DEFAULT_FIT, FIT_MODES
+from operations.blur import DEFAULT_BLUR_STRENGTH
+from operations.decode import DEFAULT_MAX_PIXELS
+from operations.encode import DEFAULT_FORMAT, DEFAULT_QUALITY, OUTPUT_FORMATS
+from operations.errors import OptionsError
+from operations.matting import DEFAULT_METHOD as DEFAULT_MATTING
 from operations.matting import MATTING_METHODS
+from operations.models import DEFAULT_DEVICE, DEVICES
+from operations.neural_style_transfer import OPTIMIZERS, StyleSettings
+from operations.segmenters import (
+    DEFAULT_SEGMENTER,
+    deeplab,
+    mediapipe,
+    resolve_segmenter_name,
+    yolo,
+)
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-MP_MODELS = ("general", "landscape")
-ENGINES = ("local", "ray")
-
-
-class OptionsError(ValueError):
-    """An invalid setting. ``str()`` is a one-line message naming the option and its value."""
-
-    def __init__(self, option: str, value: object, reason: str):
-        self.option, self.value, self.reason = option, value, reason
-        shown = f" {str(value)!r}" if value is not None else ""
-        super().__init__(f"{option}{shown}: {reason}")
+__all__ = ["Options", "OptionsError", "default_workers"]
 
 
 def default_workers() -> int:
@@ -40,45 +41,45 @@ class Options:
     input: Path | None = None
     output: Path | None = None
     bg: Path | None = None
-    mode: str = "mediapipe"
+    mode: str = DEFAULT_SEGMENTER
     prompt: str | None = None
     nst: bool = False
     blur: bool = False
     blur_strength: float = DEFAULT_BLUR_STRENGTH
-    fit: str = "cover"
-    matting: str = "fast"
+    fit: str = DEFAULT_FIT
+    matting: str = DEFAULT_MATTING
     save_mask: bool = False
     save_cutout: bool = False
-    format: str = "png"
-    quality: int = 95
+    format: str = DEFAULT_FORMAT
+    quality: int = DEFAULT_QUALITY
     overwrite: bool = False
     recursive: bool = False
-    device: str = "auto"
-    mp_model: str = "general"
-    deeplab_model: str = "resnet101"
-    yolo_model: str = "n"
-    yolo_conf: float = 0.25
+    device: str = DEFAULT_DEVICE
+    mp_model: str = mediapipe.DEFAULT_MODEL
+    deeplab_model: str = deeplab.DEFAULT_VARIANT
+    yolo_model: str = yolo.DEFAULT_SIZE
+    yolo_conf: float = yolo.DEFAULT_CONFIDENCE
     classes: list[str] | None = None
     weights: Path | None = None
     offline: bool = False
     batch_size: int = 1
-    nst_size: int = 384
-    nst_steps: int = 60
-    nst_optimizer: str = "lbfgs"
-    nst_content_weight: float = 1e5
-    nst_style_weight: float = 3e4
-    nst_tv_weight: float = 1.0
+    nst_size: int = StyleSettings.size
+    nst_steps: int = StyleSettings.steps
+    nst_optimizer: str = StyleSettings.optimizer
+    nst_content_weight: float = StyleSettings.content_weight
+    nst_style_weight: float = StyleSettings.style_weight
+    nst_tv_weight: float = StyleSettings.tv_weight
     nst_weights: Path | None = None
     negative_prompt: str | None = None
-    sd_model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    sd_model: str = sd.DEFAULT_MODEL
     sd_size: int | None = None  # None: the model's native size
-    seed: int = 0
-    sd_steps: int = 30
-    sd_guidance: float = 7.5
+    seed: int = sd.DEFAULT_SEED
+    sd_steps: int = sd.DEFAULT_STEPS
+    sd_guidance: float = sd.DEFAULT_GUIDANCE
     bg_per_image: bool = False
     sd_attention_slicing: bool = False
     sd_cpu_offload: bool = False
-    engine: str = "local"
+    engine: str = engines.DEFAULT_ENGINE
     ray_address: str | None = None  # None: start a local Ray instance
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
@@ -90,6 +91,14 @@ class Options:
 
     def to_dict(self) -> dict[str, object]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    def style_settings(self) -> StyleSettings:
+        """The style-transfer settings these options ask for."""
+        return StyleSettings(size=self.nst_size, steps=self.nst_steps,
+                             optimizer=self.nst_optimizer,
+                             content_weight=self.nst_content_weight,
+                             style_weight=self.nst_style_weight,
+                             tv_weight=self.nst_tv_weight)  # fmt: skip
 
     def validated(self, *, batch: bool = True) -> Options:
         """Return a checked, normalised copy (``mode`` becomes the backend's name).
@@ -124,8 +133,6 @@ class Options:
             raise OptionsError("--nst-size", self.nst_size, "must be between 32 and 4096 px")
         if self.nst_steps < 1:
             raise OptionsError("--nst-steps", self.nst_steps, "must be at least 1")
-        if self.nst_optimizer not in ("lbfgs", "adam"):
-            raise OptionsError("--nst-optimizer", self.nst_optimizer, "choose from lbfgs, adam")
         for option, value in (("--nst-content-weight", self.nst_content_weight),
                               ("--nst-style-weight", self.nst_style_weight),
                               ("--nst-tv-weight", self.nst_tv_weight)):  # fmt: skip
@@ -148,7 +155,10 @@ class Options:
             "--matting": (self.matting, MATTING_METHODS),
             "--format": (self.format, OUTPUT_FORMATS),
             "--device": (self.device, DEVICES),
-            "--mp-model": (self.mp_model, MP_MODELS),
+            "--mp-model": (self.mp_model, tuple(mediapipe.MODELS)),
+            "--deeplab-model": (self.deeplab_model, tuple(deeplab.VARIANTS)),
+            "--nst-optimizer": (self.nst_optimizer, OPTIMIZERS),
+            "--engine": (self.engine, tuple(engines.ENGINES)),
         }
         for option, (value, allowed) in choices.items():
             if value not in allowed:
@@ -165,8 +175,6 @@ class Options:
             raise OptionsError("--max-pixels", self.max_pixels, "must be positive")
         if self.workers < 1:
             raise OptionsError("--workers", self.workers, "must be at least 1")
-        if self.engine not in ENGINES:
-            raise OptionsError("--engine", self.engine, f"choose from {', '.join(ENGINES)}")
         if self.cpus_per_worker <= 0:
             raise OptionsError("--cpus-per-worker", self.cpus_per_worker, "must be positive")
         if self.gpus_per_worker < 0:
@@ -214,15 +222,6 @@ class Options:
             )
         if target.exists() and not target.is_dir():
             raise OptionsError("--output", target, "exists and is not a folder")
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OptionsError("--output", target, f"cannot create it: {exc.strerror}") from None
-        try:  # a real write: os.access says yes to root and knows nothing of read-only mounts
-            with tempfile.TemporaryFile(dir=target):
-                pass
-        except OSError as exc:
-            raise OptionsError("--output", target, f"not writable: {exc.strerror}") from None
         if self.summary is not None:
             summary = Path(self.summary)
             if summary.is_dir():

@@ -22,13 +22,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from operations.images import DEFAULT_MAX_PIXELS, decode, write_atomic
+from operations.decode import DEFAULT_MAX_PIXELS, decode
+from operations.files import write_atomic
 from operations.models import DEFAULT_TIMEOUT, DeviceError, offline_from_environment, torch_device
 
 if TYPE_CHECKING:
     from operations.options import Options
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # CreativeML OpenRAIL-M licence
+DEFAULT_STEPS = 30
+DEFAULT_GUIDANCE = 7.5
+DEFAULT_SEED = 0
 CACHE_FOLDER = "generated-backgrounds"  # inside the output folder
 
 

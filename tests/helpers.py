@@ -8,8 +8,8 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image
 
-from operations.foreground import Segmenter
 from operations.options import Options
+from operations.segmenters.base import Segmenter
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "input"

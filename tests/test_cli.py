@@ -198,8 +198,17 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path, photo_dir: Path, c
 
 
 def test_console_script_entry_point_is_main() -> None:
-    setup = (ROOT / "setup.py").read_text()
-    assert '"backgroundswap = run:main"' in setup
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="backgroundswap")
+    assert script.load() is run.main  # the installed command is this CLI
+
+
+def test_download_command(vgg_weights: Path, capsys) -> None:
+    assert run.main(["download", "vgg19"]) == 0
+    assert "already cached" in capsys.readouterr().err
+    assert run.main(["download", "resnet"]) == 2
+    assert "unknown model 'resnet'" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(os.name != "posix", reason="signals")

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from operations.background import Background
+from operations.background import Background, BackgroundSource
 from operations.composite import blend, composite
-from operations.images import decode
+from operations.decode import decode
 from operations.matting import refine
 from operations.options import Options
 from operations.pipeline import Pipeline
@@ -101,7 +101,11 @@ def test_matting_off_reproduces_the_plain_soft_blend_exactly() -> None:
     image = _synthetic().image
     background = np.full_like(image, 128)
     options = Options(matting="off").validated(batch=False)
-    pipeline = Pipeline(options, segmenter=DiscSegmenter(), background=Background(background))
+    pipeline = Pipeline(
+        options,
+        segmenter=DiscSegmenter(),
+        background=BackgroundSource(options, image=Background(background)),
+    )
     result = pipeline.swap(image)
     coarse = DiscSegmenter().predict(image)
     np.testing.assert_array_equal(result.alpha, coarse)

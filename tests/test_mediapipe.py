@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from operations.foreground import SegmenterError
-from operations.images import decode
+from operations.decode import decode
+from operations.segmenters.base import SegmenterError
 from operations.segmenters.mediapipe import MediaPipeSegmenter
 from tests.helpers import SAMPLES
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, ClassVar
 import cv2
 import numpy as np
 
-from operations.foreground import Segmenter, SegmenterError
-from operations.images import shrink
 from operations.models import DeviceError, WeightsError, resolve, torch_device, torchvision_spec
+from operations.resize import shrink
+from operations.segmenters.base import Segmenter, SegmenterError
 
 if TYPE_CHECKING:
     import torch

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, ClassVar
 import cv2
 import numpy as np
 
-from operations.foreground import Segmenter, SegmenterError
-from operations.images import shrink
+from operations.resize import shrink
+from operations.segmenters.base import Segmenter, SegmenterError
 
 if TYPE_CHECKING:
     from operations.options import Options
@@ -30,6 +30,7 @@ MODELS: dict[str, tuple[int, tuple[int, int]]] = {
     "general": (0, (256, 256)),
     "landscape": (1, (256, 144)),
 }
+DEFAULT_MODEL = "general"
 
 
 @contextlib.contextmanager
@@ -64,7 +65,7 @@ class MediaPipeSegmenter(Segmenter):
     name: ClassVar[str] = "mediapipe"
     thread_safe: ClassVar[bool] = False  # one MediaPipe graph; calls must not interleave
 
-    def __init__(self, model: str = "general") -> None:
+    def __init__(self, model: str = DEFAULT_MODEL) -> None:
         super().__init__()
         if model not in MODELS:
             raise SegmenterError(f"unknown MediaPipe model {model!r}; choose from {sorted(MODELS)}")

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, ClassVar
 import cv2
 import numpy as np
 
-from operations.foreground import Segmenter, SegmenterError
 from operations.models import (
     DeviceError,
     WeightsError,
@@ -23,6 +22,7 @@ from operations.models import (
     resolve,
     torch_device,
 )
+from operations.segmenters.base import Segmenter, SegmenterError
 
 if TYPE_CHECKING:
     from operations.options import Options

@@ -121,8 +121,9 @@ def test_unreachable_hub_is_a_bounded_error(monkeypatch: pytest.MonkeyPatch) -> 
 def test_nst_with_a_prompt_uses_the_generated_image_as_style(
     tiny_sd: Path, vgg_weights: Path, tmp_path: Path
 ) -> None:
+    from operations.batch import run_batch
     from operations.options import Options
-    from operations.pipeline import Pipeline, run_batch
+    from operations.pipeline import Pipeline
     from tests.helpers import DiscSegmenter
 
     source = tmp_path / "in"
@@ -134,6 +135,7 @@ def test_nst_with_a_prompt_uses_the_generated_image_as_style(
     batch = run_batch(options, pipeline=pipeline, progress=False)
     assert batch.count("ok") == 1
     generated = Image.open(batch.background["background"])  # type: ignore[index]
-    assert pipeline.style is not None and pipeline.background is not None
-    np.testing.assert_array_equal(pipeline.background.rgb, np.asarray(generated))
-    assert pipeline.style.style_targets_computed == 1
+    source = pipeline.background
+    assert source.style is not None and source.image is not None
+    np.testing.assert_array_equal(source.image.rgb, np.asarray(generated))
+    assert source.style.style_targets_computed == 1

@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 
 import run
+from operations.batch import run_batch
 from operations.neural_style_transfer import StyleSettings, StyleTransfer, StyleTransferError
 from operations.options import Options
-from operations.pipeline import Pipeline, run_batch
+from operations.pipeline import Pipeline
 from tests.helpers import DiscSegmenter, random_rgb, save_rgb
 
 SMALL = StyleSettings(size=48, steps=8, levels=2)
@@ -69,7 +70,8 @@ def test_style_targets_are_computed_once_per_run(vgg_weights: Path, tmp_path: Pa
     pipeline = Pipeline(options, segmenter=DiscSegmenter())
     batch = run_batch(options, pipeline=pipeline, progress=False)
     assert batch.count("ok") == 3
-    assert pipeline.style is not None and pipeline.style.style_targets_computed == 1
+    style = pipeline.background.style
+    assert style is not None and style.style_targets_computed == 1
     assert len(list((tmp_path / "out").glob("*.png"))) == 3
 
 

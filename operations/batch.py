@@ -1,0 +1,184 @@
+"""The batch: a folder of sources planned as jobs, run on an engine, summed up in a report.
+
+:func:`run_batch` lists the input folder, names every output, skips the jobs an earlier run
+finished, prepares the run's background once, hands the rest to the engine ``--engine`` names,
+and collects every result into a :class:`BatchResult` (the summary line, the exit code and the
+``--summary`` JSON). What happens to one job is the job's own business
+(:meth:`operations.jobs.Job.process`); where it happens is the engine's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from operations import __version__
+from operations.background import BackgroundSource
+from operations.decode import allow_pixels
+from operations.engines import create_engine
+from operations.files import find_inputs, plan_outputs, write_atomic
+from operations.jobs import CUTOUT_SUFFIX, MASK_SUFFIX, FileResult, Job, PhotoJob, Status
+from operations.options import Options, OptionsError
+from operations.pipeline import Pipeline
+
+log = logging.getLogger("backgroundswap")
+
+
+@dataclass
+class BatchResult:
+    files: list[FileResult]
+    seconds: float
+    interrupted: bool = False
+    background: dict[str, object] | None = None  # the generated background shared by the run
+
+    def count(self, status: Status) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    @property
+    def exit_code(self) -> int:
+        """0: every file done (now or before); 1: any failed; 130: interrupted."""
+        if self.interrupted:
+            return 130
+        return 1 if self.count("failed") else 0
+
+    def summary_line(self) -> str:
+        done = self.count("ok")
+        rate = f" ({done / self.seconds:.2f} images/s)" if done and self.seconds > 0 else ""
+        return (
+            f"{done} written, {self.count('skipped')} skipped (output exists), "
+            f"{self.count('failed')} failed in {self.seconds:.1f} s{rate}"
+        )
+
+
+def plan_jobs(options: Options) -> list[Job]:
+    """List the input files and name their outputs (see :func:`operations.files.plan_outputs`).
+
+    Raises:
+        OptionsError: the input folder holds no files.
+    """
+    assert options.input is not None and options.output is not None
+    source, target = Path(options.input), Path(options.output)
+    relatives = find_inputs(source, recursive=options.recursive, exclude=[target])
+    if not relatives:
+        hint = "" if options.recursive else " (sub-folders are read with --recursive)"
+        raise OptionsError("--input", source, f"holds no files{hint}")
+    extras = [MASK_SUFFIX] * options.save_mask + [CUTOUT_SUFFIX] * options.save_cutout
+    plan = plan_outputs(relatives, options.format, extras)
+    return [
+        PhotoJob(source / rel, rel, tuple(target / name for name in plan[rel]), index)
+        for index, rel in enumerate(relatives)
+    ]
+
+
+def prepare_output(folder: Path) -> None:
+    """Create the output folder and prove it writable (a real write: ``os.access`` says yes to
+    root and knows nothing of read-only mounts).
+
+    Raises:
+        OptionsError: it cannot be created or written.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OptionsError("--output", folder, f"cannot create it: {exc.strerror}") from None
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OptionsError("--output", folder, f"not writable: {exc.strerror}") from None
+
+
+def first_readable_size(jobs: list[Job]) -> tuple[int, int] | None:
+    """(height, width) of the first job whose source Pillow can open; ``None`` if none can."""
+    from PIL import Image
+
+    for job in jobs:
+        try:
+            with Image.open(job.source) as first:
+                width, height = first.size
+        except OSError:
+            continue
+        return height, width
+    return None
+
+
+def run_batch(
+    options: Options, *, pipeline: Pipeline | None = None, progress: bool | None = None
+) -> BatchResult:
+    """Process a folder. Returns every file's result; writes ``options.summary`` if set.
+
+    Args:
+        options: validated batch options (see :meth:`Options.validated`).
+        pipeline: an already built pipeline to reuse (the caller closes it; local engine only).
+        progress: show a progress bar; ``None`` shows it on a terminal unless ``options.quiet``.
+
+    Raises:
+        OptionsError: bad settings that only show once the run starts (empty folder, bad --bg,
+            an output folder that cannot be written).
+    """
+    start = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    allow_pixels(options.max_pixels)
+    jobs = plan_jobs(options)
+    results: dict[Path, FileResult] = {}
+    todo = []
+    for job in jobs:
+        if not options.overwrite and job.done():
+            results[job.source] = FileResult(str(job.source), str(job.output), "skipped")
+        else:
+            todo.append(job)
+    if results:
+        log.info("%d of %d files already have outputs; skipping them (--overwrite redoes them)",
+                 len(results), len(jobs))  # fmt: skip
+    interrupted = False
+    run_background = None
+    if todo:
+        prepare_output(Path(options.output))
+        source = pipeline.background if pipeline is not None else BackgroundSource(options)
+        run_background = source.prepare(lambda: first_readable_size(todo))
+        engine = create_engine(options, pipeline=pipeline, progress=progress)
+
+        def report(job: Job, result: FileResult) -> None:
+            results[job.source] = result
+            _log_result(job, result)
+
+        try:
+            engine.run(todo, source, report)
+        except KeyboardInterrupt:
+            interrupted = True
+            log.error("interrupted: finished files are kept; rerun to resume")
+    ordered = [results[job.source] for job in jobs if job.source in results]
+    shared = run_background.to_dict() if run_background is not None else None
+    batch = BatchResult(ordered, time.perf_counter() - start, interrupted, shared)
+    if options.summary is not None:
+        write_summary(batch, options, Path(options.summary), started_at)
+    return batch
+
+
+def _log_result(job: Job, result: FileResult) -> None:
+    if result.status == "failed":
+        log.error("failed %s: %s", job.relative, result.error)
+    for warning in result.warnings:
+        log.warning("%s: %s", job.relative, warning)
+    log.debug("%s -> %s in %.2f s", job.relative, result.output, result.seconds)
+
+
+def write_summary(batch: BatchResult, options: Options, path: Path, started_at: str) -> None:
+    """Write the run's JSON report (atomically, like every output)."""
+    report = {
+        "version": __version__,
+        "started": started_at,
+        "seconds": round(batch.seconds, 3),
+        "interrupted": batch.interrupted,
+        "counts": {s: batch.count(s) for s in ("ok", "skipped", "failed")},
+        "generated_background": batch.background,
+        "options": options.to_dict(),
+        "files": [{**asdict(f), "seconds": round(f.seconds, 4)} for f in batch.files],
+    }
+    data = json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8")
+    write_atomic(path, lambda f: f.write(data))

@@ -1,0 +1,72 @@
+"""The local engine: threads on this machine.
+
+A few threads decode, composite and encode in parallel while the model segments one image at a
+time (OpenCV, Pillow, ISA-L and MediaPipe release the GIL), with a bounded number of jobs in
+flight, so memory stays flat for any folder size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, ClassVar
+
+import cv2
+
+from operations.engines import Engine, Report
+from operations.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from operations.background import BackgroundSource
+    from operations.jobs import FileResult, Job
+
+
+class LocalEngine(Engine):
+    """Runs jobs on a thread pool of ``--workers`` threads around one pipeline."""
+
+    name: ClassVar[str] = "local"
+
+    def run(self, jobs: Sequence[Job], background: BackgroundSource, report: Report) -> None:
+        owned = self.pipeline is None
+        pipeline = self.pipeline or Pipeline(self.options, background=background)
+        try:
+            pipeline.background.load()  # a caller's pipeline meets the run's background here
+            self._run(pipeline, jobs, report)
+        finally:
+            if owned:
+                pipeline.close()
+
+    def _run(self, pipeline: Pipeline, jobs: Sequence[Job], report: Report) -> None:
+        from tqdm import tqdm
+
+        workers = self.options.workers
+        bar = tqdm(total=len(jobs), unit="img", disable=None if self.progress else True,
+                   dynamic_ncols=True)  # fmt: skip
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bgswap")
+        # The batch is parallel across images; OpenCV's own threads inside each call would only
+        # contend with ours (measured: ~5 % slower on 2 cores). Restored afterwards.
+        cv_threads = cv2.getNumThreads()
+        if workers > 1:
+            cv2.setNumThreads(1)
+        pending: dict[Future[FileResult], Job] = {}
+
+        def collect(done: set[Future[FileResult]]) -> None:
+            for future in done:
+                job = pending.pop(future)
+                report(job, future.result())
+                bar.update()
+
+        try:
+            # At most 2 × workers jobs in flight, so memory stays bounded.
+            for job in jobs:
+                if len(pending) >= 2 * workers:
+                    collect(wait(pending, return_when=FIRST_COMPLETED).done)
+                pending[pool.submit(job.process, pipeline)] = job
+            while pending:
+                collect(wait(pending, return_when=FIRST_COMPLETED).done)
+        finally:
+            # On Ctrl-C: queued jobs are dropped, running ones finish; the finished ones count.
+            pool.shutdown(wait=True, cancel_futures=True)
+            cv2.setNumThreads(cv_threads)
+            collect({f for f in pending if f.done() and not f.cancelled()})
+            bar.close()

@@ -1,0 +1,103 @@
+"""Options: validation (each error names the option and its value), normalisation, and no side
+effects."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from operations.options import Options, OptionsError
+
+
+def test_defaults_are_valid_and_mode_numbers_become_names() -> None:
+    options = Options(blur=True).validated(batch=False)
+    assert options.mode == "mediapipe"
+    assert Options(blur=True, mode="2").validated(batch=False).mode == "yolo"
+
+
+@pytest.mark.parametrize(
+    ("settings", "option"),
+    [
+        ({"mode": "9"}, "--mode '9'"),
+        ({"fit": "tile"}, "--fit 'tile'"),
+        ({"matting": "best"}, "--matting 'best'"),
+        ({"format": "gif"}, "--format 'gif'"),
+        ({"device": "tpu"}, "--device 'tpu'"),
+        ({"mp_model": "huge"}, "--mp-model 'huge'"),
+        ({"deeplab_model": "vgg"}, "--deeplab-model 'vgg'"),
+        ({"nst_optimizer": "sgd"}, "--nst-optimizer 'sgd'"),
+        ({"engine": "spark"}, "--engine 'spark'"),
+        ({"quality": 0}, "--quality '0'"),
+        ({"yolo_conf": 1.5}, "--yolo-conf '1.5'"),
+        ({"blur_strength": 0}, "--blur-strength '0'"),
+        ({"workers": 0}, "--workers '0'"),
+        ({"batch_size": 0}, "--batch-size '0'"),
+        ({"nst_size": 8}, "--nst-size '8'"),
+        ({"sd_steps": 0}, "--steps '0'"),
+        ({"prompt": " "}, "--prompt ' '"),
+        ({"bg_per_image": True}, "--bg-per-image"),
+        ({"quiet": True, "verbose": True}, "--quiet"),
+        ({"device": "cuda"}, "--device 'cuda'"),  # MediaPipe runs on the CPU only
+        ({"classes": [" "]}, "--classes"),
+    ],
+)
+def test_each_invalid_setting_names_its_option(settings: dict, option: str) -> None:
+    with pytest.raises(OptionsError) as info:
+        Options(blur=True, **settings).validated(batch=False)
+    assert str(info.value).startswith(option), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_files_that_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(OptionsError, match=r"^--bg .*no such file"):
+        Options(bg=tmp_path / "none.jpg").validated(batch=False)
+    with pytest.raises(OptionsError, match=r"^--bg .*not a file"):
+        Options(bg=tmp_path).validated(batch=False)
+    with pytest.raises(OptionsError, match=r"^--weights .*no such file"):
+        Options(blur=True, weights=tmp_path / "w.pt").validated(batch=False)
+    with pytest.raises(OptionsError, match=r"^--nst: needs a style image"):
+        Options(nst=True).validated(batch=False)
+    with pytest.raises(OptionsError, match=r"^--prompt .*not both"):
+        (tmp_path / "bg.jpg").write_bytes(b"x")
+        Options(prompt="a beach", bg=tmp_path / "bg.jpg").validated(batch=False)
+
+
+def test_batch_checks_and_no_side_effects(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    with pytest.raises(OptionsError, match=r"^--bg: nothing to put behind"):
+        Options(input=source, output=tmp_path / "out").validated()
+    with pytest.raises(OptionsError, match=r"^--input .*no such folder"):
+        Options(input=tmp_path / "none", output=tmp_path / "out", blur=True).validated()
+    with pytest.raises(OptionsError, match=r"^--output .*is the input folder"):
+        Options(input=source, output=source, blur=True).validated()
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(OptionsError, match=r"^--output .*not a folder"):
+        Options(input=source, output=tmp_path / "file", blur=True).validated()
+    with pytest.raises(OptionsError, match=r"^--summary .*is a folder"):
+        Options(input=source, output=tmp_path / "o", blur=True, summary=source).validated()
+    checked = Options(input=str(source), output=str(tmp_path / "a" / "b"), blur=True).validated()
+    assert checked.output == tmp_path / "a" / "b" and isinstance(checked.input, Path)
+    assert not (tmp_path / "a").exists()  # validation checks; the run creates folders
+
+
+def test_batch_size_raises_the_worker_count() -> None:
+    options = Options(blur=True, batch_size=8, workers=2).validated(batch=False)
+    assert options.workers == 8
+
+
+def test_the_cli_sets_every_option_and_takes_its_defaults_from_options() -> None:
+    import run
+
+    args = run.build_parser().parse_args(["-i", "in", "-o", "out"])
+    names = {f.name for f in fields(Options)}
+    assert names <= set(vars(args)), names - set(vars(args))  # every setting has a flag
+    defaults = Options()
+    for name in names - {"input", "output"}:
+        assert getattr(args, name) == getattr(defaults, name), name
+    parsed = run.options_from_args(
+        run.build_parser().parse_args(["-i", "in", "-o", "out", "--steps", "7", "--guidance", "2"])
+    )
+    assert parsed.sd_steps == 7 and parsed.sd_guidance == 2.0

@@ -1,0 +1,87 @@
+"""YOLOv8-seg: a real-format checkpoint written by Ultralytics, loaded through its weights folder;
+the soft-mask maths on controlled prototypes; the CLI end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from operations.decode import decode
+from operations.files import ImageError
+from operations.segmenters.base import SegmenterError
+from tests.helpers import SAMPLES, cli
+
+
+def test_soft_union_of_instances() -> None:
+    from operations.segmenters.yolo import soft_union
+
+    masks = np.zeros((2, 4, 4), np.float32)
+    masks[0, :2] = 0.9
+    masks[1, 1:3] = 0.6
+    union = soft_union(masks)
+    assert union[0, 0] == pytest.approx(0.9) and union[2, 0] == pytest.approx(0.6)
+    assert union[1, 0] == pytest.approx(0.9) and union[3, 0] == 0.0
+    assert soft_union(np.zeros((0, 3, 5), np.float32)).shape == (3, 5)
+
+
+def test_yolo_masks_are_soft_unletterboxed_and_at_the_photo_size(yolo_weights: Path) -> None:
+    from operations.segmenters.yolo import _soft_predictor_class
+
+    predictor = _soft_predictor_class().__new__(_soft_predictor_class())
+    predictor.model = type("M", (), {"names": {0: "person", 1: "dog"}})()
+    # A 640×480 photo letterboxed to 640×480 (no padding needed) with 4×4 px prototypes: two
+    # instances, each one prototype channel, each in its own box.
+    proto = torch.zeros(2, 120, 160)
+    proto[0] = 4.0  # instance 0: logit 4 → 0.982 inside its box
+    proto[1] = 0.0  # instance 1: logit 0 → 0.5 inside its box (soft, not thresholded away)
+    pred = torch.tensor([
+        [0, 0, 320, 240, 0.9, 0, 1.0, 0.0],  # x1 y1 x2 y2 conf cls, then 2 coefficients
+        [320, 240, 640, 480, 0.8, 1, 0.0, 1.0],
+    ])  # fmt: skip
+    image = torch.zeros(1, 3, 480, 640)
+    photo = np.zeros((960, 1280, 3), np.uint8)  # the original is twice the network's input
+    result = predictor.construct_result(pred.clone(), image, photo, "x.jpg", proto)
+    masks = result.masks.data.numpy()
+    assert masks.shape == (2, 960, 1280)
+    assert masks[0, 100, 100] == pytest.approx(0.982, abs=0.01)
+    assert masks[1, 900, 1200] == pytest.approx(0.5, abs=0.01)  # soft values survive
+    assert masks[0, 900, 1200] == 0.0 and masks[1, 100, 100] == 0.0  # cropped to their boxes
+    np.testing.assert_allclose(result.boxes.xyxy[0].numpy(), [0, 0, 640, 480], atol=1)
+
+
+def test_yolo_loads_a_real_format_checkpoint_and_leaves_pillow_alone(yolo_weights, tmp_path):
+    from operations.segmenters.yolo import YoloSegmenter
+
+    segmenter = YoloSegmenter("n", offline=True, device="cpu", confidence=0.01)
+    assert segmenter.names[0] == "person" and len(segmenter.names) == 80
+    rgb = decode(SAMPLES / "grace_hopper.jpg").rgb
+    masks = segmenter.instance_masks(rgb)
+    assert masks.ndim == 3 and masks.shape[1:] == rgb.shape[:2] and masks.shape[0] > 0
+    alpha = segmenter.predict(rgb)
+    assert alpha.shape == rgb.shape[:2] and alpha.min() >= 0 and alpha.max() <= 1
+    # Importing Ultralytics must not leave its pip-installing PIL.Image.open wrapper behind.
+    assert Image.open.__module__ == "PIL.Image"
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    with pytest.raises(ImageError, match="not an image"):
+        decode(text)
+    with pytest.raises(SegmenterError, match=r"unknown class 'unicorn'.*person"):
+        YoloSegmenter("n", offline=True, device="cpu", classes=["unicorn"])
+    with pytest.raises(SegmenterError, match="choose n, s, m, l, x"):
+        YoloSegmenter(str(tmp_path / "nope.pt"), device="cpu")
+
+
+def test_cli_mode_2_end_to_end(yolo_weights: Path, photo_dir: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    code, err = cli(capsys, "-i", photo_dir, "-o", out, "--blur", "--mode", "2",
+                    "--yolo-conf", "0.01", "--classes", "person,dog", "--summary",
+                    tmp_path / "s.json")  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut.png", "grace_hopper.png"]
+    code, err = cli(capsys, "-i", photo_dir, "-o", tmp_path / "o2", "--blur", "--mode", "yolo",
+                    "--yolo-model", str(yolo_weights), "--overwrite")  # fmt: skip
+    assert code == 0, err
