@@ -23,7 +23,7 @@ import cv2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from operations.images import decode  # noqa: E402
+from operations.decode import decode  # noqa: E402
 
 
 def random_weights_deeplab(variant: str) -> bool:

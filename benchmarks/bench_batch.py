@@ -34,9 +34,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from operations.images import encode_png  # noqa: E402
+from operations.batch import run_batch  # noqa: E402
 from operations.options import Options  # noqa: E402
-from operations.pipeline import Pipeline, run_batch  # noqa: E402
+from operations.pipeline import Pipeline  # noqa: E402
+from operations.png import encode_png  # noqa: E402
 from operations.segmenters.mediapipe import MediaPipeSegmenter  # noqa: E402
 
 BACKGROUND = ROOT / "background" / "hubble_deep_field.jpg"

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from operations.composite import composite as composite_matte  # noqa: E402
-from operations.images import decode  # noqa: E402
+from operations.decode import decode  # noqa: E402
 from operations.matting import refine  # noqa: E402
 from operations.segmenters.mediapipe import MediaPipeSegmenter  # noqa: E402
 

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_batch import BACKGROUND, make_photos  # noqa: E402
+from operations.batch import run_batch  # noqa: E402
 from operations.options import Options  # noqa: E402
-from operations.pipeline import run_batch  # noqa: E402
 
 
 def main() -> None:

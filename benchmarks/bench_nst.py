@@ -74,7 +74,7 @@ def main() -> None:
     weights = ensure_vgg()
     import torch
 
-    from operations.images import decode
+    from operations.decode import decode
     from operations.neural_style_transfer import StyleSettings, StyleTransfer, _working_size
 
     photo = decode(ROOT / "input" / "grace_hopper.jpg").rgb

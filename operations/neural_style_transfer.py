@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from operations.models import DeviceError, WeightsError, resolve, torch_device, torchvision_spec
+from operations.models import (
+    DEFAULT_DEVICE,
+    DeviceError,
+    WeightsError,
+    resolve,
+    torch_device,
+    torchvision_spec,
+)
 from operations.resize import shrink
 
 if TYPE_CHECKING:
@@ -115,7 +122,7 @@ class StyleTransfer:
         *,
         weights: Path | None = None,
         offline: bool = False,
-        device: str = "auto",
+        device: str = DEFAULT_DEVICE,
         network: torch.nn.Module | None = None,
     ) -> None:
         import torch

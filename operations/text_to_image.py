@@ -24,7 +24,13 @@ from PIL import Image, PngImagePlugin
 
 from operations.decode import DEFAULT_MAX_PIXELS, decode
 from operations.files import write_atomic
-from operations.models import DEFAULT_TIMEOUT, DeviceError, offline_from_environment, torch_device
+from operations.models import (
+    DEFAULT_DEVICE,
+    DEFAULT_TIMEOUT,
+    DeviceError,
+    offline_from_environment,
+    torch_device,
+)
 
 if TYPE_CHECKING:
     from operations.options import Options
@@ -102,7 +108,7 @@ class BackgroundGenerator:
         self,
         model: str = DEFAULT_MODEL,
         *,
-        device: str = "auto",
+        device: str = DEFAULT_DEVICE,
         offline: bool = False,
         attention_slicing: bool = False,
         cpu_offload: bool = False,

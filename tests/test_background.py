@@ -1,10 +1,22 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from PIL import ImageCms
+from PIL import Image, ImageCms
 
-from operations.background import Background, convert_profile, fit_background
+from operations.background import (
+    Background,
+    BackgroundSource,
+    RunBackground,
+    convert_profile,
+    fit_background,
+)
+from operations.blur import blur_behind_subject, blur_sigma
+from operations.matting import Matte
+from operations.options import Options, OptionsError
+from tests.helpers import random_rgb
 
 
 def _halves(height: int = 100, width: int = 200) -> np.ndarray:
@@ -60,3 +72,94 @@ def test_background_is_converted_to_the_photo_profile() -> None:
     assert convert_profile(image, None, None) is image
     same = convert_profile(image, srgb, None)  # an explicit sRGB tag is the same space
     assert np.abs(same.astype(int) - image).max() <= 2
+
+
+# --- the run's background source ---------------------------------------------------------------
+
+
+def _matte(rgb: np.ndarray) -> Matte:
+    alpha = np.zeros(rgb.shape[:2], np.float32)
+    alpha[10:30, 20:40] = 1.0
+    return Matte(rgb, soft=alpha)
+
+
+def _source(**settings) -> BackgroundSource:
+    return BackgroundSource(Options(**settings).validated(batch=False))
+
+
+def test_a_file_is_fitted_to_each_photo_and_blurred_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "bg.png"
+    Image.fromarray(_halves()).save(path)
+    photo = random_rgb(40, 60)
+    behind, extra = _source(bg=path).for_image(photo, _matte(photo))
+    assert extra == {}
+    np.testing.assert_array_equal(behind, fit_background(_halves(), 60, 40, "cover"))
+    blurred, _ = _source(bg=path, blur=True, blur_strength=10).for_image(photo, _matte(photo))
+    assert blurred.shape == photo.shape and not np.array_equal(blurred, behind)
+    stretched, _ = _source(bg=path, fit="stretch").for_image(photo, _matte(photo))
+    np.testing.assert_array_equal(stretched, fit_background(_halves(), 60, 40, "stretch"))
+
+
+def test_portrait_mode_blurs_the_photos_own_background() -> None:
+    photo = random_rgb(40, 60)
+    matte = _matte(photo)
+    behind, _ = _source(blur=True, blur_strength=5).for_image(photo, matte)
+    sigma = blur_sigma(40, 60, 5)
+    np.testing.assert_array_equal(behind, blur_behind_subject(photo, matte.alpha, sigma))
+
+
+def test_an_unreadable_file_names_the_option(tmp_path: Path) -> None:
+    bad = tmp_path / "bg.jpg"
+    bad.write_bytes(b"nope")
+    with pytest.raises(OptionsError, match=r"^--bg .*not an image"):
+        _source(bg=bad)
+
+
+class FakePrompted:
+    """Stands in for the diffusion pipeline: a flat image per seed, and a count of calls."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.calls, self.ready = folder, [], False
+
+    def ensure_ready(self) -> None:
+        self.ready = True
+
+    def get(self, height: int, width: int, seed: int) -> tuple[np.ndarray, Path]:
+        self.calls.append((height, width, seed))
+        return np.full((height // 2, width // 2, 3), seed, np.uint8), self.folder / f"bg-{seed}.png"
+
+
+def test_one_generated_background_per_run_at_the_first_photos_aspect(tmp_path: Path) -> None:
+    source = _source(prompt="a beach", seed=4)
+    source.prompted = FakePrompted(tmp_path)
+    prepared = source.prepare(lambda: (40, 60))
+    assert prepared == RunBackground(tmp_path / "bg-4.png", 4)
+    assert source.prepare(lambda: (10, 10)) == prepared  # made once
+    photo = random_rgb(30, 30)
+    behind, extra = source.for_image(photo, _matte(photo), index=3)
+    assert (behind == 4).all() and extra == {}  # the run's seed, not the photo's index
+    assert source.prompted.calls == [(40, 60, 4)]
+    nothing = _source(prompt="a beach")
+    nothing.prompted = FakePrompted(tmp_path)
+    assert nothing.prepare(lambda: None) is None  # no readable photo: nothing to make
+
+
+def test_one_generated_background_per_photo(tmp_path: Path) -> None:
+    source = _source(prompt="a beach", seed=10, bg_per_image=True)
+    source.prompted = fake = FakePrompted(tmp_path)
+    assert source.prepare(lambda: (40, 60)) is None and fake.ready  # loaded, nothing made
+    photo = random_rgb(30, 50)
+    behind, extra = source.for_image(photo, _matte(photo), index=2)
+    assert (behind == 12).all() and behind.shape == photo.shape
+    assert extra == {"background": str(tmp_path / "bg-12.png"), "seed": 12}
+
+
+def test_a_worker_uses_the_runs_background_without_a_diffusion_model(tmp_path: Path) -> None:
+    path = tmp_path / "generated.png"
+    Image.fromarray(_halves()).save(path)
+    options = Options(prompt="a beach", sd_model="not/loaded").validated(batch=False)
+    source = BackgroundSource(options, run_background=RunBackground(path, 0))
+    assert source.prompted is None  # nothing to generate on this worker
+    photo = random_rgb(40, 60)
+    behind, _ = source.for_image(photo, _matte(photo))
+    np.testing.assert_array_equal(behind, fit_background(_halves(), 60, 40, "cover"))

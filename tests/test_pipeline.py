@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from operations.background import Background, BackgroundSource
-from operations.options import Options, OptionsError
+from operations.options import Options
 from operations.pipeline import Pipeline
 from tests.helpers import DiscSegmenter, random_rgb
 
@@ -51,13 +51,6 @@ def test_portrait_mode_keeps_subject_pixels() -> None:
 def test_bad_photo_array_is_refused(background_file: Path) -> None:
     with pytest.raises(ValueError, match="uint8 RGB"):
         _pipeline(bg=background_file).swap(np.zeros((4, 4), np.uint8))
-
-
-def test_background_decode_error_names_the_option(tmp_path: Path) -> None:
-    bad = tmp_path / "bg.jpg"
-    bad.write_bytes(b"nope")
-    with pytest.raises(OptionsError, match=r"^--bg .*not an image"):
-        Pipeline(Options(bg=bad).validated(batch=False), segmenter=DiscSegmenter())
 
 
 def test_background_object_reused_across_sizes() -> None:

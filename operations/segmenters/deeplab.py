@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, ClassVar
 import cv2
 import numpy as np
 
-from operations.models import DeviceError, WeightsError, resolve, torch_device, torchvision_spec
+from operations.models import (
+    DEFAULT_DEVICE,
+    DeviceError,
+    WeightsError,
+    resolve,
+    torch_device,
+    torchvision_spec,
+)
 from operations.resize import shrink
 from operations.segmenters.base import Segmenter, SegmenterError
 
@@ -70,7 +77,7 @@ class DeepLabSegmenter(Segmenter):
         *,
         weights: Path | None = None,
         classes: list[str] | None = None,
-        device: str = "auto",
+        device: str = DEFAULT_DEVICE,
         offline: bool = False,
         model: torch.nn.Module | None = None,
     ) -> None:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from operations.models import (
+    DEFAULT_DEVICE,
     DeviceError,
     WeightsError,
     WeightsSpec,
@@ -129,7 +130,7 @@ class YoloSegmenter(Segmenter):
         weights: Path | None = None,
         classes: list[str] | None = None,
         confidence: float = DEFAULT_CONFIDENCE,
-        device: str = "auto",
+        device: str = DEFAULT_DEVICE,
         offline: bool = False,
     ) -> None:
         super().__init__()

@@ -1,0 +1,122 @@
+"""Engines by name, the local engine's thread pool, and the layout's import rules (engines are
+peers; low-level stages never touch files)."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from operations.background import BackgroundSource
+from operations.engines import ENGINES, create_engine
+from operations.engines.local import LocalEngine
+from operations.jobs import FileResult, Job
+from operations.options import Options
+from operations.pipeline import Pipeline
+from tests.helpers import ROOT, DiscSegmenter
+
+
+@dataclass(frozen=True)
+class SlowJob(Job):
+    """A job that takes a while and records the thread it ran on."""
+
+    def process(self, pipeline: Pipeline) -> FileResult:
+        time.sleep(0.05)
+        return FileResult(str(self.source), str(self.output), "ok", 0.05,
+                          extra={"thread": threading.current_thread().name})  # fmt: skip
+
+
+def _jobs(count: int) -> list[Job]:
+    return [SlowJob(Path(f"p{i}"), Path(f"p{i}"), (Path(f"o{i}"),), i) for i in range(count)]
+
+
+def _local(workers: int) -> tuple[LocalEngine, Pipeline]:
+    options = Options(blur=True, workers=workers).validated(batch=False)
+    pipeline = Pipeline(options, segmenter=DiscSegmenter())
+    engine = create_engine(options, pipeline=pipeline, progress=False)
+    assert isinstance(engine, LocalEngine)
+    return engine, pipeline
+
+
+def test_the_local_engine_runs_every_job_once_in_parallel() -> None:
+    engine, pipeline = _local(workers=3)
+    reported: list[FileResult] = []
+    engine.run(_jobs(12), pipeline.background, lambda job, result: reported.append(result))
+    assert sorted(r.input for r in reported) == sorted(f"p{i}" for i in range(12))
+    assert len({r.extra["thread"] for r in reported}) > 1  # more than one thread did the work
+
+
+def test_ctrl_c_keeps_and_reports_the_jobs_that_finished() -> None:
+    engine, pipeline = _local(workers=2)
+    reported: list[str] = []
+
+    def report(job: Job, result: FileResult) -> None:
+        reported.append(result.input)
+        if len(reported) == 1:
+            raise KeyboardInterrupt  # Ctrl-C arrives while other jobs are running
+
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(_jobs(20), pipeline.background, report)
+    assert 1 < len(reported) < 20  # in-flight jobs finished and counted; queued ones dropped
+    assert len(set(reported)) == len(reported)
+
+
+def test_every_engine_is_registered_by_import_path() -> None:
+    assert set(ENGINES) == {"local", "ray"}
+    options = Options(blur=True, engine="ray").validated(batch=False)
+    engine = create_engine(options)
+    assert type(engine).name == "ray"
+    source = BackgroundSource(options)
+    with pytest.raises(ValueError, match="builds its pipelines on its workers"):
+        create_engine(options, pipeline=object()).run([], source, print)  # type: ignore[arg-type]
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("operations")}
+
+
+def _stage(module: str) -> str:
+    """``operations.decode.decode`` → ``decode``; ``operations`` → ``""``."""
+    return [*module.split("."), ""][1]
+
+
+def test_the_layouts_import_rules() -> None:
+    package = ROOT / "operations"
+    # Engines are peers: neither imports the other.
+    assert not {m for m in _imports(package / "engines/local.py") if "engines.ray" in m}
+    assert not {m for m in _imports(package / "engines/ray.py") if "engines.local" in m}
+    # The per-image pipeline knows nothing of batches, jobs or engines.
+    assert not {m for m in _imports(package / "pipeline.py")
+                if _stage(m) in ("batch", "jobs", "engines")}  # fmt: skip
+    # Low-level stages work on arrays and never import file input/output.
+    file_io = ("files", "decode", "encode", "png", "jobs", "batch")
+    low_level = ["resize.py", "blur.py", "composite.py", "matting.py", "matting_kernels.py"]
+    low_level += [f"segmenters/{p.name}" for p in (package / "segmenters").glob("*.py")]
+    for name in low_level:
+        bad = {m for m in _imports(package / name) if _stage(m) in file_io}
+        assert not bad, (name, bad)
+
+
+def test_choosing_the_local_engine_imports_no_ray() -> None:
+    code = (
+        "import sys\n"
+        "from operations.engines import create_engine\n"
+        "from operations.options import Options\n"
+        "create_engine(Options(blur=True).validated(batch=False))\n"
+        "assert 'ray' not in sys.modules and 'operations.engines.ray' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
