@@ -140,18 +140,20 @@ def run_batch(
     if todo:
         prepare_output(Path(options.output))
         source = pipeline.background if pipeline is not None else BackgroundSource(options)
-        run_background = source.prepare(lambda: first_readable_size(todo))
-        engine = create_engine(options, pipeline=pipeline, progress=progress)
 
         def report(job: Job, result: FileResult) -> None:
             results[job.source] = result
             _log_result(job, result)
 
-        try:
-            engine.run(todo, source, report)
-        except KeyboardInterrupt:
-            interrupted = True
-            log.error("interrupted: finished files are kept; rerun to resume")
+        # The engine first (models load, a cluster answers), then the run's background (which
+        # may take minutes to generate), then the jobs.
+        with create_engine(options, source, pipeline=pipeline, progress=progress) as engine:
+            run_background = source.prepare(lambda: first_readable_size(todo))
+            try:
+                engine.run(todo, report)
+            except KeyboardInterrupt:
+                interrupted = True
+                log.error("interrupted: finished files are kept; rerun to resume")
     ordered = [results[job.source] for job in jobs if job.source in results]
     shared = run_background.to_dict() if run_background is not None else None
     batch = BatchResult(ordered, time.perf_counter() - start, interrupted, shared)

@@ -1,4 +1,10 @@
-"""The run's settings: one dataclass, validated once; every error names the option and its value."""
+"""The run's settings: one dataclass, validated once; every error names the option and its value.
+
+Each default is a constant of the module that uses it (``encode.DEFAULT_QUALITY``,
+``yolo.DEFAULT_CONFIDENCE``, :class:`StyleSettings`' fields…), read here; the command line takes
+its defaults, choices and destinations from :class:`Options`, so each is typed in one place.
+Validation only checks: the run creates what it needs (the output folder) once it starts.
+"""
 
 from __future__ import annotations
 

@@ -54,3 +54,24 @@ def test_batch_with_reused_pipeline_and_summary(tmp_path: Path, background_file:
     again = run_batch(options, pipeline=pipeline, progress=False)
     assert again.count("skipped") == 5 and segmenter.calls == 5 + 0
     assert again.count("failed") == 1  # the broken file is tried (and reported) again
+
+
+def test_a_model_that_cannot_load_stops_the_run_before_a_background_is_generated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from operations.background import BackgroundSource
+    from operations.engines import local
+    from operations.segmenters.base import SegmenterError
+
+    save_rgb(tmp_path / "in" / "a.png")
+    options = Options(input=tmp_path / "in", output=tmp_path / "out", prompt="a beach").validated()
+    generated = []
+    monkeypatch.setattr(BackgroundSource, "prepare", lambda self, size: generated.append(size))
+
+    def no_model(*args, **kwargs):
+        raise SegmenterError("weights are not cached")
+
+    monkeypatch.setattr(local, "Pipeline", no_model)
+    with pytest.raises(SegmenterError):
+        run_batch(options, progress=False)
+    assert generated == []  # minutes of generation are not spent on a run that cannot go on

@@ -36,24 +36,24 @@ def _jobs(count: int) -> list[Job]:
     return [SlowJob(Path(f"p{i}"), Path(f"p{i}"), (Path(f"o{i}"),), i) for i in range(count)]
 
 
-def _local(workers: int) -> tuple[LocalEngine, Pipeline]:
+def _local(workers: int) -> LocalEngine:
     options = Options(blur=True, workers=workers).validated(batch=False)
     pipeline = Pipeline(options, segmenter=DiscSegmenter())
-    engine = create_engine(options, pipeline=pipeline, progress=False)
+    engine = create_engine(options, pipeline.background, pipeline=pipeline, progress=False)
     assert isinstance(engine, LocalEngine)
-    return engine, pipeline
+    return engine
 
 
 def test_the_local_engine_runs_every_job_once_in_parallel() -> None:
-    engine, pipeline = _local(workers=3)
+    engine = _local(workers=3)
     reported: list[FileResult] = []
-    engine.run(_jobs(12), pipeline.background, lambda job, result: reported.append(result))
+    engine.run(_jobs(12), lambda job, result: reported.append(result))
     assert sorted(r.input for r in reported) == sorted(f"p{i}" for i in range(12))
     assert len({r.extra["thread"] for r in reported}) > 1  # more than one thread did the work
 
 
 def test_ctrl_c_keeps_and_reports_the_jobs_that_finished() -> None:
-    engine, pipeline = _local(workers=2)
+    engine = _local(workers=2)
     reported: list[str] = []
 
     def report(job: Job, result: FileResult) -> None:
@@ -62,19 +62,27 @@ def test_ctrl_c_keeps_and_reports_the_jobs_that_finished() -> None:
             raise KeyboardInterrupt  # Ctrl-C arrives while other jobs are running
 
     with pytest.raises(KeyboardInterrupt):
-        engine.run(_jobs(20), pipeline.background, report)
+        engine.run(_jobs(20), report)
     assert 1 < len(reported) < 20  # in-flight jobs finished and counted; queued ones dropped
     assert len(set(reported)) == len(reported)
 
 
-def test_every_engine_is_registered_by_import_path() -> None:
+def test_engines_are_chosen_by_name_and_own_what_they_build() -> None:
     assert set(ENGINES) == {"local", "ray"}
-    options = Options(blur=True, engine="ray").validated(batch=False)
-    engine = create_engine(options)
-    assert type(engine).name == "ray"
+    options = Options(blur=True).validated(batch=False)
     source = BackgroundSource(options)
+    with create_engine(options, source, progress=False) as engine:
+        assert type(engine).name == "local" and engine.pipeline is not None
+        assert engine.pipeline.background is source
+        segmenter = engine.pipeline.segmenter
+    assert engine.pipeline is None and segmenter._graph is None  # closed with the engine
+    given = Pipeline(options, segmenter=DiscSegmenter())
+    with create_engine(options, given.background, pipeline=given) as engine:
+        pass
+    assert engine.pipeline is given  # a caller's pipeline is the caller's to close
+    ray_options = Options(blur=True, engine="ray").validated(batch=False)
     with pytest.raises(ValueError, match="builds its pipelines on its workers"):
-        create_engine(options, pipeline=object()).run([], source, print)  # type: ignore[arg-type]
+        create_engine(ray_options, source, pipeline=given)
 
 
 def _imports(path: Path) -> set[str]:
@@ -113,9 +121,11 @@ def test_the_layouts_import_rules() -> None:
 def test_choosing_the_local_engine_imports_no_ray() -> None:
     code = (
         "import sys\n"
+        "from operations.background import BackgroundSource\n"
         "from operations.engines import create_engine\n"
         "from operations.options import Options\n"
-        "create_engine(Options(blur=True).validated(batch=False))\n"
+        "options = Options(blur=True).validated(batch=False)\n"
+        "create_engine(options, BackgroundSource(options)).close()\n"
         "assert 'ray' not in sys.modules and 'operations.engines.ray' not in sys.modules\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

@@ -1,8 +1,10 @@
 """Engines: where a batch's jobs run. Peers behind one small interface, chosen by name.
 
-An engine takes the jobs that are left to do and the run's background source, runs every job's
-own "process me" step (:meth:`operations.jobs.Job.process`) on pipelines it builds where the
-work happens, and hands each result back as it comes. The batch (:mod:`operations.batch`) plans
+An engine is opened with the run's options and background source (building what it can before
+the run's background is made: the local pipeline and its model, a Ray connection), then takes
+the jobs that are left to do, runs every job's own "process me" step
+(:meth:`operations.jobs.Job.process`) on pipelines where the work happens, and hands each result
+back as it comes. The batch (:mod:`operations.batch`) plans
 the jobs, skips finished ones, and writes the summary; an engine knows nothing of that, and no
 engine imports another. A new engine is one module here and one line in :data:`ENGINES`.
 """
@@ -31,38 +33,61 @@ Report = Callable[["Job", "FileResult"], None]
 
 
 class Engine(ABC):
-    """Runs jobs and reports each one's result.
+    """Runs jobs and reports each one's result; a context manager that frees what it built.
 
     Args:
         options: the run's validated options.
+        background: the run's background source; :meth:`BackgroundSource.prepare` is called on
+            it after the engine is opened and before :meth:`run`.
         pipeline: an already built pipeline to run the jobs on (the caller closes it); engines
             that build their pipelines elsewhere refuse one.
         progress: show a progress bar; ``None`` shows it unless ``options.quiet``.
+
+    Raises:
+        OptionsError, SegmenterError, StyleTransferError: what it builds cannot be built.
     """
 
     name: ClassVar[str]
 
     def __init__(
-        self, options: Options, *, pipeline: Pipeline | None = None, progress: bool | None = None
+        self,
+        options: Options,
+        background: BackgroundSource,
+        *,
+        pipeline: Pipeline | None = None,
+        progress: bool | None = None,
     ) -> None:
         self.options = options
+        self.background = background
         self.pipeline = pipeline
         self.progress = (not options.quiet) if progress is None else progress
 
     @abstractmethod
-    def run(self, jobs: Sequence[Job], background: BackgroundSource, report: Report) -> None:
+    def run(self, jobs: Sequence[Job], report: Report) -> None:
         """Process ``jobs``; call ``report(job, result)`` in the calling thread once per job.
 
-        ``background`` is already prepared (:meth:`BackgroundSource.prepare`). On Ctrl-C the
-        engine finishes or abandons the jobs in flight, reports the finished ones, and lets
-        :class:`KeyboardInterrupt` propagate.
+        On Ctrl-C the engine finishes or abandons the jobs in flight, reports the finished
+        ones, and lets :class:`KeyboardInterrupt` propagate.
         """
+
+    def close(self) -> None:  # noqa: B027 - optional hook; not every engine holds something
+        """Free what the engine built (not a pipeline it was given). Idempotent."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def create_engine(
-    options: Options, *, pipeline: Pipeline | None = None, progress: bool | None = None
+    options: Options,
+    background: BackgroundSource,
+    *,
+    pipeline: Pipeline | None = None,
+    progress: bool | None = None,
 ) -> Engine:
-    """Build the engine ``options.engine`` names."""
+    """Open the engine ``options.engine`` names."""
     module_name, _, class_name = ENGINES[options.engine].partition(":")
     cls: type[Engine] = getattr(importlib.import_module(module_name), class_name)
-    return cls(options, pipeline=pipeline, progress=progress)
+    return cls(options, background, pipeline=pipeline, progress=progress)

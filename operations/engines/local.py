@@ -19,25 +19,40 @@ from operations.pipeline import Pipeline
 if TYPE_CHECKING:
     from operations.background import BackgroundSource
     from operations.jobs import FileResult, Job
+    from operations.options import Options
 
 
 class LocalEngine(Engine):
-    """Runs jobs on a thread pool of ``--workers`` threads around one pipeline."""
+    """Runs jobs on a thread pool of ``--workers`` threads around one pipeline, built when the
+    engine is opened (so a model that cannot load stops the run before anything is generated)."""
 
     name: ClassVar[str] = "local"
 
-    def run(self, jobs: Sequence[Job], background: BackgroundSource, report: Report) -> None:
-        owned = self.pipeline is None
-        pipeline = self.pipeline or Pipeline(self.options, background=background)
-        try:
-            pipeline.background.load()  # a caller's pipeline meets the run's background here
-            self._run(pipeline, jobs, report)
-        finally:
-            if owned:
-                pipeline.close()
+    def __init__(
+        self,
+        options: Options,
+        background: BackgroundSource,
+        *,
+        pipeline: Pipeline | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        super().__init__(options, background, pipeline=pipeline, progress=progress)
+        self._owned = pipeline is None
+        self.pipeline = pipeline or Pipeline(options, background=background)
 
-    def _run(self, pipeline: Pipeline, jobs: Sequence[Job], report: Report) -> None:
+    def close(self) -> None:
+        if self._owned and self.pipeline is not None:
+            self.pipeline.close()
+            self.pipeline = None
+
+    def run(self, jobs: Sequence[Job], report: Report) -> None:
         from tqdm import tqdm
+
+        pipeline = self.pipeline
+        assert pipeline is not None, "the engine is closed"
+        # The run's background may have been generated since the pipeline was built: the style
+        # network (--nst) is built for it now.
+        pipeline.background.load()
 
         workers = self.options.workers
         bar = tqdm(total=len(jobs), unit="img", disable=None if self.progress else True,

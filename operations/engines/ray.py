@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from operations.background import BackgroundSource, RunBackground
     from operations.jobs import Job
     from operations.options import Options
+    from operations.pipeline import Pipeline
 
 
 def _import_ray() -> Any:
@@ -72,16 +73,26 @@ class RayEngine(Engine):
 
     name: ClassVar[str] = "ray"
 
-    def run(self, jobs: Sequence[Job], background: BackgroundSource, report: Report) -> None:
-        if self.pipeline is not None:
+    def __init__(
+        self,
+        options: Options,
+        background: BackgroundSource,
+        *,
+        pipeline: Pipeline | None = None,
+        progress: bool | None = None,
+    ) -> None:
+        if pipeline is not None:
             raise ValueError("the ray engine builds its pipelines on its workers; pass none")
-        options = self.options
-        ray = _import_ray()
-        if not ray.is_initialized():
+        super().__init__(options, background, progress=progress)
+        self.ray = _import_ray()  # before the run's background is made: a missing Ray stops it
+        if not self.ray.is_initialized():
             level = logging.INFO if options.verbose else logging.ERROR
-            ray.init(address=options.ray_address, include_dashboard=False,
-                     log_to_driver=options.verbose, logging_level=level,
-                     ignore_reinit_error=True)  # fmt: skip
+            self.ray.init(address=options.ray_address, include_dashboard=False,
+                          log_to_driver=options.verbose, logging_level=level,
+                          ignore_reinit_error=True)  # fmt: skip
+
+    def run(self, jobs: Sequence[Job], report: Report) -> None:
+        options, ray = self.options, self.ray
         if not options.verbose:
             logging.getLogger("ray.data").setLevel(logging.ERROR)
         context = ray.data.DataContext.get_current()
@@ -90,7 +101,7 @@ class RayEngine(Engine):
         rows = [{"job": pickle.dumps(job)} for job in jobs]
         blocks = max(1, len(rows) // options.batch_size)
         dataset = ray.data.from_items(rows, override_num_blocks=blocks)
-        worker = _worker_class(options, background.run_background)
+        worker = _worker_class(options, self.background.run_background)
         with warnings.catch_warnings():
             # Ray 2.60 calls actor options like max_restarts deprecated, yet names no replacement.
             warnings.simplefilter("ignore", DeprecationWarning)
