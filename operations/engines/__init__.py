@@ -61,6 +61,10 @@ class Engine(ABC):
         self.background = background
         self.pipeline = pipeline
         self.progress = (not options.quiet) if progress is None else progress
+        self.open()
+
+    def open(self) -> None:  # noqa: B027 - optional hook
+        """Build what can be built before the run's background is made (called on creation)."""
 
     @abstractmethod
     def run(self, jobs: Sequence[Job], report: Report) -> None:

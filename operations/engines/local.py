@@ -17,9 +17,7 @@ from operations.engines import Engine, Report
 from operations.pipeline import Pipeline
 
 if TYPE_CHECKING:
-    from operations.background import BackgroundSource
     from operations.jobs import FileResult, Job
-    from operations.options import Options
 
 
 class LocalEngine(Engine):
@@ -28,17 +26,10 @@ class LocalEngine(Engine):
 
     name: ClassVar[str] = "local"
 
-    def __init__(
-        self,
-        options: Options,
-        background: BackgroundSource,
-        *,
-        pipeline: Pipeline | None = None,
-        progress: bool | None = None,
-    ) -> None:
-        super().__init__(options, background, pipeline=pipeline, progress=progress)
-        self._owned = pipeline is None
-        self.pipeline = pipeline or Pipeline(options, background=background)
+    def open(self) -> None:
+        self._owned = self.pipeline is None
+        if self.pipeline is None:
+            self.pipeline = Pipeline(self.options, background=self.background)
 
     def close(self) -> None:
         if self._owned and self.pipeline is not None:

@@ -23,10 +23,9 @@ from operations.engines import Engine, Report
 from operations.errors import OptionsError
 
 if TYPE_CHECKING:
-    from operations.background import BackgroundSource, RunBackground
+    from operations.background import RunBackground
     from operations.jobs import Job
     from operations.options import Options
-    from operations.pipeline import Pipeline
 
 
 def _import_ray() -> Any:
@@ -73,17 +72,10 @@ class RayEngine(Engine):
 
     name: ClassVar[str] = "ray"
 
-    def __init__(
-        self,
-        options: Options,
-        background: BackgroundSource,
-        *,
-        pipeline: Pipeline | None = None,
-        progress: bool | None = None,
-    ) -> None:
-        if pipeline is not None:
+    def open(self) -> None:
+        if self.pipeline is not None:
             raise ValueError("the ray engine builds its pipelines on its workers; pass none")
-        super().__init__(options, background, progress=progress)
+        options = self.options
         self.ray = _import_ray()  # before the run's background is made: a missing Ray stops it
         if not self.ray.is_initialized():
             level = logging.INFO if options.verbose else logging.ERROR
