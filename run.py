@@ -21,7 +21,7 @@ from operations.matting import MATTING_METHODS
 from operations.models import DEVICES
 from operations.neural_style_transfer import OPTIMIZERS
 from operations.options import Options, OptionsError
-from operations.segmenters import deeplab, mediapipe, segmenter_help
+from operations.segmenters import backends, segmenter_help
 
 PROG = "backgroundswap"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -259,32 +259,6 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"segmentation backend, by number or name: {segmenter_help()} (default: %(default)s)",
     )
     seg.add_argument(
-        "--mp-model",
-        choices=tuple(mediapipe.MODELS),
-        default=defaults.mp_model,
-        help="MediaPipe model: general (256×256) or landscape (256×144, faster) "
-        "(default: %(default)s)",
-    )
-    seg.add_argument(
-        "--deeplab-model",
-        choices=tuple(deeplab.VARIANTS),
-        default=defaults.deeplab_model,
-        help="DeepLabv3 backbone for --mode 1 (default: %(default)s)",
-    )
-    seg.add_argument(
-        "--yolo-model",
-        default=defaults.yolo_model,
-        metavar="n|s|m|l|x|PATH",
-        help="YOLOv8-seg size for --mode 2, or a -seg checkpoint file (default: %(default)s)",
-    )
-    seg.add_argument(
-        "--yolo-conf",
-        type=float,
-        default=defaults.yolo_conf,
-        metavar="0-1",
-        help="YOLO: keep instances at least this confident (default: %(default)s)",
-    )
-    seg.add_argument(
         "--classes",
         type=lambda text: [c.strip() for c in text.split(",") if c.strip()],
         metavar="NAME[,NAME...]",
@@ -318,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="segment up to N images per model call (DeepLab/YOLO; worth it on a GPU); raises "
         "--workers to at least N (default: %(default)s)",
     )
+
+    for backend in backends().values():  # each backend's own settings, as it declares them
+        group = parser.add_argument_group(f"--mode {backend.name}")
+        for option in backend.options:
+            group.add_argument(option.flag, type=option.type, choices=option.choices,
+                               default=getattr(defaults, option.field), metavar=option.metavar,
+                               help=f"{option.help} (default: %(default)s)")  # fmt: skip
 
     scale = parser.add_argument_group("scaling out (--engine ray)")
     scale.add_argument(
@@ -394,15 +375,15 @@ def download_main(argv: Sequence[str]) -> int:
     """``download NAME…``: fetch weights into the libraries' caches ahead of offline use."""
     from operations.models import DEFAULT_TIMEOUT
 
-    known = {f"deeplab-{v}": v for v in deeplab.VARIANTS} | {f"yolo-{s}": s for s in "nsmlx"}
-    known["vgg19"] = "vgg19"
-    known["sd"] = "sd"
-    aliases = {"deeplab": "deeplab-resnet101", "yolo": "yolo-n"}
+    weights = {name: spec for b in backends().values() for name, spec in b.weights.items()}
+    # A backend's name alone means its default weights (its first).
+    aliases = {b.name: next(iter(b.weights)) for b in backends().values() if b.weights}
+    known = [*weights, "vgg19", "sd"]
     parser = argparse.ArgumentParser(
         prog=f"{PROG} download",
-        description="Fetch model weights into the caches the tool reads (TORCH_HOME for "
-        "torchvision, Ultralytics' weights folder), for machines that run offline. Checksums are "
-        "verified where the source publishes them (torchvision's file names carry one).",
+        description="Fetch model weights into the caches the tool reads (see the README's model "
+        "table), for machines that run offline. Checksums are verified where the source "
+        "publishes them.",
     )
     parser.add_argument("names", nargs="+", metavar="NAME",
                         help=f"any of: {', '.join([*aliases, *known])}")  # fmt: skip
@@ -420,8 +401,7 @@ def download_main(argv: Sequence[str]) -> int:
         help="the longest any single network wait may take (default: %(default)s)",
     )
     args = parser.parse_args(argv)
-    from operations.models import WeightsError, download, torchvision_spec
-    from operations.segmenters import yolo
+    from operations.models import WeightsError, fetch, torchvision_spec
 
     status = EXIT_OK
     for raw in args.names:
@@ -445,22 +425,18 @@ def download_main(argv: Sequence[str]) -> int:
             from torchvision.models import VGG19_Weights
 
             spec = torchvision_spec("vgg19", VGG19_Weights.IMAGENET1K_V1)
-        elif name.startswith("deeplab-"):
-            builder = deeplab.VARIANTS[known[name]][0]
-            spec = torchvision_spec(builder, deeplab.weights_entry(known[name]))
         else:
-            spec = yolo.weights_spec(known[name])
+            spec = weights[name]()
         if spec.cached.is_file():
             print(f"{name}: already cached at {spec.cached}", file=sys.stderr)
             continue
         try:
-            download(spec.url, spec.cached, sha256_prefix=spec.sha256_prefix,
-                     timeout=args.timeout, progress=True)  # fmt: skip
+            fetch(spec, timeout=args.timeout, progress=True)
         except WeightsError as exc:
             print(f"{PROG}: {name}: {exc}", file=sys.stderr)
             status = EXIT_FAILED
             continue
-        checked = "checksum verified" if spec.sha256_prefix else "no published checksum"
+        checked = "checksum verified" if spec.checksum else "no published checksum"
         print(f"{name}: saved {spec.cached} ({checked})", file=sys.stderr)
     return status
 

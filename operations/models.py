@@ -54,17 +54,31 @@ class WeightsSpec:
     option: str  # the CLI option that points at a local file
     cache_variable: str  # the environment variable that moves the cache
     sha256_prefix: str | None = None  # published checksum prefix (torchvision's file names)
+    md5: str | None = None  # a published MD5 (rembg's model registry publishes these)
+    file_name: str | None = None  # the name in the cache, when not the URL's last part
+    # Other tools' caches that may already hold the same file (read, never written).
+    alternates: tuple[Path, ...] = ()
+    download_name: str | None = None  # what to pass to `download` to fetch it ahead
 
     @property
     def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
+        return self.file_name or self.url.rsplit("/", 1)[-1]
 
     @property
     def cached(self) -> Path:
         return self.cache_dir / self.filename
 
+    @property
+    def checksum(self) -> str | None:
+        """How the download is verified, in words; ``None`` when the source publishes nothing."""
+        if self.md5:
+            return f"MD5 {self.md5}"
+        return f"SHA-256 {self.sha256_prefix}…" if self.sha256_prefix else None
 
-def torchvision_spec(name: str, weights: object) -> WeightsSpec:
+
+def torchvision_spec(
+    name: str, weights: object, *, option: str = "--weights", download_name: str | None = None
+) -> WeightsSpec:
     """The spec of a torchvision weights enum entry, cached where ``torch.hub`` caches it."""
     import torch
 
@@ -76,9 +90,10 @@ def torchvision_spec(name: str, weights: object) -> WeightsSpec:
         name=name,
         url=url,
         cache_dir=Path(torch.hub.get_dir()) / "checkpoints",
-        option="--weights",
+        option=option,
         cache_variable="TORCH_HOME",
         sha256_prefix=match.group(1) if match else None,
+        download_name=download_name,
     )
 
 
@@ -97,9 +112,13 @@ def resolve(
         return explicit
     if spec.cached.is_file():
         return spec.cached
+    for folder in spec.alternates:
+        if (folder / spec.filename).is_file():
+            return folder / spec.filename
+    fetch_ahead = f"`python run.py download {spec.download_name or ''}`".replace(" `", "`")
     fix = (
         f"put the file there, point {spec.option} at a copy, set {spec.cache_variable} to a "
-        f"folder that has it, or fetch it ahead with `python run.py download` on a machine "
+        f"folder that has it, or fetch it ahead with {fetch_ahead} on a machine "
         f"with network access"
     )
     if offline or offline_from_environment():
@@ -108,7 +127,7 @@ def resolve(
             f"(--offline or an *_OFFLINE variable): {fix}"
         )
     try:
-        return download(spec.url, spec.cached, sha256_prefix=spec.sha256_prefix, timeout=timeout)
+        return fetch(spec, timeout=timeout)
     except WeightsError as exc:
         raise WeightsError(
             f"{spec.name} weights are not cached ({spec.cached}) and the download failed: {exc}. "
@@ -116,11 +135,18 @@ def resolve(
         ) from None
 
 
+def fetch(spec: WeightsSpec, *, timeout: float = DEFAULT_TIMEOUT, progress: bool = False) -> Path:
+    """Download a spec's file into its cache, verified by its published checksum."""
+    return download(spec.url, spec.cached, sha256_prefix=spec.sha256_prefix, md5=spec.md5,
+                    timeout=timeout, progress=progress)  # fmt: skip
+
+
 def download(
     url: str,
     destination: Path,
     *,
     sha256_prefix: str | None = None,
+    md5: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: bool = False,
 ) -> Path:
@@ -130,6 +156,7 @@ def download(
         WeightsError: no answer in time, an HTTP error, or a checksum that does not match.
     """
     digest = hashlib.sha256()
+    md5_digest = hashlib.md5(usedforsecurity=False)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
@@ -142,6 +169,7 @@ def download(
                     bar = tqdm(total=total, unit="B", unit_scale=True, desc=destination.name)
                 while chunk := response.read(1 << 20):
                     digest.update(chunk)
+                    md5_digest.update(chunk)
                     file.write(chunk)
                     if bar is not None:
                         bar.update(len(chunk))
@@ -153,6 +181,10 @@ def download(
                     raise WeightsError(
                         f"checksum mismatch: SHA-256 {digest.hexdigest()[:12]}…, "
                         f"expected {sha256_prefix}…"
+                    )
+                if md5 and md5_digest.hexdigest() != md5:
+                    raise WeightsError(
+                        f"checksum mismatch: MD5 {md5_digest.hexdigest()}, expected {md5}"
                     )
 
             write_atomic(destination, write)

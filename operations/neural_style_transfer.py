@@ -83,8 +83,9 @@ def load_vgg19_features(
     from torchvision.models import VGG19_Weights, vgg19
 
     try:
-        path = resolve(torchvision_spec("vgg19", VGG19_Weights.IMAGENET1K_V1), weights,
-                       offline=offline)  # fmt: skip
+        spec = torchvision_spec("vgg19", VGG19_Weights.IMAGENET1K_V1, option="--nst-weights",
+                                download_name="vgg19")  # fmt: skip
+        path = resolve(spec, weights, offline=offline)
     except WeightsError as exc:
         raise StyleTransferError(str(exc)) from None
     state = torch.load(path, map_location="cpu", weights_only=True)

@@ -9,8 +9,9 @@ Validation only checks: the run creates what it needs (the output folder) once i
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, make_dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from operations import engines
 from operations import text_to_image as sd
@@ -23,13 +24,8 @@ from operations.matting import DEFAULT_METHOD as DEFAULT_MATTING
 from operations.matting import MATTING_METHODS
 from operations.models import DEFAULT_DEVICE, DEVICES
 from operations.neural_style_transfer import OPTIMIZERS, StyleSettings
-from operations.segmenters import (
-    DEFAULT_SEGMENTER,
-    deeplab,
-    mediapipe,
-    resolve_segmenter_name,
-    yolo,
-)
+from operations.segmenters import DEFAULT_SEGMENTER, backends, resolve_segmenter_name
+from operations.segmenters.base import Backend
 
 __all__ = ["Options", "OptionsError", "default_workers"]
 
@@ -41,8 +37,12 @@ def default_workers() -> int:
 
 
 @dataclass
-class Options:
-    """Every setting of a run. Paths may be ``None`` when the library is used image by image."""
+class _Settings:
+    """Every setting of a run. Paths may be ``None`` when the library is used image by image.
+
+    The segmentation backends' own settings (``mp_model``, ``yolo_conf``…) are fields too,
+    declared by their modules (:attr:`Backend.options`) and added by :data:`Options` below.
+    """
 
     input: Path | None = None
     output: Path | None = None
@@ -61,10 +61,6 @@ class Options:
     overwrite: bool = False
     recursive: bool = False
     device: str = DEFAULT_DEVICE
-    mp_model: str = mediapipe.DEFAULT_MODEL
-    deeplab_model: str = deeplab.DEFAULT_VARIANT
-    yolo_model: str = yolo.DEFAULT_SIZE
-    yolo_conf: float = yolo.DEFAULT_CONFIDENCE
     classes: list[str] | None = None
     weights: Path | None = None
     offline: bool = False
@@ -106,7 +102,7 @@ class Options:
                              style_weight=self.nst_style_weight,
                              tv_weight=self.nst_tv_weight)  # fmt: skip
 
-    def validated(self, *, batch: bool = True) -> Options:
+    def validated(self, *, batch: bool = True) -> Options:  # type: ignore[valid-type]
         """Return a checked, normalised copy (``mode`` becomes the backend's name).
 
         Args:
@@ -161,8 +157,6 @@ class Options:
             "--matting": (self.matting, MATTING_METHODS),
             "--format": (self.format, OUTPUT_FORMATS),
             "--device": (self.device, DEVICES),
-            "--mp-model": (self.mp_model, tuple(mediapipe.MODELS)),
-            "--deeplab-model": (self.deeplab_model, tuple(deeplab.VARIANTS)),
             "--nst-optimizer": (self.nst_optimizer, OPTIMIZERS),
             "--engine": (self.engine, tuple(engines.ENGINES)),
         }
@@ -171,8 +165,6 @@ class Options:
                 raise OptionsError(option, value, f"choose from {', '.join(allowed)}")
         if not 1 <= self.quality <= 100:
             raise OptionsError("--quality", self.quality, "must be between 1 and 100")
-        if not 0 < self.yolo_conf < 1:
-            raise OptionsError("--yolo-conf", self.yolo_conf, "must be between 0 and 1")
         if self.weights is not None and not Path(self.weights).is_file():
             raise OptionsError("--weights", self.weights, "no such file")
         if self.classes is not None and not [c for c in self.classes if c.strip()]:
@@ -189,12 +181,8 @@ class Options:
             raise OptionsError("--batch-size", self.batch_size, "must be at least 1")
         if self.quiet and self.verbose:
             raise OptionsError("--quiet", None, "cannot be combined with --verbose")
-        if mode == "mediapipe" and self.device in ("cuda", "mps"):
-            raise OptionsError(
-                "--device",
-                self.device,
-                "the MediaPipe backend runs on the CPU only; use cpu or auto",
-            )
+        for name, backend in backends().items():
+            self._check_backend(backend, chosen=name == mode)
         paths = {
             name: Path(value)
             for name in ("input", "output", "bg", "summary", "weights", "nst_weights")
@@ -206,6 +194,33 @@ class Options:
         if batch:
             checked._check_batch()
         return checked
+
+    def _check_backend(self, backend: Backend, *, chosen: bool) -> None:
+        """A backend's own settings, as it declares them; for the chosen one, what it can run
+        with. Another backend's setting changed from its default would be silently ignored:
+        refused instead."""
+        for option in backend.options:
+            value = getattr(self, option.field)
+            if not chosen:
+                if value != option.default:
+                    raise OptionsError(option.flag, value, f"goes with --mode {backend.name}")
+                continue
+            if option.choices is not None and value not in option.choices:
+                raise OptionsError(option.flag, value, f"choose from {', '.join(option.choices)}")
+            reason = option.check(value) if option.check is not None else None
+            if reason is not None:
+                raise OptionsError(option.flag, value, reason)
+        if not chosen:
+            return
+        if self.device != "auto" and self.device not in backend.devices:
+            where = "the CPU" if backend.devices == ("cpu",) else ", ".join(backend.devices)
+            use = " or ".join(backend.devices)
+            reason = f"the {backend.name} backend runs on {where} only; use {use}, or auto"
+            raise OptionsError("--device", self.device, reason)
+        if self.classes is not None and not backend.classes:
+            aware = " or ".join(b.name for b in backends().values() if b.classes)
+            reason = f"the {backend.name} backend has no classes; they go with --mode {aware}"
+            raise OptionsError("--classes", ",".join(self.classes), reason)
 
     def _check_batch(self) -> None:
         if self.bg is None and self.prompt is None and not self.blur:
@@ -237,3 +252,13 @@ class Options:
                 raise OptionsError(
                     "--summary", summary, "its folder does not exist or is not writable"
                 )
+
+
+# The run's settings class: the core settings above plus every registered backend's own,
+# declared in the backend's module, so adding a backend touches no file but its own.
+Options = make_dataclass(
+    "Options",
+    [(o.field, Any, field(default=o.default)) for b in backends().values() for o in b.options],
+    bases=(_Settings,),
+    namespace={"__doc__": _Settings.__doc__, "__module__": __name__},
+)

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from operations.options import Options
-from operations.segmenters.base import Segmenter
+from operations.segmenters.base import Backend, Segmenter
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "input"
@@ -40,6 +40,10 @@ class DiscSegmenter(Segmenter):
         y, x = np.mgrid[0:height, 0:width]
         radius = np.hypot((y - height / 2) / (height / 4), (x - width / 2) / (width / 4))
         return np.clip(1.5 - radius, 0, 1).astype(np.float32)
+
+
+# Lets a test register the stand-in as a backend (``register_backend("tests.helpers")``).
+BACKEND = Backend(name="disc", alias="7", summary="a soft disc (tests)", segmenter=DiscSegmenter)
 
 
 def random_rgb(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -101,3 +101,15 @@ def test_the_cli_sets_every_option_and_takes_its_defaults_from_options() -> None
         run.build_parser().parse_args(["-i", "in", "-o", "out", "--steps", "7", "--guidance", "2"])
     )
     assert parsed.sd_steps == 7 and parsed.sd_guidance == 2.0
+
+
+def test_backend_settings_follow_the_backends_declarations() -> None:
+    options = Options(mode="yolo", yolo_conf=0.5, classes=["dog"]).validated(batch=False)
+    assert options.yolo_conf == 0.5 and options.classes == ["dog"]
+    with pytest.raises(OptionsError, match=r"^--classes 'dog': the mediapipe backend has no clas"):
+        Options(blur=True, classes=["dog"]).validated(batch=False)
+    with pytest.raises(OptionsError, match=r"^--yolo-conf '0.5': goes with --mode yolo"):
+        Options(blur=True, yolo_conf=0.5).validated(batch=False)  # would be silently ignored
+    with pytest.raises(OptionsError, match=r"^--device 'mps': the mediapipe backend runs on the"):
+        Options(blur=True, device="mps").validated(batch=False)
+    assert Options(blur=True, mode="deeplab", device="cpu").validated(batch=False).device == "cpu"

@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from tests.helpers import DiscSegmenter
+from tests import helpers
+from tests.helpers import BACKEND, DiscSegmenter
 
 
 class CountingSegmenter(DiscSegmenter):
@@ -69,26 +70,32 @@ def test_mode_numbers_and_names_resolve_to_the_backend() -> None:
         resolve_segmenter_name("sam")
 
 
-def test_registering_a_taken_name_or_alias_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registering_a_taken_name_or_number_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     from operations import segmenters
 
-    monkeypatch.setattr(segmenters, "_REGISTRY", dict(segmenters._REGISTRY))
+    monkeypatch.setattr(segmenters, "BACKEND_MODULES", list(segmenters.BACKEND_MODULES))
+    monkeypatch.setattr(segmenters, "_loaded", None)
+    taken = type(BACKEND)(name="yolo", summary="", segmenter=DiscSegmenter)
+    monkeypatch.setattr(helpers, "BACKEND", taken)
     with pytest.raises(ValueError, match="'yolo' is already registered"):
-        segmenters.register_segmenter("yolo", "x:Y")
-    with pytest.raises(ValueError, match="'1' is already registered"):
-        segmenters.register_segmenter("other", "x:Y", alias="1")
-    segmenters.register_segmenter("planned", None, alias="9")
-    with pytest.raises(ValueError, match="not available in this version"):
-        segmenters.resolve_segmenter_name("9")
+        segmenters.register_backend("tests.helpers")
+    assert "tests.helpers" not in segmenters.BACKEND_MODULES  # refused, not half-registered
 
 
-def test_create_segmenter_imports_the_registered_class(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_registered_backend_is_created_with_its_declared_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from operations import segmenters
+
+    monkeypatch.setattr(segmenters, "BACKEND_MODULES", list(segmenters.BACKEND_MODULES))
+    monkeypatch.setattr(segmenters, "_loaded", None)
+    segmenters.register_backend("tests.helpers")
+    assert "7 | disc" in segmenters.segmenter_help()
+    assert segmenters.resolve_segmenter_name("7") == "disc"
     from operations.options import Options
 
-    monkeypatch.setattr(segmenters, "_REGISTRY", dict(segmenters._REGISTRY))
-    segmenters.register_segmenter("disc", "tests.helpers:DiscSegmenter", alias="7")
-    segmenter = segmenters.create_segmenter(Options(mode="7", batch_size=3))
+    options = Options(mode="7", batch_size=3)
+    segmenter = segmenters.create_segmenter(options)
     assert isinstance(segmenter, DiscSegmenter)
     assert segmenter._batcher is not None  # --batch-size reaches the batcher
     assert segmenter(np.zeros((8, 8, 3), np.uint8)).shape == (8, 8)

@@ -1,108 +1,103 @@
-"""Segmentation backends: one module each, and the name registry.
+"""Segmentation backends: one module each, and the registry that lists them.
 
-A backend is one module in this folder (a :class:`~operations.segmenters.base.Segmenter`
-subclass) plus one :func:`register_segmenter` line below. The registry stores import paths, not
-classes, so listing the backends (``--help``, option validation) never imports a backend's heavy
-dependencies (torch, ultralytics, mediapipe).
+A backend is one module in this folder that defines a
+:class:`~operations.segmenters.base.Segmenter` subclass and declares itself as a module-level
+``BACKEND`` (:class:`~operations.segmenters.base.Backend`: name, ``--mode`` number, options,
+devices, downloadable weights, model table rows), plus one line in :data:`BACKEND_MODULES`
+below. The CLI, :class:`~operations.options.Options`, the ``download`` command and the README's
+model table all read the declarations. Backend modules import their heavy libraries (torch,
+ultralytics, mediapipe, onnxruntime) only inside the segmenter, so reading the declarations
+(``--help``, option validation) stays cheap.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from operations.options import Options
-    from operations.segmenters.base import Segmenter
+    from operations.segmenters.base import Backend, Segmenter
 
-
-@dataclass(frozen=True)
-class SegmenterSpec:
-    name: str
-    target: str | None  # "module:Class", or None for a backend that is planned but not built yet
-    alias: str | None  # the original tool's --mode number
-    summary: str
-
-
-_REGISTRY: dict[str, SegmenterSpec] = {}
+# The registry: one line per backend, in --mode order.
+BACKEND_MODULES: list[str] = [
+    "operations.segmenters.mediapipe",
+    "operations.segmenters.deeplab",
+    "operations.segmenters.yolo",
+]
 DEFAULT_SEGMENTER = "mediapipe"
 
+_loaded: dict[str, Backend] | None = None
 
-def register_segmenter(
-    name: str, target: str | None, *, alias: str | None = None, summary: str = ""
-) -> None:
-    """Register a backend under ``name`` (and optionally a numeric ``--mode`` alias).
+
+def backends() -> dict[str, Backend]:
+    """Every registered backend's declaration, by name (imported once).
 
     Raises:
-        ValueError: if the name or the alias is already taken.
+        ValueError: two backends claim the same name or ``--mode`` number.
     """
-    taken = {n for spec in _REGISTRY.values() for n in (spec.name, spec.alias) if n}
-    for key in (name, alias):
-        if key and key in taken:
-            raise ValueError(f"segmenter name {key!r} is already registered")
-    _REGISTRY[name] = SegmenterSpec(name, target, alias, summary)
+    global _loaded
+    if _loaded is None:
+        found: dict[str, Backend] = {}
+        taken: set[str] = set()
+        for module in BACKEND_MODULES:
+            backend: Backend = importlib.import_module(module).BACKEND
+            for key in (backend.name, backend.alias):
+                if key and key in taken:
+                    raise ValueError(f"segmenter name {key!r} is already registered")
+                if key:
+                    taken.add(key)
+            found[backend.name] = backend
+        _loaded = found
+    return _loaded
 
 
-register_segmenter(
-    "mediapipe",
-    "operations.segmenters.mediapipe:MediaPipeSegmenter",
-    alias="0",
-    summary="MediaPipe selfie segmentation (people; fast, CPU)",
-)
-register_segmenter(
-    "deeplab",
-    "operations.segmenters.deeplab:DeepLabSegmenter",
-    alias="1",
-    summary="torchvision DeepLabv3 (20 VOC classes: people, animals, vehicles…)",
-)
-register_segmenter(
-    "yolo",
-    "operations.segmenters.yolo:YoloSegmenter",
-    alias="2",
-    summary="Ultralytics YOLOv8-seg (80 COCO classes, every instance)",
-)
+def register_backend(module: str) -> None:
+    """Add a backend module to the registry (its ``BACKEND`` is read on next use).
+
+    Raises:
+        ValueError: its name or ``--mode`` number is already taken.
+    """
+    global _loaded
+    BACKEND_MODULES.append(module)
+    _loaded = None
+    try:
+        backends()
+    except ValueError:
+        BACKEND_MODULES.remove(module)
+        _loaded = None
+        raise
 
 
 def segmenter_choices() -> list[str]:
-    """Every name and alias ``--mode`` accepts."""
-    return [n for spec in _REGISTRY.values() for n in (spec.alias, spec.name) if n]
+    """Every name and number ``--mode`` accepts."""
+    return [n for b in backends().values() for n in (b.alias, b.name) if n]
 
 
 def segmenter_help() -> str:
     """One line per backend for ``--help``: ``0 | mediapipe: summary``."""
     return "; ".join(
-        f"{spec.alias} | {spec.name}: {spec.summary}"
-        if spec.alias
-        else f"{spec.name}: {spec.summary}"
-        for spec in _REGISTRY.values()
+        f"{b.alias} | {b.name}: {b.summary}" if b.alias else f"{b.name}: {b.summary}"
+        for b in backends().values()
     )
 
 
 def resolve_segmenter_name(mode: str) -> str:
-    """Map a ``--mode`` value (name or numeric alias) to the backend's name.
+    """Map a ``--mode`` value (name or number) to the backend's name.
 
     Raises:
-        ValueError: unknown mode, or a backend that is not available in this version.
+        ValueError: an unknown mode.
     """
     key = str(mode).strip().lower()
-    for spec in _REGISTRY.values():
-        if key in (spec.name, spec.alias):
-            if spec.target is None:
-                raise ValueError(
-                    f"segmentation backend {spec.name!r} (--mode {spec.alias}) is not available "
-                    "in this version yet; use --mode 0 (mediapipe)"
-                )
-            return spec.name
+    for backend in backends().values():
+        if key in (backend.name, backend.alias):
+            return backend.name
     raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(segmenter_choices())}")
 
 
 def create_segmenter(options: Options) -> Segmenter:
-    """Import the backend that ``options.mode`` names and build it from the run's options."""
-    spec = _REGISTRY[resolve_segmenter_name(options.mode)]
-    assert spec.target is not None  # resolve_segmenter_name refuses planned backends
-    module_name, _, class_name = spec.target.partition(":")
-    cls: type[Segmenter] = getattr(importlib.import_module(module_name), class_name)
-    segmenter = cls.from_options(options)
+    """Build the backend that ``options.mode`` names from the run's options."""
+    backend = backends()[resolve_segmenter_name(options.mode)]
+    segmenter = backend.segmenter.from_options(options)
     segmenter.enable_batching(options.batch_size)
     return segmenter

@@ -1,5 +1,6 @@
-"""The base class every segmentation backend implements, and the batcher that lets concurrent
-calls share one model call."""
+"""The base class every segmentation backend implements, the batcher that lets concurrent calls
+share one model call, and the declaration (:class:`Backend`) each backend module makes of its
+name, options, devices and weights."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from operations.models import WeightsSpec
     from operations.options import Options
 
 
@@ -126,3 +129,56 @@ class _Batcher:
                     for (_, waiting), result in zip(batch, results, strict=True):
                         waiting.set_result(result)
         return future.result()
+
+
+@dataclass(frozen=True)
+class BackendOption:
+    """A setting a backend declares: it becomes an :class:`~operations.options.Options` field
+    (named after the flag: ``--yolo-conf`` → ``yolo_conf``) and a command-line flag.
+
+    ``check`` returns why a value is invalid (``None`` when it is fine); ``choices`` are checked
+    by the parser and by :meth:`Options.validated` alike.
+    """
+
+    flag: str
+    default: Any
+    help: str
+    type: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    @property
+    def field(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """One row of the README's model table."""
+
+    model: str  # what the user types (``--yolo-model s``), or a description
+    weights: str  # the file, or where it comes from
+    licence: str
+    cache: str  # where the tool looks for it
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What a backend module declares about itself (as its module-level ``BACKEND``).
+
+    The CLI's flags, :class:`~operations.options.Options`' fields and checks, the ``download``
+    command and the README's model table are all read from these declarations.
+    """
+
+    name: str
+    summary: str
+    segmenter: type[Segmenter]
+    alias: str | None = None  # the original tool's --mode number
+    options: tuple[BackendOption, ...] = ()
+    devices: tuple[str, ...] = ("cpu",)  # beside "auto", which picks the best of these
+    classes: bool = False  # takes --classes (a class-aware model)
+    # download name → a function giving its WeightsSpec (the first is the backend's default;
+    # functions, because building a spec may import the model's library).
+    weights: dict[str, Callable[[], WeightsSpec]] = field(default_factory=dict)
+    models: tuple[ModelCard, ...] = ()

@@ -18,12 +18,13 @@ from operations.models import (
     DEFAULT_DEVICE,
     DeviceError,
     WeightsError,
+    WeightsSpec,
     resolve,
     torch_device,
     torchvision_spec,
 )
 from operations.resize import shrink
-from operations.segmenters.base import Segmenter, SegmenterError
+from operations.segmenters.base import Backend, BackendOption, ModelCard, Segmenter, SegmenterError
 
 if TYPE_CHECKING:
     import torch
@@ -101,7 +102,7 @@ class DeepLabSegmenter(Segmenter):
         if model is None:
             builder = getattr(segmentation, VARIANTS[variant][0])
             try:
-                path = resolve(torchvision_spec(VARIANTS[variant][0], entry), weights,
+                path = resolve(_weights(variant), weights,
                                offline=offline)  # fmt: skip
             except WeightsError as exc:
                 raise SegmenterError(str(exc)) from None
@@ -169,3 +170,33 @@ class DeepLabSegmenter(Segmenter):
                 height, width = images[i].shape[:2]
                 results[i] = cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
         return results  # type: ignore[return-value]
+
+
+def _weights(variant: str) -> WeightsSpec:
+    return torchvision_spec(VARIANTS[variant][0], weights_entry(variant),
+                            download_name=f"deeplab-{variant}")  # fmt: skip
+
+
+BACKEND = Backend(
+    name="deeplab",
+    alias="1",
+    summary="torchvision DeepLabv3 (20 VOC classes: people, animals, vehicles…)",
+    segmenter=DeepLabSegmenter,
+    options=(
+        BackendOption(
+            "--deeplab-model", DEFAULT_VARIANT, choices=tuple(VARIANTS), help="DeepLabv3 backbone"
+        ),
+    ),
+    devices=("cpu", "cuda", "mps"),
+    classes=True,
+    weights={f"deeplab-{v}": (lambda v=v: _weights(v)) for v in VARIANTS},
+    models=(
+        ModelCard(
+            "resnet101, resnet50, mobilenet_v3_large",
+            "torchvision's `COCO_WITH_VOC_LABELS_V1` (`deeplabv3_resnet101_coco-586e9e4e.pth`, …)",
+            "BSD-3-Clause (torchvision)",
+            "`--weights FILE`, then `$TORCH_HOME/hub/checkpoints/` "
+            "(default `~/.cache/torch/hub/checkpoints/`)",
+        ),
+    ),
+)

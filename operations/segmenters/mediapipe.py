@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from operations.resize import shrink
-from operations.segmenters.base import Segmenter, SegmenterError
+from operations.segmenters.base import Backend, BackendOption, ModelCard, Segmenter, SegmenterError
 
 if TYPE_CHECKING:
     from operations.options import Options
@@ -109,3 +109,28 @@ class MediaPipeSegmenter(Segmenter):
         if graph is not None:
             graph.close()
             self._graph = None
+
+
+BACKEND = Backend(
+    name="mediapipe",
+    alias="0",
+    summary="MediaPipe selfie segmentation (people; fast, CPU)",
+    segmenter=MediaPipeSegmenter,
+    options=(
+        BackendOption(
+            "--mp-model",
+            DEFAULT_MODEL,
+            choices=tuple(MODELS),
+            help="MediaPipe model: general (256×256) or landscape (256×144, faster)",
+        ),
+    ),
+    devices=("cpu",),
+    models=(
+        ModelCard(
+            "general, landscape",
+            "inside the `mediapipe` wheel",
+            "Apache-2.0",
+            "nothing to fetch; works offline",
+        ),
+    ),
+)

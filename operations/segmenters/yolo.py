@@ -23,7 +23,7 @@ from operations.models import (
     resolve,
     torch_device,
 )
-from operations.segmenters.base import Segmenter, SegmenterError
+from operations.segmenters.base import Backend, BackendOption, ModelCard, Segmenter, SegmenterError
 
 if TYPE_CHECKING:
     from operations.options import Options
@@ -70,6 +70,7 @@ def weights_spec(size: str) -> WeightsSpec:
         cache_dir=Path(SETTINGS["weights_dir"]),
         option="--weights (or --yolo-model PATH)",
         cache_variable="YOLO_CONFIG_DIR (its settings.json's weights_dir)",
+        download_name=f"yolo-{size}",
     )
 
 
@@ -214,3 +215,42 @@ class YoloSegmenter(Segmenter):
 
     def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         return [soft_union(masks) for masks in self._instance_masks(images)]
+
+
+def _confidence(value: float) -> str | None:
+    return None if 0 < value < 1 else "must be between 0 and 1"
+
+
+BACKEND = Backend(
+    name="yolo",
+    alias="2",
+    summary="Ultralytics YOLOv8-seg (80 COCO classes, every instance)",
+    segmenter=YoloSegmenter,
+    options=(
+        BackendOption(
+            "--yolo-model",
+            DEFAULT_SIZE,
+            metavar="n|s|m|l|x|PATH",
+            help="YOLOv8-seg size, or a -seg checkpoint file",
+        ),
+        BackendOption(
+            "--yolo-conf",
+            DEFAULT_CONFIDENCE,
+            type=float,
+            metavar="0-1",
+            check=_confidence,
+            help="keep instances at least this confident",
+        ),
+    ),
+    devices=("cpu", "cuda", "mps"),
+    classes=True,
+    weights={f"yolo-{s}": (lambda s=s: weights_spec(s)) for s in SIZES},
+    models=(
+        ModelCard(
+            "n, s, m, l, x (or a `-seg` checkpoint)",
+            "`yolov8{n,s,m,l,x}-seg.pt` from Ultralytics' assets",
+            "AGPL-3.0 (Ultralytics)",
+            "`--weights FILE` or `--yolo-model PATH`, then Ultralytics' weights folder",
+        ),
+    ),
+)
