@@ -15,6 +15,8 @@ _CACHE_ROOT = tempfile.mkdtemp(prefix="bgswap-test-caches-")
 os.environ["TORCH_HOME"] = os.path.join(_CACHE_ROOT, "torch")
 os.environ["YOLO_CONFIG_DIR"] = os.path.join(_CACHE_ROOT, "ultralytics")
 os.environ["HF_HOME"] = os.path.join(_CACHE_ROOT, "huggingface")
+os.environ["BACKGROUNDSWAP_HOME"] = os.path.join(_CACHE_ROOT, "backgroundswap")
+os.environ["U2NET_HOME"] = os.path.join(_CACHE_ROOT, "u2net")
 os.environ["YOLO_OFFLINE"] = "1"
 from pathlib import Path
 

@@ -52,6 +52,27 @@ def test_download_verifies_the_published_checksum(server: str, tmp_path: Path) -
         download(f"{server}/missing.pt", tmp_path / "c.pt")
 
 
+def test_download_verifies_a_published_md5(server: str, tmp_path: Path) -> None:
+    good = hashlib.md5(b"weights " * 4096).hexdigest()
+    assert download(f"{server}/weights.pt", tmp_path / "a.pt", md5=good).is_file()
+    with pytest.raises(WeightsError, match=f"MD5 {good}, expected 0000"):
+        download(f"{server}/weights.pt", tmp_path / "b" / "w.pt", md5="0000")
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+def test_resolve_reads_another_tools_cache_without_writing_it(tmp_path: Path) -> None:
+    other = tmp_path / "rembg"
+    other.mkdir()
+    (other / "m.onnx").write_bytes(b"model")
+    url = "http://127.0.0.1:9/m.onnx"
+    spec = WeightsSpec("m", url, tmp_path / "ours", "--weights", "X", file_name="m.onnx",
+                       alternates=(other,), download_name="salient-m")  # fmt: skip
+    assert resolve(spec, offline=True) == other / "m.onnx"
+    (other / "m.onnx").unlink()
+    with pytest.raises(WeightsError, match=r"`python run.py download salient-m`"):
+        resolve(spec, offline=True)
+
+
 def test_download_from_a_server_that_never_answers_fails_in_bounded_time(tmp_path: Path) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

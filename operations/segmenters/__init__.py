@@ -24,6 +24,7 @@ BACKEND_MODULES: list[str] = [
     "operations.segmenters.mediapipe",
     "operations.segmenters.deeplab",
     "operations.segmenters.yolo",
+    "operations.segmenters.salient",
 ]
 DEFAULT_SEGMENTER = "mediapipe"
 

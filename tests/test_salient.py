@@ -1,0 +1,199 @@
+"""The salient-object backend, on tiny ONNX graphs built here with the real models' input layout,
+saved under the real file names in the test cache and loaded by the same code as real ones.
+
+The graphs compute a known function of their input (channel 0, as the network receives it), so
+each family's resize, scaling, mean/std, output choice and sigmoid are checked against values
+worked out by hand from the authors' code: a mutation of any of them fails."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from operations.segmenters.base import SegmenterError
+from operations.segmenters.salient import SalientSegmenter, cache_dir, rembg_dir
+from tests.helpers import BACKGROUND, cli
+
+LEFT, RIGHT = (140, 250, 60), (170, 90, 30)  # the photo's two halves; 250 is its maximum
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+# Channel 0 (red) of each half as each family's network receives it, from the authors' code:
+# U²-Net divides by the image's maximum, then ImageNet mean/std; ISNet /255, mean 0.5, std 1;
+# BiRefNet /255, ImageNet mean/std, and its output is logits (sigmoid).
+EXPECTED = {
+    "u2net": [(r / 250 - 0.485) / 0.229 for r in (140, 170)],
+    "isnet-general-use": [r / 255 - 0.5 for r in (140, 170)],
+    "birefnet-general": [_sigmoid((r / 255 - 0.485) / 0.229) for r in (140, 170)],
+}
+SIZES = {"u2net": 320, "isnet-general-use": 1024, "birefnet-general": 1024}
+
+
+def write_graph(
+    path: Path,
+    size: tuple[int, int],
+    *,
+    batch: int | str = "N",
+    gain: float = 1.0,
+    dtype: int = TensorProto.FLOAT,
+) -> Path:
+    """An ONNX graph ``N×3×H×W → (gain · channel 0, −channel 0)``: two outputs, like the real
+    models' several side outputs, of which the first is the one to read."""
+    height, width = size
+    image = helper.make_tensor_value_info("input.1", dtype, [batch, 3, height, width])
+    first = helper.make_tensor_value_info("d0", dtype, [batch, 1, height, width])
+    second = helper.make_tensor_value_info("d1", dtype, [batch, 1, height, width])
+    constants = [
+        helper.make_tensor("starts", TensorProto.INT64, [1], [0]),
+        helper.make_tensor("ends", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("gain", dtype, [], [gain]),
+    ]
+    nodes = [
+        helper.make_node("Slice", ["input.1", "starts", "ends", "axes"], ["red"]),
+        helper.make_node("Mul", ["red", "gain"], ["d0"]),
+        helper.make_node("Neg", ["red"], ["d1"]),
+    ]
+    graph = helper.make_graph(nodes, "tiny", [image], [first, second], constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def _photo(height: int = 30, width: int = 50) -> np.ndarray:
+    photo = np.empty((height, width, 3), np.uint8)
+    photo[:, : width // 2] = LEFT
+    photo[:, width // 2 :] = RIGHT
+    return photo
+
+
+@pytest.fixture
+def cached(tmp_path: Path):
+    """Writes a tiny graph into the model cache under a real model's file name."""
+    written = []
+
+    def make(name: str, **settings) -> Path:
+        side = SIZES.get(name, 320)
+        path = write_graph(cache_dir() / f"{name}.onnx", (side, side), **settings)
+        written.append(path)
+        return path
+
+    yield make
+    for path in written:
+        path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_each_family_is_fed_and_read_as_its_authors_do(cached, name: str) -> None:
+    cached(name)
+    segmenter = SalientSegmenter(name, offline=True, device="cpu")
+    assert segmenter.input_size == (SIZES[name], SIZES[name])
+    alpha = segmenter.predict(_photo())
+    assert alpha.shape == (30, 50) and alpha.dtype == np.float32  # back at the photo's size
+    left, right = EXPECTED[name]
+    np.testing.assert_allclose(alpha[:, :20], left, atol=2e-3)  # the left half stays left
+    np.testing.assert_allclose(alpha[:, 30:], right, atol=2e-3)
+
+
+def test_a_users_file_gets_its_input_size_from_the_graph(tmp_path: Path) -> None:
+    path = write_graph(tmp_path / "mine.onnx", (48, 64), batch=1, gain=4.0)
+    segmenter = SalientSegmenter(str(path), device="cpu")
+    assert segmenter.input_size == (64, 48) and not segmenter.batched
+    alpha = segmenter.predict(_photo())
+    # Unknown family: ImageNet statistics on [0, 1] pixels; the map leaves [0, 1], so it is
+    # read as logits.
+    for region, red in ((alpha[:, :20], 140), (alpha[:, 30:], 170)):
+        np.testing.assert_allclose(region, _sigmoid(4 * (red / 255 - 0.485) / 0.229), atol=2e-3)
+
+
+def test_a_free_batch_axis_is_one_call_and_equals_one_by_one(cached, monkeypatch) -> None:
+    cached("u2net")
+    segmenter = SalientSegmenter("u2net", offline=True, device="cpu")
+    assert segmenter.batched
+    calls = []
+    run = segmenter.session.run
+    monkeypatch.setattr(segmenter.session, "run", lambda *a: calls.append(1) or run(*a))
+    photos = [_photo(), _photo(40, 20)[:, ::-1].copy(), _photo(17, 33)]
+    batched = segmenter.predict_batch(photos)
+    assert len(calls) == 1
+    for photo, alpha in zip(photos, batched, strict=True):
+        np.testing.assert_allclose(alpha, segmenter.predict(photo), atol=1e-6)
+
+
+def test_a_fixed_batch_axis_is_called_once_per_photo(tmp_path: Path, monkeypatch) -> None:
+    path = write_graph(tmp_path / "u2net.onnx", (320, 320), batch=1)
+    segmenter = SalientSegmenter(str(path), device="cpu")
+    calls = []
+    run = segmenter.session.run
+    monkeypatch.setattr(segmenter.session, "run", lambda *a: calls.append(1) or run(*a))
+    assert len(segmenter.predict_batch([_photo(), _photo()])) == 2 and len(calls) == 2
+
+
+def test_a_half_precision_graph(tmp_path: Path) -> None:
+    path = write_graph(tmp_path / "isnet-general-use.onnx", (64, 64), dtype=TensorProto.FLOAT16)
+    segmenter = SalientSegmenter(str(path), device="cpu")
+    assert segmenter.dtype == np.float16
+    alpha = segmenter.predict(_photo())
+    assert alpha.dtype == np.float32
+    np.testing.assert_allclose(alpha[:, :20], EXPECTED["isnet-general-use"][0], atol=2e-3)
+
+
+def test_rembgs_model_folder_is_used_as_it_is(monkeypatch, tmp_path: Path) -> None:
+    write_graph(rembg_dir() / "u2netp.onnx", (320, 320))
+    try:
+        segmenter = SalientSegmenter("u2netp", offline=True, device="cpu")
+        assert segmenter.path == rembg_dir() / "u2netp.onnx"
+    finally:
+        (rembg_dir() / "u2netp.onnx").unlink()
+
+
+def test_missing_weights_name_the_file_the_folder_and_the_download() -> None:
+    with pytest.raises(SegmenterError) as info:
+        SalientSegmenter("birefnet-portrait", offline=True, device="cpu")
+    message = str(info.value)
+    assert str(cache_dir() / "birefnet-portrait.onnx") in message
+    assert "download salient-birefnet-portrait" in message and "BACKGROUNDSWAP_HOME" in message
+    assert "\n" not in message
+
+
+def test_a_named_gpu_without_its_provider_is_an_error_not_a_cpu_run(cached) -> None:
+    cached("u2net")
+    with pytest.raises(SegmenterError, match="onnxruntime-gpu"):
+        SalientSegmenter("u2net", offline=True, device="cuda")
+
+
+def test_cli_mode_3_end_to_end(cached, photo_dir: Path, tmp_path: Path, capsys) -> None:
+    cached("isnet-general-use")
+    out = tmp_path / "out"
+    code, err = cli(capsys, "-i", photo_dir, "-o", out, "-b", BACKGROUND, "--mode", "3",
+                    "--offline", "--batch-size", "2")  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut.png", "grace_hopper.png"]
+    code, err = cli(capsys, "download", "salient")
+    assert code == 0 and "already cached" in err
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, photo_dir: Path, capsys) -> None:
+    corrupt = tmp_path / "broken.onnx"
+    corrupt.write_bytes(b"\x08\x07 not a protobuf at all")
+    base = ["-i", photo_dir, "-o", tmp_path / "out", "-b", BACKGROUND, "--mode", "salient"]
+    cases = [
+        ([*base, "--salient-model", "u3net"], "choose from isnet-general-use, u2net"),
+        ([*base, "--salient-model", corrupt], "is not an ONNX model"),
+        ([*base, "--salient-model", "u2net", "--offline"], "download salient-u2net"),
+        ([*base, "--device", "mps"], "runs on cpu, cuda only"),
+    ]
+    for args, expected in cases:
+        code, err = cli(capsys, *args)
+        assert code == 2 and expected in err, (args, err)
+        assert err.count("\n") == 1 and "Traceback" not in err, err
