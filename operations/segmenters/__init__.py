@@ -102,3 +102,19 @@ def create_segmenter(options: Options) -> Segmenter:
     segmenter = backend.segmenter.from_options(options)
     segmenter.enable_batching(options.batch_size)
     return segmenter
+
+
+def model_table() -> str:
+    """The README's table of segmentation models, from the backends' declarations (Markdown)."""
+    lines = [
+        "| `--mode` | model | weights | licence | where they are looked for |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    previous = None
+    for backend in backends().values():
+        mode = f"`{backend.alias}` / `{backend.name}`" if backend.alias else f"`{backend.name}`"
+        for card in backend.models:
+            cache = "the same" if card.cache == previous else card.cache
+            lines.append(f"| {mode} | {card.model} | {card.weights} | {card.licence} | {cache} |")
+            previous = card.cache
+    return "\n".join(lines) + "\n"
