@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """BackgroundSwap command line: replace the background of every photo in a folder.
 
-Exit codes: 0 all files done, 1 some files failed, 2 usage error, 130 interrupted.
+Exit codes: 0 all files done, 1 some files failed (or the summary could not be written),
+2 usage error, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.
 Only light modules are imported here; the model's libraries load once a run starts.
 """
 
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -43,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Replace the background of every photo in a folder: segment the subject, "
         "then composite it over a new background (an image, or the photo's own background "
         "blurred).",
-        epilog="Exit codes: 0 all done, 1 some files failed, 2 usage error, 130 interrupted. "
+        epilog="Exit codes: 0 all done, 1 some files failed (or the summary could not be "
+        "written), 2 usage error, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM. "
         "Outputs that exist are skipped, so rerunning a command resumes it. "
         f"`{PROG} download NAME...` fetches model weights ahead of offline use.",
     )
@@ -441,7 +446,38 @@ def download_main(argv: Sequence[str]) -> int:
     return status
 
 
+class _StopSignals:
+    """SIGTERM (``kill``, ``timeout``, systemd, Kubernetes, batch schedulers) stops a run the way
+    Ctrl-C does: finished files are kept and counted, the images in progress are finished, the
+    summary is written, and the exit code says which signal it was (128 + its number). A second
+    signal stops waiting for the images in progress; the summary is still written. One that
+    comes after that, while the process waits for abandoned images to finish, exits at once
+    (every output is written atomically; the next run sweeps the temporaries)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
+
+    def _handle(self, number: int, frame: object) -> None:
+        if self.received is None:
+            self.received = number
+        raise KeyboardInterrupt
+
+    def finish(self, *, program: bool) -> None:
+        """In a program, later signals exit at once; called in-process, restore the handlers."""
+        for number, handler in self._previous.items():
+            signal.signal(number, self._exit_now if program else handler)
+
+    @staticmethod
+    def _exit_now(number: int, frame: object) -> None:
+        os._exit(128 + number)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    program = argv is None  # run as a command, not called from Python
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["download"]:
         return download_main(argv[1:])
@@ -462,6 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from operations.segmenters.base import SegmenterError
     from operations.text_to_image import GenerationError
 
+    stop = _StopSignals()
     try:
         batch = run_batch(options)
     except OptionsError as exc:
@@ -470,9 +507,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return usage_error(str(exc))
     except KeyboardInterrupt:  # before the batch loop, which handles its own interruptions
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + (stop.received or signal.SIGINT)
+    finally:
+        stop.finish(program=program)
     if not options.quiet:
         print(batch.summary_line(), file=sys.stderr)
+    if batch.interrupted:
+        return 128 + (stop.received or signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM
     return batch.exit_code
 
 

@@ -21,7 +21,7 @@ from operations import __version__
 from operations.background import BackgroundSource
 from operations.decode import allow_pixels
 from operations.engines import create_engine
-from operations.files import find_inputs, plan_outputs, write_atomic
+from operations.files import find_inputs, name_fields, plan_outputs, shown, sweep, write_atomic
 from operations.jobs import CUTOUT_SUFFIX, MASK_SUFFIX, FileResult, Job, PhotoJob, Status
 from operations.options import Options, OptionsError
 from operations.pipeline import Pipeline
@@ -35,16 +35,18 @@ class BatchResult:
     seconds: float
     interrupted: bool = False
     background: dict[str, object] | None = None  # the generated background shared by the run
+    summary_error: str | None = None  # why --summary could not be written
 
     def count(self, status: Status) -> int:
         return sum(1 for f in self.files if f.status == status)
 
     @property
     def exit_code(self) -> int:
-        """0: every file done (now or before); 1: any failed; 130: interrupted."""
+        """0: every file done (now or before); 1: any failed, or the summary could not be
+        written; 130: interrupted (the CLI says 143 when it was SIGTERM)."""
         if self.interrupted:
             return 130
-        return 1 if self.count("failed") else 0
+        return 1 if self.count("failed") or self.summary_error else 0
 
     def summary_line(self) -> str:
         done = self.count("ok")
@@ -63,14 +65,16 @@ def plan_jobs(options: Options) -> list[Job]:
     """
     assert options.input is not None and options.output is not None
     source, target = Path(options.input), Path(options.output)
-    relatives = find_inputs(source, recursive=options.recursive, exclude=[target])
+    exclude = [target] + ([Path(options.summary)] if options.summary is not None else [])
+    relatives = find_inputs(source, recursive=options.recursive, exclude=exclude)
     if not relatives:
         hint = "" if options.recursive else " (sub-folders are read with --recursive)"
         raise OptionsError("--input", source, f"holds no files{hint}")
     extras = [MASK_SUFFIX] * options.save_mask + [CUTOUT_SUFFIX] * options.save_cutout
     plan = plan_outputs(relatives, options.format, extras)
+    now = time.time()
     return [
-        PhotoJob(source / rel, rel, tuple(target / name for name in plan[rel]), index)
+        PhotoJob(source / rel, rel, tuple(target / name for name in plan[rel]), index, now)
         for index, rel in enumerate(relatives)
     ]
 
@@ -122,9 +126,17 @@ def run_batch(
             an output folder that cannot be written).
     """
     start = time.perf_counter()
+    started = time.time()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     allow_pixels(options.max_pixels)
     jobs = plan_jobs(options)
+    # A killed run's temporaries and claims, in the folders this run writes to (not another
+    # running process's: those are held).
+    folders = {path.parent for job in jobs for path in job.outputs}
+    if options.summary is not None:
+        folders.add(Path(options.summary).parent)
+    if (removed := sweep(folders, before=started)) > 0:
+        log.info("removed %d temporary files left by an interrupted run", removed)
     results: dict[Path, FileResult] = {}
     todo = []
     for job in jobs:
@@ -158,16 +170,33 @@ def run_batch(
     shared = run_background.to_dict() if run_background is not None else None
     batch = BatchResult(ordered, time.perf_counter() - start, interrupted, shared)
     if options.summary is not None:
-        write_summary(batch, options, Path(options.summary), started_at)
+        try:
+            try:
+                write_summary(batch, options, Path(options.summary), started_at)
+            except KeyboardInterrupt:  # a second Ctrl-C while writing it: write it all the same
+                write_summary(batch, options, Path(options.summary), started_at)
+        except OSError as exc:
+            batch.summary_error = f"{exc.strerror or exc}"
+            log.error("could not write the summary %s: %s", shown(options.summary),
+                      batch.summary_error)  # fmt: skip
     return batch
 
 
 def _log_result(job: Job, result: FileResult) -> None:
+    name = shown(job.relative)
     if result.status == "failed":
-        log.error("failed %s: %s", job.relative, result.error)
+        log.error("failed %s: %s", name, result.error)
     for warning in result.warnings:
-        log.warning("%s: %s", job.relative, warning)
-    log.debug("%s -> %s in %.2f s", job.relative, result.output, result.seconds)
+        log.warning("%s: %s", name, warning)
+    log.debug("%s -> %s in %.2f s", name, result.output and shown(result.output), result.seconds)
+
+
+def _row(result: FileResult) -> dict[str, object]:
+    """A file's row: names that are not UTF-8 kept exactly, in ``*_bytes`` fields."""
+    row = asdict(result)
+    row.update(seconds=round(result.seconds, 4), **name_fields("input", result.input),
+               **name_fields("output", result.output))  # fmt: skip
+    return row
 
 
 def write_summary(batch: BatchResult, options: Options, path: Path, started_at: str) -> None:
@@ -180,7 +209,9 @@ def write_summary(batch: BatchResult, options: Options, path: Path, started_at: 
         "counts": {s: batch.count(s) for s in ("ok", "skipped", "failed")},
         "generated_background": batch.background,
         "options": options.to_dict(),
-        "files": [{**asdict(f), "seconds": round(f.seconds, 4)} for f in batch.files],
+        "files": [_row(f) for f in batch.files],
     }
-    data = json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8")
+    # Any other name that is not UTF-8 (the options' paths) is written as JSON's own escape of
+    # the surrogate Python decoded it to ("\udce9"): valid JSON, and json.load gives it back.
+    data = json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8", "backslashreplace")
     write_atomic(path, lambda f: f.write(data))

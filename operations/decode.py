@@ -8,13 +8,14 @@ profile, EXIF) comes back beside the pixels.
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from operations.files import ImageError
+from operations.files import ImageError, shown
 
 # Pillow refuses images over 2 × MAX_IMAGE_PIXELS inside Image.open, before our own, configurable
 # limit is consulted; :func:`allow_pixels` raises Pillow's limit to ours when ours is higher.
@@ -110,6 +111,13 @@ def decode(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             rgb = np.asarray(rgb_img, dtype=np.uint8)
     except ImageError:
         raise
+    except FileNotFoundError:
+        if path.is_symlink():
+            target = shown(os.readlink(path))
+            raise ImageError(
+                f"broken symbolic link: it points to {target}, which does not exist"
+            ) from None
+        raise ImageError("input disappeared: deleted or moved during the run") from None
     except UnidentifiedImageError:
         raise ImageError("not an image (Pillow cannot identify the format)") from None
     except Image.DecompressionBombError as exc:

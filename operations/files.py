@@ -7,15 +7,30 @@ Nothing here looks inside an image; decoding and encoding are :mod:`operations.d
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
+import socket
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; runs do not coordinate there
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger("backgroundswap")
 
 # The formats we write, by file extension (Pillow's names), for --format same and the encoder.
 WRITABLE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
             ".tiff": "TIFF", ".bmp": "BMP"}  # fmt: skip
+# Our hidden working files: ".bgs-KEY-RANDOM.tmp" while a file is written, ".bgs-KEY.claim" while
+# a run owns a job. KEY is a hash of the final file's name, so the names are short whatever the
+# final name's length (a 255-byte name must work) and a run can tell whose temporaries they are.
+PREFIX = ".bgs-"
 # mkstemp creates files readable by the owner only; outputs get the usual umask-based mode.
 # Read once at import, while no other thread can be affected by the momentary change.
 _UMASK = os.umask(0)
@@ -31,25 +46,69 @@ def find_inputs(root: Path, *, recursive: bool = False, exclude: Iterable[Path] 
     """List candidate input files under ``root``, sorted, as paths relative to ``root``.
 
     Every regular, non-hidden file is a candidate: files that turn out not to be images are
-    reported by the batch, not silently ignored. Hidden files and folders (``.DS_Store``, our
-    own temporary files) and the ``exclude`` folders (an output folder inside the input folder)
-    are never read.
+    reported by the batch, not silently ignored, and so are broken symbolic links. Hidden files
+    and folders (``.DS_Store``, our own temporary files) and the ``exclude`` files and folders
+    (an output folder or a summary inside the input folder) are never read. With ``recursive``,
+    symbolic links to folders outside the input folder are followed (each real folder once, so
+    links that loop stop); a link to a folder inside it is skipped with a warning, its photos
+    being read under their own names.
     """
     root = root.resolve()
     excluded = {p.resolve() for p in exclude}
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=recursive):
         here = Path(dirpath)
-        dirnames[:] = sorted(
-            d for d in dirnames if not d.startswith(".") and (here / d).resolve() not in excluded
-        )
+        info = here.stat()
+        if (info.st_dev, info.st_ino) in seen:  # reached again through links: a loop
+            log.warning("skipping %s: a symbolic link loop (already read)", shown(here))
+            dirnames.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        kept = []
+        for d in sorted(dirnames):
+            path = here / d
+            if d.startswith(".") or path.resolve() in excluded:
+                continue
+            target = path.resolve()
+            if path.is_symlink() and recursive and (target == root or root in target.parents):
+                # Its photos are read under their own names (or it is a loop up the tree).
+                log.warning("skipping %s: links to %s, inside the input folder", shown(path),
+                            shown(target))  # fmt: skip
+                continue
+            kept.append(d)
+        dirnames[:] = kept
         if not recursive:
             dirnames.clear()
         for name in filenames:
             path = here / name
-            if not name.startswith(".") and path.is_file():
+            if name.startswith(".") or path.resolve() in excluded:
+                continue
+            if path.is_file() or (path.is_symlink() and not path.exists()):
                 found.append(path.relative_to(root))
     return sorted(found, key=lambda p: p.as_posix())
+
+
+def shown(path: Path | str) -> str:
+    """A file name for a one-line message: control characters (a newline in a name) and bytes
+    that are not UTF-8 escaped, so the line stays one line and readable."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def name_fields(key: str, path: Path | str | None) -> dict[str, str | None]:
+    """A path for a JSON report, losslessly: ``key`` as readable text (bytes that are not UTF-8
+    become U+FFFD), plus ``key_bytes``, percent-encoded, only when the name is not valid UTF-8
+    (``urllib.parse.unquote_to_bytes`` restores the exact name)."""
+    if path is None:
+        return {key: None}
+    raw = os.fsencode(path)
+    fields: dict[str, str | None] = {key: raw.decode("utf-8", "replace")}
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        fields[f"{key}_bytes"] = quote(raw, safe="/")
+    return fields
 
 
 def output_extension(relative: Path, fmt: str) -> str:
@@ -91,13 +150,20 @@ def plan_outputs(
     return plan
 
 
+def _key(path: Path) -> str:
+    return hashlib.sha1(os.fsencode(path.name)).hexdigest()[:12]
+
+
 def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Call ``write(file)`` on a hidden temporary file beside ``path``, then rename it.
 
-    A run killed mid-write never leaves a truncated file under the final name.
+    A run killed mid-write never leaves a truncated file under the final name; the temporary's
+    name is short (``.bgs-KEY-RANDOM.tmp``, 30 bytes) whatever the final name's length.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{PREFIX}{_key(path)}-", suffix=".tmp", dir=path.parent)
+    if fcntl is not None:  # held while writing: a sweep by another run leaves it alone
+        fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -109,3 +175,101 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+class Claim:
+    """A run's hold on one job while it works on it: an advisory lock on ``.bgs-KEY.claim``
+    beside the job's main output.
+
+    The kernel releases the lock when its process dies however it dies (kill -9 included), so a
+    claim never outlives its run, and another run (or another machine, where the shared file
+    system supports locks, as NFS does) can tell a job in progress from a stale leftover without
+    guessing from process ids.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self._fd = path, fd
+
+    @classmethod
+    def take(cls, output: Path) -> Claim | str | None:
+        """Claim the job whose main output is ``output``.
+
+        Returns:
+            The claim; or who holds it (``"PID 123 on host"``) when another run does; or
+            ``None`` where claims cannot be made (no ``fcntl``), and the job goes ahead.
+        """
+        if fcntl is None:
+            return None
+        output.parent.mkdir(parents=True, exist_ok=True)
+        path = output.parent / f"{PREFIX}{_key(output)}.claim"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another run"
+            os.close(fd)
+            return owner
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"PID {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        return cls(path, fd)
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # while still locked: nobody sees a free claim half-removed
+        os.close(self._fd)
+
+
+def sweep(folders: Iterable[Path], *, before: float) -> int:
+    """Remove our stale working files from ``folders``: only ours (``.bgs-…``), and only what no
+    running process holds: a killed run's temporaries (a writer locks its temporary for as long
+    as it writes, and ``before`` — this run's start — spares any created since) and claims.
+
+    Returns:
+        How many files were removed.
+    """
+    if fcntl is None:
+        return 0
+    removed = 0
+    for folder in folders:
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.startswith(PREFIX))
+        except OSError:
+            continue
+        for name in names:
+            path = Path(folder) / name
+            if name.endswith(".claim"):
+                claim = _take(path)
+                if claim is not None:
+                    claim.release()
+                    removed += 1
+            elif name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    if path.stat().st_mtime < before and (held := _take(path)) is not None:
+                        held.release()
+                        removed += 1
+    return removed
+
+
+def _take(path: Path) -> Claim | None:
+    """Lock an existing file of ours if nobody holds it (``None`` if somebody does)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return Claim(path, fd)
+
+
+@contextlib.contextmanager
+def claimed(output: Path) -> Iterator[Claim | str | None]:
+    """:meth:`Claim.take` as a context manager that releases the claim it took."""
+    claim = Claim.take(output)
+    try:
+        yield claim
+    finally:
+        if isinstance(claim, Claim):
+            claim.release()

@@ -18,7 +18,7 @@ import numpy as np
 
 from operations.decode import decode
 from operations.encode import EncodeSettings, encode
-from operations.files import ImageError
+from operations.files import ImageError, claimed
 
 if TYPE_CHECKING:
     from operations.pipeline import Pipeline
@@ -52,17 +52,38 @@ class Job(ABC):
     relative: Path  # the source's path inside the input folder
     outputs: tuple[Path, ...]
     index: int = 0  # position in the sorted input list (per-photo seeds count from it)
+    planned: float = 0.0  # when the batch planned it (time.time()): later outputs are another run's
 
     @property
     def output(self) -> Path:
         return self.outputs[0]
 
-    def done(self) -> bool:
-        """Every output exists (an earlier run finished it; outputs appear only when complete)."""
-        return all(path.exists() for path in self.outputs)
+    def done(self, since: float | None = None) -> bool:
+        """Every output exists (outputs appear only when complete); with ``since``, every one
+        was written since then (by another run, while this one ran)."""
+        try:
+            times = [path.stat().st_mtime for path in self.outputs]
+        except OSError:
+            return False
+        return since is None or min(times) >= since
+
+    def process(self, pipeline: Pipeline) -> FileResult:
+        """Claim the job, then :meth:`work` on it, unless another run has it or has just done it.
+
+        Two runs on one output folder (or machines on shared storage) split the work this way:
+        each skips the jobs the other holds or finished since it planned its own.
+        """
+        with claimed(self.output) as claim:
+            if isinstance(claim, str):
+                return FileResult(str(self.source), str(self.output), "skipped",
+                                  warnings=[f"in progress in another run ({claim})"])  # fmt: skip
+            if self.done(None if not pipeline.options.overwrite else self.planned):
+                return FileResult(str(self.source), str(self.output), "skipped",
+                                  warnings=["done by another run meanwhile"])  # fmt: skip
+            return self.work(pipeline)
 
     @abstractmethod
-    def process(self, pipeline: Pipeline) -> FileResult:
+    def work(self, pipeline: Pipeline) -> FileResult:
         """Read the source, run it through ``pipeline``, write the outputs atomically.
 
         Failures come back as a ``failed`` result with a one-line reason, never raised.
@@ -73,7 +94,7 @@ class Job(ABC):
 class PhotoJob(Job):
     """A photo: decode → :meth:`Pipeline.swap` → encode, plus the mask and cut-out if asked."""
 
-    def process(self, pipeline: Pipeline) -> FileResult:
+    def work(self, pipeline: Pipeline) -> FileResult:
         start = time.perf_counter()
         options = pipeline.options
         try:

@@ -245,6 +245,12 @@ class _Settings:
             raise OptionsError("--output", target, "exists and is not a folder")
         if self.summary is not None:
             summary = Path(self.summary)
+            try:
+                os.stat(summary)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # a name too long for the file system, say
+                raise OptionsError("--summary", summary, str(exc.strerror)) from None
             if summary.is_dir():
                 raise OptionsError("--summary", summary, "is a folder; give a file name")
             parent = summary.parent if str(summary.parent) else Path()

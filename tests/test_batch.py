@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +77,125 @@ def test_a_model_that_cannot_load_stops_the_run_before_a_background_is_generated
     with pytest.raises(SegmenterError):
         run_batch(options, progress=False)
     assert generated == []  # minutes of generation are not spent on a run that cannot go on
+
+
+# --- hardening: summaries, odd names, links, two runs at once ----------------------------------
+
+
+def _photos(folder: Path, count: int, **size) -> Path:
+    for i in range(count):
+        save_rgb(folder / f"p{i:02d}.png", seed=i, **size)
+    return folder
+
+
+def test_a_summary_that_cannot_be_written_is_one_line_and_exit_1(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from operations import batch as batch_module
+    from tests.helpers import cli
+
+    source = _photos(tmp_path / "in", 2)
+    bg = save_rgb(tmp_path / "bg.png")
+    # A name longer than the file system allows (Errno 36) is known before any work: exit 2.
+    long_name = tmp_path / ("s" * 300 + ".json")
+    code, err = cli(capsys, "-i", source, "-o", tmp_path / "out", "-b", bg, "--summary", long_name)
+    assert code == 2 and "File name too long" in err and err.count("\n") == 1
+    # A full disk, simulated: the write fails with ENOSPC (a real small tmpfs needs root). The
+    # work is kept, the failure is one line, the exit code says something went wrong.
+
+    def full(path, write):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(batch_module, "write_atomic", full)
+    code, err = cli(capsys, "-i", source, "-o", tmp_path / "out2", "-b", bg, "--summary",
+                    tmp_path / "s.json")  # fmt: skip
+    assert code == 1 and "Traceback" not in err
+    assert [line for line in err.splitlines() if "summary" in line] == [
+        f"could not write the summary {tmp_path / 's.json'}: No space left on device"
+    ]
+    assert len(list((tmp_path / "out2").glob("*.png"))) == 2
+
+
+def test_names_that_are_not_utf8_are_processed_and_reported_exactly(tmp_path: Path) -> None:
+    import json
+    from urllib.parse import unquote_to_bytes
+
+    source = tmp_path / "in"
+    source.mkdir()
+    raw = b"caf\xe9\nlatin1.png"  # Latin-1 bytes and a newline in one name
+    save_rgb(Path(os.fsdecode(bytes(source).rstrip(b"/") + b"/" + raw)))
+    options = Options(input=source, output=tmp_path / "out", blur=True,
+                      summary=tmp_path / "s.json").validated()  # fmt: skip
+    batch = run_batch(options, pipeline=Pipeline(options, segmenter=DiscSegmenter()),
+                      progress=False)  # fmt: skip
+    assert batch.count("ok") == 1
+    row = json.loads((tmp_path / "s.json").read_bytes())["files"][0]
+    assert row["input"].endswith("caf\ufffd\nlatin1.png")  # readable
+    assert unquote_to_bytes(row["input_bytes"]).endswith(raw)  # exact
+    assert os.listdir(os.fsencode(tmp_path / "out")) == [b"caf\xe9\nlatin1.png"]
+
+
+def test_a_summary_inside_the_input_folder_is_not_read_as_an_input(tmp_path: Path) -> None:
+    source = _photos(tmp_path / "in", 2)
+    options = Options(input=source, output=tmp_path / "out", blur=True,
+                      summary=source / "report.json").validated()  # fmt: skip
+    pipeline = Pipeline(options, segmenter=DiscSegmenter())
+    run_batch(options, pipeline=pipeline, progress=False)
+    again = run_batch(options, pipeline=pipeline, progress=False)
+    assert [Path(f.input).name for f in again.files] == ["p00.png", "p01.png"]
+    assert again.exit_code == 0
+
+
+def test_a_broken_link_fails_with_its_reason(tmp_path: Path) -> None:
+    source = _photos(tmp_path / "in", 1)
+    (source / "gone.png").symlink_to(tmp_path / "deleted.png")
+    options = Options(input=source, output=tmp_path / "out", blur=True).validated()
+    batch = run_batch(options, pipeline=Pipeline(options, segmenter=DiscSegmenter()),
+                      progress=False)  # fmt: skip
+    (failed,) = [f for f in batch.files if f.status == "failed"]
+    assert failed.error.startswith("broken symbolic link: it points to")
+    assert batch.exit_code == 1
+
+
+def test_a_rerun_removes_what_a_killed_run_left_behind(tmp_path: Path) -> None:
+    source = _photos(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [out / ".bgs-0123456789ab-k1ll3d00.tmp", out / ".bgs-0123456789ab.claim"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+        os.utime(path, (time.time() - 60, time.time() - 60))
+    options = Options(input=source, output=out, blur=True).validated()
+    run_batch(options, pipeline=Pipeline(options, segmenter=DiscSegmenter()), progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["p00.png", "p01.png"]
+
+
+def test_two_runs_on_one_output_folder_split_the_work(tmp_path: Path) -> None:
+    """Two real processes at once: every photo is done exactly once, by one or the other."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    source = _photos(tmp_path / "in", 24, height=300, width=400)
+    out = tmp_path / "out"
+    command = [sys.executable, "run.py", "-i", source, "-o", out, "--blur", "-q", "--workers", "2"]
+    runs = [
+        subprocess.Popen([*command, "--summary", tmp_path / f"s{n}.json"], cwd=ROOT,
+                         stderr=subprocess.PIPE, text=True)
+        for n in (1, 2)
+    ]  # fmt: skip
+    for run in runs:
+        _, err = run.communicate(timeout=240)
+        assert run.returncode == 0, err
+    done = {}
+    for n in (1, 2):
+        for row in json.loads((tmp_path / f"s{n}.json").read_text())["files"]:
+            if row["status"] == "ok":
+                assert row["input"] not in done, "a photo was processed twice"
+                done[row["input"]] = n
+    assert len(done) == 24
+    assert sorted(p.name for p in out.iterdir()) == [f"p{i:02d}.png" for i in range(24)]

@@ -238,3 +238,88 @@ def test_interrupted_run_leaves_no_partial_files(tmp_path: Path) -> None:
         with Image.open(path) as img:
             img.load()  # every file under its final name is complete
     assert 0 < len(written) < 40
+
+
+def _start(source: Path, out: Path, *extra: object) -> subprocess.Popen:
+    args = [sys.executable, "run.py", "-i", source, "-o", out, "--blur", "--quiet", *extra]
+    return subprocess.Popen(args, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_outputs(out: Path, at_least: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob("*.png"))) < at_least:
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_kill_9_at_a_random_moment_then_a_rerun_finishes_cleanly(tmp_path: Path, seed: int):
+    import random
+    import signal
+    import time
+
+    source = tmp_path / "in"
+    for i in range(30):
+        save_rgb(source / f"p{i:02d}.png", 400, 600, seed=i)
+    out = tmp_path / "out"
+    proc = _start(source, out, "--save-mask")
+    _wait_for_outputs(out, 1)
+    time.sleep(random.Random(seed).uniform(0, 0.2))  # somewhere in the middle of the work
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert len(list(out.glob("*.png"))) < 60  # it was killed mid-run
+    for path in out.glob("*.png"):  # whatever is under a final name is complete
+        with Image.open(path) as img:
+            img.load()
+    rerun = _start(source, out, "--save-mask", "--summary", tmp_path / "s.json")
+    _, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if n.startswith(".")], names  # no temporary, no claim
+    assert len(names) == 60
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["counts"]["ok"] + report["counts"]["skipped"] == 30
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_sigterm_stops_like_ctrl_c_and_writes_the_summary(tmp_path: Path) -> None:
+    import signal
+
+    source = tmp_path / "in"
+    for i in range(40):
+        save_rgb(source / f"p{i:02d}.png", 400, 600, seed=i)
+    out = tmp_path / "out"
+    proc = _start(source, out, "--summary", tmp_path / "s.json")
+    _wait_for_outputs(out, 2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    report = json.loads((tmp_path / "s.json").read_text())
+    written = sorted(out.glob("*.png"))
+    assert report["interrupted"] and 0 < len(written) < 40
+    # Every image finished during the shutdown is counted: the summary matches the disk.
+    assert report["counts"]["ok"] == len(written)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_a_second_ctrl_c_still_writes_the_summary(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    source = tmp_path / "in"
+    for i in range(40):
+        save_rgb(source / f"p{i:02d}.png", 400, 600, seed=i)
+    out = tmp_path / "out"
+    proc = _start(source, out, "--summary", tmp_path / "s.json", "--matting", "quality")
+    _wait_for_outputs(out, 1)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # impatient: stop waiting for the images in progress
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["interrupted"] and report["counts"]["ok"] >= 1

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 import pytest
 
@@ -73,3 +77,84 @@ def test_plan_side_files_and_same_format() -> None:
     assert plan[Path("a.jpg")] == [Path("a.png"), Path("a.mask.png")]
     assert plan[Path("a.mask.png")][0] == Path("a.mask.png.png")  # a.mask.png was taken
     assert plan_outputs([Path("a.gif")], "same")[Path("a.gif")] == [Path("a.png")]
+
+
+# --- names of any length, working files, claims, sweeps, symbolic links ----------------------
+
+
+def test_the_longest_name_the_file_system_takes_works(tmp_path: Path) -> None:
+    name = "é" * 125 + ".png"  # 254 bytes in UTF-8: the temporary must not add to it
+    assert len(os.fsencode(name)) == 254
+    encode(random_rgb(4, 4), tmp_path / name)
+    assert sorted(os.listdir(tmp_path)) == [name]
+
+
+def test_temporaries_are_short_locked_while_written_and_recognisably_ours(tmp_path: Path) -> None:
+    seen = []
+
+    def look(f) -> None:
+        (temporary,) = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+        seen.append(temporary)
+        # Held: another run's sweep leaves it alone even though it is not ours to know.
+        assert files.sweep([tmp_path], before=time.time() + 60) == 0
+        f.write(b"data")
+
+    write_atomic(tmp_path / ("x" * 250 + ".png"), look)
+    assert seen[0].startswith(files.PREFIX) and len(seen[0]) == 30
+
+
+def test_a_sweep_removes_only_stale_working_files_of_ours(tmp_path: Path) -> None:
+    stale_tmp = tmp_path / ".bgs-0123456789ab-deadbeef.tmp"
+    stale_claim = tmp_path / ".bgs-0123456789ab.claim"
+    theirs = tmp_path / ".photo.png.abc123.tmp"  # not ours: never touched
+    for path in (stale_tmp, stale_claim, theirs):
+        path.write_bytes(b"left by a killed run")
+    os.utime(stale_tmp, (time.time() - 10, time.time() - 10))
+    young = tmp_path / ".bgs-ba9876543210-cafebabe.tmp"  # made after this run started
+    young.write_bytes(b"")
+    held = files.Claim.take(tmp_path / "busy.png")  # a job another run is working on
+    assert isinstance(held, files.Claim)
+    removed = files.sweep([tmp_path], before=time.time() - 5)
+    assert removed == 2 and not stale_tmp.exists() and not stale_claim.exists()
+    assert theirs.exists() and young.exists() and held.path.exists()
+    held.release()
+    assert not held.path.exists()
+
+
+def test_a_claimed_job_tells_who_holds_it(tmp_path: Path) -> None:
+    first = files.Claim.take(tmp_path / "a.png")
+    assert isinstance(first, files.Claim)
+    second = files.Claim.take(tmp_path / "a.png")
+    assert second == f"PID {os.getpid()} on {socket.gethostname()}"
+    first.release()
+    again = files.Claim.take(tmp_path / "a.png")
+    assert isinstance(again, files.Claim)
+    again.release()
+
+
+def test_broken_links_are_inputs_and_linked_folders_are_read_once(tmp_path: Path) -> None:
+    root, elsewhere = tmp_path / "in", tmp_path / "elsewhere"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "b.jpg").write_bytes(b"x")
+    (root / "a.jpg").write_bytes(b"x")
+    (elsewhere / "deep").mkdir(parents=True)
+    (elsewhere / "deep" / "c.jpg").write_bytes(b"x")
+    (root / "gone.jpg").symlink_to(root / "nowhere.jpg")  # dangling: reported, not hidden
+    (root / "shared").symlink_to(elsewhere)  # a folder outside: followed
+    (elsewhere / "deep" / "back").symlink_to(elsewhere)  # ...whose link back up loops: once
+    (root / "alias").symlink_to(root / "real")  # inside: read under its own name
+    (root / "real" / "up").symlink_to(root)  # up the tree: a loop
+    found = find_inputs(root, recursive=True)
+    expected = ["a.jpg", "gone.jpg", "real/b.jpg", "shared/deep/c.jpg"]
+    assert found == [Path(p) for p in expected]
+    assert find_inputs(root) == [Path("a.jpg"), Path("gone.jpg")]
+
+
+def test_names_in_messages_and_reports() -> None:
+    assert files.shown("a\nb.jpg") == "a\\nb.jpg"  # one line stays one line
+    raw = b"caf\xe9.jpg"
+    assert files.shown(os.fsdecode(raw)) == "caf\\xe9.jpg"
+    fields = files.name_fields("input", os.fsdecode(raw))
+    assert fields["input"] == "caf\ufffd.jpg"
+    assert unquote_to_bytes(fields["input_bytes"]) == raw  # lossless
+    assert files.name_fields("input", "café.jpg") == {"input": "café.jpg"}
