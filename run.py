@@ -9,6 +9,7 @@ Only light modules are imported here; the model's libraries load once a run star
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import signal
@@ -456,20 +457,31 @@ class _StopSignals:
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self.abandon = threading.Event()  # set by the second signal
         self._previous = {}
         if threading.current_thread() is threading.main_thread():
             for number in (signal.SIGINT, signal.SIGTERM):
                 self._previous[number] = signal.signal(number, self._handle)
 
     def _handle(self, number: int, frame: object) -> None:
-        if self.received is None:
+        if self.received is None:  # the first: stop the batch where it is
             self.received = number
-        raise KeyboardInterrupt
+            raise KeyboardInterrupt
+        if not self.abandon.is_set():  # the second: do not wait for the images in progress
+            print(f"{PROG}: not waiting for the images in progress", file=sys.stderr)
+            self.abandon.set()
+            return
+        os._exit(128 + self.received)  # the third: at once
 
     def finish(self, *, program: bool) -> None:
-        """In a program, later signals exit at once; called in-process, restore the handlers."""
+        """In a program, later signals exit at once, and once the interpreter has finished
+        waiting for its threads they are ignored (Python would otherwise put the default
+        handlers back as it shuts down, and a late Ctrl-C would end it with SIGINT's status
+        instead of ours); called in-process, the handlers are restored."""
         for number, handler in self._previous.items():
             signal.signal(number, self._exit_now if program else handler)
+        if program and self._previous:
+            atexit.register(lambda: [signal.signal(n, signal.SIG_IGN) for n in self._previous])
 
     @staticmethod
     def _exit_now(number: int, frame: object) -> None:
@@ -500,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stop = _StopSignals()
     try:
-        batch = run_batch(options)
+        batch = run_batch(options, abandon=stop.abandon)
     except OptionsError as exc:
         return usage_error(str(exc))
     except (SegmenterError, StyleTransferError, GenerationError) as exc:  # a model failed to load

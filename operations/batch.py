@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -112,7 +113,11 @@ def first_readable_size(jobs: list[Job]) -> tuple[int, int] | None:
 
 
 def run_batch(
-    options: Options, *, pipeline: Pipeline | None = None, progress: bool | None = None
+    options: Options,
+    *,
+    pipeline: Pipeline | None = None,
+    progress: bool | None = None,
+    abandon: threading.Event | None = None,
 ) -> BatchResult:
     """Process a folder. Returns every file's result; writes ``options.summary`` if set.
 
@@ -120,6 +125,7 @@ def run_batch(
         options: validated batch options (see :meth:`Options.validated`).
         pipeline: an already built pipeline to reuse (the caller closes it; local engine only).
         progress: show a progress bar; ``None`` shows it on a terminal unless ``options.quiet``.
+        abandon: once set, an interrupted run stops waiting for the images in progress.
 
     Raises:
         OptionsError: bad settings that only show once the run starts (empty folder, bad --bg,
@@ -159,7 +165,9 @@ def run_batch(
 
         # The engine first (models load, a cluster answers), then the run's background (which
         # may take minutes to generate), then the jobs.
-        with create_engine(options, source, pipeline=pipeline, progress=progress) as engine:
+        engine = create_engine(options, source, pipeline=pipeline, progress=progress,
+                               abandon=abandon)  # fmt: skip
+        with engine:
             run_background = source.prepare(lambda: first_readable_size(todo))
             try:
                 engine.run(todo, report)

@@ -12,6 +12,7 @@ engine imports another. A new engine is one module here and one line in :data:`E
 from __future__ import annotations
 
 import importlib
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
@@ -42,6 +43,7 @@ class Engine(ABC):
         pipeline: an already built pipeline to run the jobs on (the caller closes it); engines
             that build their pipelines elsewhere refuse one.
         progress: show a progress bar; ``None`` shows it unless ``options.quiet``.
+        abandon: once set, an interrupted engine stops waiting for the jobs in progress.
 
     Raises:
         OptionsError, SegmenterError, StyleTransferError: what it builds cannot be built.
@@ -56,11 +58,13 @@ class Engine(ABC):
         *,
         pipeline: Pipeline | None = None,
         progress: bool | None = None,
+        abandon: threading.Event | None = None,
     ) -> None:
         self.options = options
         self.background = background
         self.pipeline = pipeline
         self.progress = (not options.quiet) if progress is None else progress
+        self.abandon = abandon if abandon is not None else threading.Event()
         self.open()
 
     def open(self) -> None:  # noqa: B027 - optional hook
@@ -90,8 +94,9 @@ def create_engine(
     *,
     pipeline: Pipeline | None = None,
     progress: bool | None = None,
+    abandon: threading.Event | None = None,
 ) -> Engine:
     """Open the engine ``options.engine`` names."""
     module_name, _, class_name = ENGINES[options.engine].partition(":")
     cls: type[Engine] = getattr(importlib.import_module(module_name), class_name)
-    return cls(options, background, pipeline=pipeline, progress=progress)
+    return cls(options, background, pipeline=pipeline, progress=progress, abandon=abandon)

@@ -71,14 +71,14 @@ class LocalEngine(Engine):
             while pending:
                 collect(wait(pending, return_when=FIRST_COMPLETED).done)
         finally:
-            # On Ctrl-C: queued jobs are dropped, running ones finish, and every finished one is
-            # reported, even when a second Ctrl-C stops the wait for the running ones.
+            # On Ctrl-C: queued jobs are dropped, running ones finish (unless ``abandon`` is set:
+            # a second Ctrl-C), and every finished one is reported.
             pool.shutdown(wait=False, cancel_futures=True)
-            try:
-                # Not the cancelled ones: wait() only counts a cancelled future once a worker has
-                # picked it up, which a drained queue never lets happen.
-                wait([f for f in pending if not f.cancelled()])
-            finally:
-                cv2.setNumThreads(cv_threads)
-                collect({f for f in pending if f.done() and not f.cancelled()})
-                bar.close()
+            # Not the cancelled ones: wait() only counts a cancelled future once a worker has
+            # picked it up, which a drained queue never lets happen.
+            running = [f for f in pending if not f.cancelled()]
+            while running and not self.abandon.is_set():
+                running = list(wait(running, timeout=0.1).not_done)
+            cv2.setNumThreads(cv_threads)
+            collect({f for f in pending if f.done() and not f.cancelled()})
+            bar.close()
