@@ -315,7 +315,7 @@ def test_a_second_ctrl_c_still_writes_the_summary(tmp_path: Path) -> None:
         save_rgb(source / f"p{i:02d}.png", 400, 600, seed=i)
     out = tmp_path / "out"
     proc = _start(source, out, "--summary", tmp_path / "s.json", "--matting", "quality")
-    _wait_for_outputs(out, 1)
+    _wait_for_outputs(out, 2)  # the first one's job has surely returned by then
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
     proc.send_signal(signal.SIGINT)  # impatient: stop waiting for the images in progress
