@@ -1,4 +1,6 @@
-"""Packaging: `pip install .` gives the `backgroundswap` command (the same CLI as run.py)."""
+"""Packaging: `pip install .` gives the `backgroundswap` command (the same CLI as run.py) with
+the core (MediaPipe); extras add the other backends: `.[torch]`, `.[sd]`, `.[salient]`, `.[ray]`,
+`.[all]`. The pins are the requirements files' own, so both ways install the same versions."""
 
 from pathlib import Path
 
@@ -10,11 +12,21 @@ for line in (here / "operations" / "__init__.py").read_text().splitlines():
     if line.startswith("__version__"):
         exec(line, version)
 
-requirements = [
-    line.strip()
-    for line in (here / "requirements.txt").read_text().splitlines()
-    if line.strip() and not line.startswith("#")
-]
+
+def pins(name: str) -> list[str]:
+    """A requirements file's own pins (its ``-r`` includes are other layers)."""
+    lines = (here / name).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and line[0] not in "#-"]
+
+
+torch = pins("requirements-torch.txt")
+extras = {
+    "torch": torch,
+    "sd": torch + pins("requirements-sd.txt"),
+    "salient": pins("requirements-salient.txt"),
+    "ray": pins("requirements-ray.txt"),
+}
+extras["all"] = sorted({pin for group in extras.values() for pin in group})
 
 setup(
     name="backgroundswap",
@@ -26,7 +38,8 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["operations", "operations.*"]),
     py_modules=["run"],
-    install_requires=requirements,
+    install_requires=pins("requirements.txt"),
+    extras_require=extras,
     entry_points={"console_scripts": ["backgroundswap = run:main"]},
     classifiers=[
         "Programming Language :: Python :: 3.11",

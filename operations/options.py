@@ -8,6 +8,7 @@ Validation only checks: the run creates what it needs (the output folder) once i
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import asdict, dataclass, field, make_dataclass, replace
 from pathlib import Path
@@ -28,6 +29,18 @@ from operations.segmenters import DEFAULT_SEGMENTER, backends, resolve_segmenter
 from operations.segmenters.base import Backend
 
 __all__ = ["Options", "OptionsError", "default_workers"]
+
+
+def _check_installed(what: str, extra: str, modules: tuple[str, ...]) -> None:
+    """Stop at once, with the exact command, when an option's optional install is missing."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        option, _, value = what.partition(" ")
+        raise OptionsError(option, value or None,
+                           f"needs {', '.join(missing)}, which "
+                           f"{'is' if len(missing) == 1 else 'are'} not installed: "
+                           f"pip install -r requirements-{extra}.txt "
+                           f"(or pip install 'backgroundswap[{extra}]')")  # fmt: skip
 
 
 def default_workers() -> int:
@@ -183,6 +196,15 @@ class _Settings:
             raise OptionsError("--quiet", None, "cannot be combined with --verbose")
         for name, backend in backends().items():
             self._check_backend(backend, chosen=name == mode)
+        backend = backends()[mode]
+        if backend.extra is not None:
+            _check_installed(f"--mode {mode}", backend.extra, backend.requires)
+        if self.nst:
+            _check_installed("--nst", "torch", ("torch", "torchvision"))
+        if self.prompt is not None:
+            _check_installed("--prompt", "sd", ("torch", "diffusers", "transformers"))
+        if self.engine == "ray":
+            _check_installed("--engine ray", "ray", ("ray",))
         paths = {
             name: Path(value)
             for name in ("input", "output", "bg", "summary", "weights", "nst_weights")

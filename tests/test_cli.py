@@ -323,3 +323,20 @@ def test_a_second_ctrl_c_still_writes_the_summary(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     report = json.loads((tmp_path / "s.json").read_text())
     assert report["interrupted"] and report["counts"]["ok"] >= 1
+
+
+def test_the_package_installs_in_layers() -> None:
+    """The core has no PyTorch, diffusers, ONNX Runtime or Ray; each comes with its extra, at
+    the requirements files' pins."""
+    from importlib.metadata import metadata
+
+    requires = metadata("backgroundswap").get_all("Requires-Dist")
+    core = [r for r in requires if "extra ==" not in r]
+    assert any(r.startswith("mediapipe==") for r in core)
+    heavy = ("torch", "diffusers", "onnxruntime", "ray", "ultralytics")
+    assert not [r for r in core if r.startswith(heavy)]
+    for pin, extra in [("torch==", "torch"), ("diffusers==", "sd"), ("onnxruntime==", "salient"),
+                       ("ray[data]==", "ray"), ("onnxruntime==", "all")]:  # fmt: skip
+        assert [r for r in requires if r.startswith(pin) and f'extra == "{extra}"' in r], pin
+    pinned = (ROOT / "requirements-torch.txt").read_text()
+    assert next(r for r in requires if r.startswith("torch==")).split(";")[0] in pinned

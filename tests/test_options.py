@@ -113,3 +113,27 @@ def test_backend_settings_follow_the_backends_declarations() -> None:
     with pytest.raises(OptionsError, match=r"^--device 'mps': the mediapipe backend runs on the"):
         Options(blur=True, device="mps").validated(batch=False)
     assert Options(blur=True, mode="deeplab", device="cpu").validated(batch=False).device == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("settings", "missing", "command"),
+    [
+        ({"mode": "deeplab"}, "torch", "pip install -r requirements-torch.txt"),
+        ({"mode": "yolo"}, "ultralytics", "pip install -r requirements-torch.txt"),
+        ({"mode": "salient"}, "onnxruntime", "pip install -r requirements-salient.txt"),
+        ({"nst": True, "bg": "README.md"}, "torch", "pip install -r requirements-torch.txt"),
+        ({"prompt": "a beach"}, "diffusers", "pip install -r requirements-sd.txt"),
+        ({"engine": "ray"}, "ray", "pip install -r requirements-ray.txt"),
+    ],
+)
+def test_a_missing_extra_stops_at_once_with_the_install_command(
+    monkeypatch: pytest.MonkeyPatch, settings: dict, missing: str, command: str
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == missing else real(name, *a))  # fmt: skip
+    with pytest.raises(OptionsError, match=f"needs {missing}, which is not installed") as info:
+        Options(blur=True, **settings).validated(batch=False)
+    assert command in str(info.value) and "\n" not in str(info.value)

@@ -34,7 +34,9 @@ def _import_ray() -> Any:
         import ray.data
     except ImportError:
         raise OptionsError(
-            "--engine", "ray", "Ray is not installed: pip install -r requirements-ray.txt"
+            "--engine",
+            "ray",
+            "needs ray, which is not installed: pip install -r requirements-ray.txt",
         ) from None
     return ray
 

@@ -178,6 +178,10 @@ class Backend:
     options: tuple[BackendOption, ...] = ()
     devices: tuple[str, ...] = ("cpu",)  # beside "auto", which picks the best of these
     classes: bool = False  # takes --classes (a class-aware model)
+    # The optional install it needs (requirements-EXTRA.txt, backgroundswap[EXTRA]) and the
+    # modules that tell whether it is there; none for the core's own backend.
+    extra: str | None = None
+    requires: tuple[str, ...] = ()
     # download name → a function giving its WeightsSpec (the first is the backend's default;
     # functions, because building a spec may import the model's library).
     weights: dict[str, Callable[[], WeightsSpec]] = field(default_factory=dict)

@@ -189,6 +189,8 @@ BACKEND = Backend(
     ),
     devices=("cpu", "cuda", "mps"),
     classes=True,
+    extra="torch",
+    requires=("torch", "torchvision"),
     weights={f"deeplab-{v}": (lambda v=v: _weights(v)) for v in VARIANTS},
     models=(
         ModelCard(

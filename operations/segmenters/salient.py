@@ -297,6 +297,8 @@ BACKEND = Backend(
         ),
     ),
     devices=("cpu", "cuda"),
+    extra="salient",
+    requires=("onnxruntime",),
     weights={f"salient-{name}": (lambda name=name: weights_spec(name)) for name in MODELS},
     models=tuple(
         ModelCard(

@@ -244,6 +244,8 @@ BACKEND = Backend(
     ),
     devices=("cpu", "cuda", "mps"),
     classes=True,
+    extra="torch",
+    requires=("torch", "ultralytics"),
     weights={f"yolo-{s}": (lambda s=s: weights_spec(s)) for s in SIZES},
     models=(
         ModelCard(
