@@ -202,6 +202,31 @@ def download(
     return destination
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (libraries' errors can run to a page)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_state_dict(path: Path, what: str) -> dict:
+    """A PyTorch ``state_dict`` file, read safely (``weights_only``).
+
+    Raises:
+        WeightsError: a file that is not one (corrupt, truncated, another format), naming it.
+    """
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unpickling raises many types for a bad file
+        kind = type(exc).__name__
+        raise WeightsError(f"{path} is not {what}: torch cannot read it ({kind}); the file is "
+                           "corrupt, truncated or of another kind") from None  # fmt: skip
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} is not {what} (it holds a {type(state).__name__})")
+    return state
+
+
 def torch_device(requested: str) -> str:
     """The torch device for ``--device``: ``auto`` picks CUDA, then Apple's MPS, then the CPU.
 

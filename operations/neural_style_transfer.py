@@ -33,6 +33,7 @@ from operations.models import (
     DEFAULT_DEVICE,
     DeviceError,
     WeightsError,
+    load_state_dict,
     resolve,
     torch_device,
     torchvision_spec,
@@ -88,7 +89,10 @@ def load_vgg19_features(
         path = resolve(spec, weights, offline=offline)
     except WeightsError as exc:
         raise StyleTransferError(str(exc)) from None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = load_state_dict(path, "a torchvision VGG19 state dict")
+    except WeightsError as exc:
+        raise StyleTransferError(str(exc)) from None
     features = vgg19(weights=None).features[: LAST_LAYER + 1]
     wanted = {
         name: tensor

@@ -154,9 +154,17 @@ def _usage_cases(tmp: Path) -> list[tuple[list[str], str]]:
     empty.mkdir()
     (tmp / "not_image.jpg").write_text("text")
     (tmp / "a_file").write_text("x")
+    (tmp / "corrupt.pt").write_bytes(b"not a checkpoint at all")
+    bad = str(tmp / "corrupt.pt")
     bg = str(BACKGROUND)
     base = ["-i", str(photos), "-o", str(tmp / "out")]
     return [
+        # A corrupt or wrong weights file is named as such, in one line.
+        ([*base, "-b", bg, "-m", "1", "--weights", bad], "is not a DeepLabv3 resnet101 state dict"),
+        ([*base, "-b", bg, "-m", "2", "--weights", bad], "is not a YOLO -seg checkpoint"),
+        ([*base, "-b", bg, "--nst", "--nst-weights", bad], "is not a torchvision VGG19 state"),
+        # Missing weights name the exact download command.
+        ([*base, "-b", bg, "-m", "2", "--yolo-model", "m", "--offline"], "download yolo-m"),
         (["-i", str(tmp / "missing"), "-o", str(tmp / "o"), "-b", bg], "--input"),
         (["-i", str(empty), "-o", str(tmp / "o"), "-b", bg], "holds no files"),
         ([*base, "-b", str(tmp / "nope.jpg")], "--bg"),

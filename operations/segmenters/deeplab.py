@@ -19,6 +19,7 @@ from operations.models import (
     DeviceError,
     WeightsError,
     WeightsSpec,
+    load_state_dict,
     resolve,
     torch_device,
     torchvision_spec,
@@ -106,7 +107,11 @@ class DeepLabSegmenter(Segmenter):
                                offline=offline)  # fmt: skip
             except WeightsError as exc:
                 raise SegmenterError(str(exc)) from None
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            what = f"a DeepLabv3 {variant} state dict"
+            try:
+                state = load_state_dict(path, what)
+            except WeightsError as exc:
+                raise SegmenterError(str(exc)) from None
             aux = any(key.startswith("aux_classifier.") for key in state)
             model = builder(weights=None, weights_backbone=None,
                             num_classes=len(self.categories), aux_loss=aux)  # fmt: skip
@@ -114,9 +119,7 @@ class DeepLabSegmenter(Segmenter):
                 model.load_state_dict(state)
             except RuntimeError as exc:
                 first = str(exc).splitlines()[0]
-                raise SegmenterError(
-                    f"{path} is not a {VARIANTS[variant][0]} checkpoint: {first}"
-                ) from None
+                raise SegmenterError(f"{path} is not {what}: {first}") from None
         self.model = model.eval().to(self.device)
         # Half precision on CUDA: convolutions and softmax are safe in fp16 there; the CPU stays
         # in fp32 (fp16 convolutions on the CPU are slow or unsupported).

@@ -20,6 +20,7 @@ from operations.models import (
     DeviceError,
     WeightsError,
     WeightsSpec,
+    first_line,
     resolve,
     torch_device,
 )
@@ -156,7 +157,7 @@ class YoloSegmenter(Segmenter):
             self.model = YOLO(str(path), task="segment")
         except Exception as exc:  # noqa: BLE001 - Ultralytics raises many types for bad files
             raise SegmenterError(
-                f"{path} is not a YOLO checkpoint Ultralytics can load: {exc}"
+                f"{path} is not a YOLO -seg checkpoint Ultralytics can load: {first_line(exc)}"
             ) from None
         if self.model.task != "segment":
             raise SegmenterError(f"{path} is a {self.model.task} model; a -seg model is needed")
