@@ -123,10 +123,6 @@ def main() -> None:
     from operations.segmenters.yolo import import_ultralytics
 
     import_ultralytics()
-    from ultralytics.utils import SETTINGS
-
-    if str(ROOT) in str(SETTINGS["weights_dir"]):  # keep random weights out of the checkout
-        SETTINGS.update({"weights_dir": os.path.join(tmp, "weights")})
 
     photo = decode(ROOT / "input" / "astronaut.jpg").rgb
     photo = cv2.resize(photo, (1920, 1080), interpolation=cv2.INTER_CUBIC)

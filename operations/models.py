@@ -34,6 +34,13 @@ class WeightsError(RuntimeError):
     """Weights that cannot be found or fetched. The message says how to fix it."""
 
 
+def models_home() -> Path:
+    """Our own model folder: ``$BACKGROUNDSWAP_HOME/models``, default
+    ``~/.cache/backgroundswap/models`` (for the weights no other library caches for us)."""
+    home = os.environ.get("BACKGROUNDSWAP_HOME") or "~/.cache/backgroundswap"
+    return Path(home).expanduser() / "models"
+
+
 def offline_from_environment() -> bool:
     """True when a usual offline variable is set (``HF_HUB_OFFLINE=1`` and the like)."""
     return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")

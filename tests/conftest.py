@@ -86,10 +86,7 @@ def yolo_weights() -> Path:
 
     import_ultralytics()
     from ultralytics import YOLO
-    from ultralytics.utils import SETTINGS
 
-    weights_dir = Path(_CACHE_ROOT) / "ultralytics-weights"
-    SETTINGS.update({"weights_dir": str(weights_dir)})
     from operations.segmenters.yolo import weights_spec
 
     spec = weights_spec("n")

@@ -15,8 +15,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from operations.models import models_home
 from operations.segmenters.base import SegmenterError
-from operations.segmenters.salient import SalientSegmenter, cache_dir, rembg_dir
+from operations.segmenters.salient import SalientSegmenter, rembg_dir
 from tests.helpers import BACKGROUND, cli
 
 LEFT, RIGHT = (140, 250, 60), (170, 90, 30)  # the photo's two halves; 250 is its maximum
@@ -84,7 +85,7 @@ def cached(tmp_path: Path):
 
     def make(name: str, **settings) -> Path:
         side = SIZES.get(name, 320)
-        path = write_graph(cache_dir() / f"{name}.onnx", (side, side), **settings)
+        path = write_graph(models_home() / f"{name}.onnx", (side, side), **settings)
         written.append(path)
         return path
 
@@ -161,7 +162,7 @@ def test_missing_weights_name_the_file_the_folder_and_the_download() -> None:
     with pytest.raises(SegmenterError) as info:
         SalientSegmenter("birefnet-portrait", offline=True, device="cpu")
     message = str(info.value)
-    assert str(cache_dir() / "birefnet-portrait.onnx") in message
+    assert str(models_home() / "birefnet-portrait.onnx") in message
     assert "download salient-birefnet-portrait" in message and "BACKGROUNDSWAP_HOME" in message
     assert "\n" not in message
 

@@ -85,3 +85,28 @@ def test_cli_mode_2_end_to_end(yolo_weights: Path, photo_dir: Path, tmp_path: Pa
     code, err = cli(capsys, "-i", photo_dir, "-o", tmp_path / "o2", "--blur", "--mode", "yolo",
                     "--yolo-model", str(yolo_weights), "--overwrite")  # fmt: skip
     assert code == 0, err
+
+
+def test_ultralytics_settings_stay_in_our_folder_whatever_the_working_folder(tmp_path):
+    """Importing Ultralytics writes a settings.json; never the user's global one."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k != "YOLO_CONFIG_DIR"}
+    env.update(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"),
+               BACKGROUNDSWAP_HOME=str(tmp_path / "ours"), PYTHONPATH=str(ROOT))  # fmt: skip
+    code = (
+        "from operations.segmenters.yolo import import_ultralytics, weights_spec\n"
+        "import_ultralytics()\n"
+        "print(weights_spec('s').cached)\n"
+    )
+    cwd = tmp_path / "somewhere"
+    cwd.mkdir()
+    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
+                         text=True, check=True).stdout  # fmt: skip
+    assert out.strip() == str(tmp_path / "ours" / "models" / "yolov8s-seg.pt")
+    assert not (tmp_path / "home" / ".config" / "Ultralytics").exists()
+    assert not list(cwd.iterdir())  # nothing written where it was run

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, ClassVar
 import cv2
 import numpy as np
 
-from operations.models import DEFAULT_DEVICE, WeightsError, WeightsSpec, resolve
+from operations.models import DEFAULT_DEVICE, WeightsError, WeightsSpec, models_home, resolve
 from operations.resize import shrink
 from operations.segmenters.base import (
     Backend,
@@ -110,12 +110,6 @@ MODELS: dict[str, SalientModel] = {
 DEFAULT_MODEL = next(iter(MODELS))
 
 
-def cache_dir() -> Path:
-    """Our model folder: ``$BACKGROUNDSWAP_HOME/models``, default ``~/.cache/backgroundswap``."""
-    home = os.environ.get("BACKGROUNDSWAP_HOME") or Path("~/.cache/backgroundswap")
-    return Path(home).expanduser() / "models"
-
-
 def rembg_dir() -> Path:
     """rembg's model folder (``$U2NET_HOME``, default ``~/.u2net``): read, never written."""
     home = os.environ.get("U2NET_HOME") or Path(os.environ.get("XDG_DATA_HOME", "~")) / ".u2net"
@@ -128,7 +122,7 @@ def weights_spec(name: str) -> WeightsSpec:
     return WeightsSpec(
         name=name,
         url=model.url,
-        cache_dir=cache_dir(),
+        cache_dir=models_home(),
         option="--weights (or --salient-model FILE.onnx)",
         cache_variable="BACKGROUNDSWAP_HOME",
         md5=model.md5,

@@ -21,6 +21,7 @@ from operations.models import (
     WeightsError,
     WeightsSpec,
     first_line,
+    models_home,
     resolve,
     torch_device,
 )
@@ -41,6 +42,10 @@ def import_ultralytics() -> None:
     # We fetch weights ourselves with bounded waits; YOLO_OFFLINE stops Ultralytics' own network
     # use (its online check, downloads with minutes of retries, analytics events).
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    # Ultralytics writes a settings.json on import, by default the user's global one, which
+    # also pins its weights folder to the working folder of the first run: ours goes in our
+    # own folder instead (unless the user chose one), and our weights in our model folder.
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(models_home().parent / "ultralytics"))
     os.environ.setdefault("YOLO_VERBOSE", "False")
     import torch
     from PIL import Image
@@ -61,16 +66,14 @@ def import_ultralytics() -> None:
 
 
 def weights_spec(size: str) -> WeightsSpec:
-    """Where ``yolov8{size}-seg.pt`` is cached (Ultralytics' weights folder) and fetched from."""
-    import_ultralytics()
-    from ultralytics.utils import SETTINGS
-
+    """Where ``yolov8{size}-seg.pt`` is cached (our model folder, whatever the working folder)
+    and fetched from."""
     return WeightsSpec(
         name=f"yolov8{size}-seg",
         url=f"{RELEASE_URL}/yolov8{size}-seg.pt",
-        cache_dir=Path(SETTINGS["weights_dir"]),
+        cache_dir=models_home(),
         option="--weights (or --yolo-model PATH)",
-        cache_variable="YOLO_CONFIG_DIR (its settings.json's weights_dir)",
+        cache_variable="BACKGROUNDSWAP_HOME",
         download_name=f"yolo-{size}",
     )
 
@@ -253,7 +256,8 @@ BACKEND = Backend(
             "n, s, m, l, x (or a `-seg` checkpoint)",
             "`yolov8{n,s,m,l,x}-seg.pt` from Ultralytics' assets",
             "AGPL-3.0 (Ultralytics)",
-            "`--weights FILE` or `--yolo-model PATH`, then Ultralytics' weights folder",
+            "`--weights FILE` or `--yolo-model PATH`, then `$BACKGROUNDSWAP_HOME/models/` (default "
+            "`~/.cache/backgroundswap/models/`)",
         ),
     ),
 )
