@@ -31,6 +31,13 @@ from operations.segmenters.base import Backend
 __all__ = ["Options", "OptionsError", "default_workers"]
 
 
+_NST = ("nst_size", "nst_steps", "nst_optimizer", "nst_content_weight", "nst_style_weight",
+        "nst_tv_weight")  # fmt: skip
+_PROMPT = ("negative_prompt", "sd_model", "sd_size", "seed", "sd_steps", "sd_guidance",
+           "sd_attention_slicing", "sd_cpu_offload")  # fmt: skip
+_FLAGS = {"sd_steps": "--steps", "sd_guidance": "--guidance"}  # flags not named after the field
+
+
 def _check_installed(what: str, extra: str, modules: tuple[str, ...]) -> None:
     """Stop at once, with the exact command, when an option's optional install is missing."""
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
@@ -196,6 +203,7 @@ class _Settings:
             raise OptionsError("--quiet", None, "cannot be combined with --verbose")
         for name, backend in backends().items():
             self._check_backend(backend, chosen=name == mode)
+        self._check_combinations(backends()[mode])
         backend = backends()[mode]
         if backend.extra is not None:
             _check_installed(f"--mode {mode}", backend.extra, backend.requires)
@@ -216,6 +224,27 @@ class _Settings:
         if batch:
             checked._check_batch()
         return checked
+
+    def _check_combinations(self, backend: Backend) -> None:
+        """An option that would be silently ignored is refused: it says what it goes with."""
+        defaults = type(self)()
+        image = self.bg is not None or self.prompt is not None
+        rules = [
+            (("blur_strength",), self.blur, "--blur"),
+            (("fit",), image and not self.nst, "--bg or --prompt (without --nst)"),
+            (("quality",), self.format in ("jpg", "webp", "same"), "--format jpg, webp or same"),
+            ((*_NST, "nst_weights"), self.nst, "--nst"),
+            (_PROMPT, self.prompt is not None, "--prompt"),
+            (("ray_address", "cpus_per_worker", "gpus_per_worker"), self.engine == "ray",
+             "--engine ray"),
+            (("weights",), backend.weights != {}, f"a backend with weights, not {backend.name}"),
+        ]  # fmt: skip
+        for names, applies, goes_with in rules:
+            for name in names:
+                value = getattr(self, name)
+                if not applies and value != getattr(defaults, name):
+                    flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+                    raise OptionsError(flag, value, f"goes with {goes_with}")
 
     def _check_backend(self, backend: Backend, *, chosen: bool) -> None:
         """A backend's own settings, as it declares them; for the chosen one, what it can run

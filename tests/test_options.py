@@ -137,3 +137,32 @@ def test_a_missing_extra_stops_at_once_with_the_install_command(
     with pytest.raises(OptionsError, match=f"needs {missing}, which is not installed") as info:
         Options(blur=True, **settings).validated(batch=False)
     assert command in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"blur": False, "bg": "README.md", "blur_strength": 3},
+            "--blur-strength '3': goes with --blur",
+        ),
+        ({"fit": "contain"}, "--fit 'contain': goes with --bg or --prompt"),
+        ({"quality": 80}, "--quality '80': goes with --format jpg, webp or same"),
+        ({"nst_steps": 10}, "--nst-steps '10': goes with --nst"),
+        ({"sd_steps": 5}, "--steps '5': goes with --prompt"),
+        ({"seed": 3}, "--seed '3': goes with --prompt"),
+        ({"cpus_per_worker": 2.0}, "--cpus-per-worker '2.0': goes with --engine ray"),
+        ({"weights": "README.md"}, "--weights 'README.md': goes with a backend with weights"),
+    ],
+)
+def test_options_that_would_be_silently_ignored_are_refused(settings: dict, message: str) -> None:
+    settings = {"blur": True, **settings}
+    with pytest.raises(OptionsError) as info:
+        Options(**settings).validated(batch=False)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_the_same_options_are_fine_where_they_apply() -> None:
+    Options(bg="README.md", blur=True, blur_strength=3, fit="contain", format="jpg", quality=80,
+            nst=False).validated(batch=False)  # fmt: skip
+    Options(bg="README.md", nst=True, nst_steps=10).validated(batch=False)
