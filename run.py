@@ -55,15 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     io = parser.add_argument_group("input and output")
     io.add_argument(
-        "-i", "--input", type=Path, required=True, metavar="DIR", help="folder of photos"
+        "-i",
+        "--input",
+        type=Path,
+        required=True,
+        metavar="DIR|PHOTO",
+        help="folder of photos, or one photo",
     )
     io.add_argument(
         "-o",
         "--output",
         type=Path,
         required=True,
-        metavar="DIR",
-        help="folder for the results (created if missing; must not be --input)",
+        metavar="DIR|FILE",
+        help="folder for the results (created if missing; must not be --input); with one photo "
+        "in, also a file name (result.png, result.jpg)",
     )
     io.add_argument(
         "-r",

@@ -169,7 +169,7 @@ class BackgroundSource:
         if options.prompt is not None and image is None:
             from operations.text_to_image import PromptBackgrounds
 
-            folder = Path(options.output) if options.output is not None else Path.cwd()
+            folder = options.output_folder if options.output is not None else Path.cwd()
             self.prompted = PromptBackgrounds(options, folder, progress=not options.quiet)
         self.style: StyleTransfer | None = None
         self._lock = threading.Lock()

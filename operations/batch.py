@@ -66,14 +66,22 @@ def plan_jobs(options: Options) -> list[Job]:
     """
     assert options.input is not None and options.output is not None
     source, target = Path(options.input), Path(options.output)
+    extras = [MASK_SUFFIX] * options.save_mask + [CUTOUT_SUFFIX] * options.save_cutout
+    now = time.time()
+    if source.is_file() or (source.is_symlink() and not source.exists()):  # one photo
+        relative = Path(source.name)
+        if options.output_file:  # named by the user: side files beside it, after its stem
+            outputs = [target] + [target.with_name(target.stem + s) for s in extras]
+        else:
+            outputs = [target / name for name in plan_outputs([relative], options.format,
+                                                                extras)[relative]]  # fmt: skip
+        return [PhotoJob(source, relative, tuple(outputs), 0, now)]
     exclude = [target] + ([Path(options.summary)] if options.summary is not None else [])
     relatives = find_inputs(source, recursive=options.recursive, exclude=exclude)
     if not relatives:
         hint = "" if options.recursive else " (sub-folders are read with --recursive)"
         raise OptionsError("--input", source, f"holds no files{hint}")
-    extras = [MASK_SUFFIX] * options.save_mask + [CUTOUT_SUFFIX] * options.save_cutout
     plan = plan_outputs(relatives, options.format, extras)
-    now = time.time()
     return [
         PhotoJob(source / rel, rel, tuple(target / name for name in plan[rel]), index, now)
         for index, rel in enumerate(relatives)
@@ -156,7 +164,7 @@ def run_batch(
     interrupted = False
     run_background = None
     if todo:
-        prepare_output(Path(options.output))
+        prepare_output(options.output_folder)
         source = pipeline.background if pipeline is not None else BackgroundSource(options)
 
         def report(job: Job, result: FileResult) -> None:

@@ -21,6 +21,7 @@ from operations.blur import DEFAULT_BLUR_STRENGTH
 from operations.decode import DEFAULT_MAX_PIXELS
 from operations.encode import DEFAULT_FORMAT, DEFAULT_QUALITY, OUTPUT_FORMATS
 from operations.errors import OptionsError
+from operations.files import WRITABLE
 from operations.matting import DEFAULT_METHOD as DEFAULT_MATTING
 from operations.matting import MATTING_METHODS
 from operations.models import DEFAULT_DEVICE, DEVICES
@@ -229,10 +230,14 @@ class _Settings:
         """An option that would be silently ignored is refused: it says what it goes with."""
         defaults = type(self)()
         image = self.bg is not None or self.prompt is not None
+        lossy = (self.format in ("jpg", "webp", "same") and not self.output_file) or (
+            self.output_file and Path(self.output).suffix.lower() in (".jpg", ".jpeg", ".webp")
+        )
         rules = [
             (("blur_strength",), self.blur, "--blur"),
             (("fit",), image and not self.nst, "--bg or --prompt (without --nst)"),
-            (("quality",), self.format in ("jpg", "webp", "same"), "--format jpg, webp or same"),
+            (("quality",), lossy, "JPEG or WebP output (--format, or -o FILE.jpg)"),
+            (("format",), not self.output_file, "an output folder (-o FILE: its extension)"),
             ((*_NST, "nst_weights"), self.nst, "--nst"),
             (_PROMPT, self.prompt is not None, "--prompt"),
             (("ray_address", "cpus_per_worker", "gpus_per_worker"), self.engine == "ray",
@@ -273,6 +278,21 @@ class _Settings:
             reason = f"the {backend.name} backend has no classes; they go with --mode {aware}"
             raise OptionsError("--classes", ",".join(self.classes), reason)
 
+    @property
+    def output_file(self) -> bool:
+        """One photo in and ``--output`` names a file (``result.png``), not a folder."""
+        if self.input is None or self.output is None or not Path(self.input).is_file():
+            return False
+        target = Path(self.output)
+        return not target.is_dir() and target.suffix != ""
+
+    @property
+    def output_folder(self) -> Path:
+        """Where the outputs go: ``--output``, or the folder of ``--output FILE``."""
+        assert self.output is not None
+        target = Path(self.output)
+        return target.parent if self.output_file else target
+
     def _check_batch(self) -> None:
         if self.bg is None and self.prompt is None and not self.blur:
             raise OptionsError(
@@ -284,15 +304,23 @@ class _Settings:
         if self.output is None:
             raise OptionsError("--output", None, "is required")
         source, target = Path(self.input), Path(self.output)
-        if not source.exists():
-            raise OptionsError("--input", source, "no such folder")
-        if not source.is_dir():
-            raise OptionsError("--input", source, "not a folder")
-        if target.resolve() == source.resolve():
+        if not source.exists() and not source.is_symlink():
+            raise OptionsError("--input", source, "no such file or folder")
+        if source.is_file():  # one photo in: one file out (-o FILE) or into a folder (-o DIR)
+            if self.recursive:
+                raise OptionsError("--recursive", None, "goes with a folder of photos")
+            if target.exists() and target.resolve() == source.resolve():
+                raise OptionsError("--output", target, "is the input photo; choose another name")
+            if self.output_file and target.suffix.lower() not in WRITABLE:
+                raise OptionsError("--output", target, "cannot write this kind of file; use "
+                                   f"{', '.join(sorted(set(WRITABLE)))}, or a folder")  # fmt: skip
+        elif not source.is_dir():
+            raise OptionsError("--input", source, "not a photo or a folder")
+        elif target.resolve() == source.resolve():
             raise OptionsError(
                 "--output", target, "is the input folder; choose another so no photo is overwritten"
             )
-        if target.exists() and not target.is_dir():
+        if not self.output_file and target.exists() and not target.is_dir():
             raise OptionsError("--output", target, "exists and is not a folder")
         if self.summary is not None:
             summary = Path(self.summary)

@@ -348,3 +348,27 @@ def test_the_package_installs_in_layers() -> None:
         assert [r for r in requires if r.startswith(pin) and f'extra == "{extra}"' in r], pin
     pinned = (ROOT / "requirements-torch.txt").read_text()
     assert next(r for r in requires if r.startswith("torch==")).split(";")[0] in pinned
+
+
+def test_one_photo_in_one_file_out(tmp_path: Path, photo_dir: Path, capsys) -> None:
+    photo = photo_dir / "astronaut.jpg"
+    result = tmp_path / "made" / "result.png"
+    code, err = cli(capsys, "-i", photo, "-o", result, "-b", BACKGROUND, "--save-mask")
+    assert code == 0, err
+    assert _files(tmp_path / "made") == ["result.mask.png", "result.png"]
+    with Image.open(result) as img:
+        assert img.size == Image.open(photo).size
+    code, err = cli(capsys, "-i", photo, "-o", result, "-b", BACKGROUND, "--save-mask")
+    assert code == 0 and "0 written, 1 skipped" in err  # resumes like a folder run
+    code, err = cli(capsys, "-i", photo, "-o", tmp_path / "folder", "-b", BACKGROUND)
+    assert code == 0 and _files(tmp_path / "folder") == ["astronaut.png"]  # -o DIR
+    code, err = cli(capsys, "-i", photo, "-o", tmp_path / "r.jpg", "-b", BACKGROUND,
+                    "--quality", "80")  # fmt: skip
+    assert code == 0 and Image.open(tmp_path / "r.jpg").format == "JPEG"
+    for args, message in [
+        (["-o", tmp_path / "r.gif"], "cannot write this kind of file"),
+        (["-o", tmp_path / "x.png", "--recursive"], "--recursive: goes with a folder"),
+        (["-o", photo], "is the input photo"),
+    ]:
+        code, err = cli(capsys, "-i", photo, "-b", BACKGROUND, *args)
+        assert code == 2 and message in err and err.count("\n") == 1, err

@@ -69,7 +69,7 @@ def test_batch_checks_and_no_side_effects(tmp_path: Path) -> None:
     source.mkdir()
     with pytest.raises(OptionsError, match=r"^--bg: nothing to put behind"):
         Options(input=source, output=tmp_path / "out").validated()
-    with pytest.raises(OptionsError, match=r"^--input .*no such folder"):
+    with pytest.raises(OptionsError, match=r"^--input .*no such file or folder"):
         Options(input=tmp_path / "none", output=tmp_path / "out", blur=True).validated()
     with pytest.raises(OptionsError, match=r"^--output .*is the input folder"):
         Options(input=source, output=source, blur=True).validated()
@@ -147,7 +147,7 @@ def test_a_missing_extra_stops_at_once_with_the_install_command(
             "--blur-strength '3': goes with --blur",
         ),
         ({"fit": "contain"}, "--fit 'contain': goes with --bg or --prompt"),
-        ({"quality": 80}, "--quality '80': goes with --format jpg, webp or same"),
+        ({"quality": 80}, "--quality '80': goes with JPEG or WebP output"),
         ({"nst_steps": 10}, "--nst-steps '10': goes with --nst"),
         ({"sd_steps": 5}, "--steps '5': goes with --prompt"),
         ({"seed": 3}, "--seed '3': goes with --prompt"),
