@@ -511,6 +511,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OptionsError as exc:
         return usage_error(str(exc))
     _configure_logging(options)
+    from operations.jobs import capture_warnings
+
+    capture_warnings(verbose=options.verbose)
     from operations.batch import run_batch
     from operations.neural_style_transfer import StyleTransferError
     from operations.segmenters.base import SegmenterError

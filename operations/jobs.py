@@ -8,7 +8,9 @@ other kinds of source (a video) are other :class:`Job` subclasses with their own
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,36 @@ if TYPE_CHECKING:
     from operations.pipeline import Pipeline
 
 log = logging.getLogger("backgroundswap")
+
+# The warnings raised while this thread works on a job (see capture_warnings).
+_current = threading.local()
+_NOISE = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+def capture_warnings(*, verbose: bool = False) -> None:
+    """Route library warnings (Python's ``warnings``) away from the terminal: deprecations and
+    other notices meant for developers are dropped (shown with ``verbose``); the rest become
+    the warnings of the job they were raised in (its summary row, logged with the file's name),
+    or, raised outside any job, one log line. The command line calls this once."""
+    warnings.simplefilter("always")  # every file's own warning, not only the first one's
+    warnings.filterwarnings("ignore", message=r"(?i).*\bdeprecat")  # "…is deprecated" notices
+    for category in _NOISE:
+        warnings.filterwarnings("ignore", category=category)
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = f"{category.__name__}: {str(message).strip().splitlines()[0]}"
+        found = getattr(_current, "warnings", None)
+        if found is not None:
+            found.append(text)
+        elif verbose:
+            log.warning("%s (%s:%s)", text, filename, lineno)
+        else:
+            log.debug("%s (%s:%s)", text, filename, lineno)
+
+    warnings.showwarning = show
+    if verbose:  # show the developers' notices too, once each
+        warnings.simplefilter("default", _NOISE)
+
 
 MASK_SUFFIX = ".mask.png"
 CUTOUT_SUFFIX = ".cutout.png"
@@ -97,6 +129,7 @@ class PhotoJob(Job):
     def work(self, pipeline: Pipeline) -> FileResult:
         start = time.perf_counter()
         options = pipeline.options
+        _current.warnings = caught = []  # library warnings raised while working on this photo
         try:
             decoded = decode(self.source, max_pixels=options.max_pixels)
             result = pipeline.swap(decoded.rgb, alpha_in=decoded.alpha,
@@ -113,10 +146,14 @@ class PhotoJob(Job):
                        icc_profile=decoded.icc_profile, settings=settings)  # fmt: skip
         except (ImageError, OSError) as exc:
             reason = str(exc) if isinstance(exc, ImageError) else f"{type(exc).__name__}: {exc}"
-            return FileResult(str(self.source), None, "failed", time.perf_counter() - start, reason)
+            return FileResult(str(self.source), None, "failed", time.perf_counter() - start,
+                              reason, caught)  # fmt: skip
         except Exception as exc:
             log.debug("unexpected error on %s", self.source, exc_info=True)
             reason = f"unexpected {type(exc).__name__}: {exc}"
-            return FileResult(str(self.source), None, "failed", time.perf_counter() - start, reason)
+            return FileResult(str(self.source), None, "failed", time.perf_counter() - start,
+                              reason, caught)  # fmt: skip
+        finally:
+            _current.warnings = None
         return FileResult(str(self.source), str(self.output), "ok", time.perf_counter() - start,
-                          warnings=result.warnings, extra=result.extra)  # fmt: skip
+                          warnings=caught + result.warnings, extra=result.extra)  # fmt: skip

@@ -27,6 +27,8 @@ photo through it keeps a rim of the old background (the halo). Two methods:
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -301,7 +303,9 @@ def _closed_form(guide: np.ndarray, coarse: np.ndarray, mask_side: int) -> np.nd
     trimap = _trimap(coarse, margin)
     if not ((trimap == 0.5).any() and (trimap == 1.0).any() and (trimap == 0.0).any()):
         return coarse  # nothing to solve: the mask is all subject or all background
-    alpha = estimate_alpha_cf(guide.astype(np.float64), trimap)
+    # pymatting prints its solver's notices ("PERFORMANCE WARNING…") on stdout: not ours to show.
+    with contextlib.redirect_stdout(io.StringIO()):
+        alpha = estimate_alpha_cf(guide.astype(np.float64), trimap)
     return np.clip(alpha, 0.0, 1.0).astype(np.float32)
 
 

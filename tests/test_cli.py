@@ -372,3 +372,31 @@ def test_one_photo_in_one_file_out(tmp_path: Path, photo_dir: Path, capsys) -> N
     ]:
         code, err = cli(capsys, "-i", photo, "-b", BACKGROUND, *args)
         assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_library_warnings_stay_off_the_terminal(tmp_path: Path) -> None:
+    """With Python's warnings switched on (-W default): a usage error is one line even when
+    torch, Ultralytics and diffusers were imported, and a photo's own warning (Pillow's corrupt
+    EXIF) goes to that file's summary row and one log line naming it."""
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    base = [sys.executable, "-W", "default", "run.py", "-o", str(tmp_path / "o")]
+    photos = tmp_path / "in"
+    photos.mkdir()
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(
+        photos / "exif.jpg", exif=b"Exif\0\0MM\0*\0\0\0\x08\0\x01\x01\x0f\0\x02\0\0\x10\0\0\0\0\x32"
+    )
+    for extra in (["-m", "1", "--deeplab-model", "resnet50", "--offline", "--blur"],
+                  ["-m", "2", "--yolo-model", "l", "--offline", "--blur"],
+                  ["--prompt", "a beach", "--offline"]):  # fmt: skip
+        result = subprocess.run([*base, "-i", str(photos), *extra], cwd=ROOT, env=env,
+                                capture_output=True, text=True)  # fmt: skip
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert result.stdout == ""
+    summary = tmp_path / "s.json"
+    result = subprocess.run([*base, "-i", str(photos), "--blur", "--summary", str(summary)],
+                            cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads(summary.read_text())["files"]
+    assert any("Corrupt EXIF data" in w for w in row["warnings"])
+    lines = [line for line in result.stderr.splitlines() if "EXIF" in line]
+    assert lines and all(line.startswith("exif.jpg: UserWarning") for line in lines)
