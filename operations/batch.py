@@ -37,6 +37,7 @@ class BatchResult:
     interrupted: bool = False
     background: dict[str, object] | None = None  # the generated background shared by the run
     summary_error: str | None = None  # why --summary could not be written
+    startup: float = 0.0  # seconds before the first photo could start (models, background)
 
     def count(self, status: Status) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -50,11 +51,14 @@ class BatchResult:
         return 1 if self.count("failed") or self.summary_error else 0
 
     def summary_line(self) -> str:
+        """The run in one line; its rate is the progress bar's (start-up apart)."""
         done = self.count("ok")
-        rate = f" ({done / self.seconds:.2f} images/s)" if done and self.seconds > 0 else ""
+        working = self.seconds - self.startup
+        rate = f", {done / working:.2f} images/s" if done and working > 0 else ""
         return (
             f"{done} written, {self.count('skipped')} skipped (output exists), "
-            f"{self.count('failed')} failed in {self.seconds:.1f} s{rate}"
+            f"{self.count('failed')} failed in {self.seconds:.1f} s "
+            f"(start-up {self.startup:.1f} s{rate})"
         )
 
 
@@ -163,6 +167,7 @@ def run_batch(
                  len(results), len(jobs))  # fmt: skip
     interrupted = False
     run_background = None
+    startup = 0.0
     if todo:
         prepare_output(options.output_folder)
         source = pipeline.background if pipeline is not None else BackgroundSource(options)
@@ -177,6 +182,7 @@ def run_batch(
                                abandon=abandon)  # fmt: skip
         with engine:
             run_background = source.prepare(lambda: first_readable_size(todo))
+            startup = time.perf_counter() - start
             try:
                 engine.run(todo, report)
             except KeyboardInterrupt:
@@ -184,7 +190,8 @@ def run_batch(
                 log.error("interrupted: finished files are kept; rerun to resume")
     ordered = [results[job.source] for job in jobs if job.source in results]
     shared = run_background.to_dict() if run_background is not None else None
-    batch = BatchResult(ordered, time.perf_counter() - start, interrupted, shared)
+    batch = BatchResult(ordered, time.perf_counter() - start, interrupted, shared,
+                        startup=startup)  # fmt: skip
     if options.summary is not None:
         try:
             try:

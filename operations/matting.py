@@ -29,13 +29,17 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from operations.resize import shrink
+
+log = logging.getLogger("backgroundswap")
 
 MATTING_METHODS = ("fast", "quality", "off")
 DEFAULT_METHOD = "fast"
@@ -256,13 +260,23 @@ def _edge(
     return index, alpha, colours
 
 
-def warm_up() -> None:
-    """Compile the refinement's kernels now (or load them from numba's disk cache).
+def _compiled_before(package_dir: Path, pattern: str) -> bool:
+    """Whether numba's disk cache holds compiled functions matching ``pattern``."""
+    return any(package_dir.rglob(f"__pycache__/{pattern}"))
 
-    The first compilation takes a second or two, once per machine; afterwards loading takes a
-    fraction of that. Called when a pipeline is built, so the first photo is not the slow one.
+
+def warm_up(method: str = DEFAULT_METHOD) -> None:
+    """Compile the refinement's kernels now (or load them from numba's disk cache), saying so
+    when it is the first time on this machine, so no photo waits for it in silence.
+
+    Ours take a second or two the first time; pymatting's (``quality``) about forty seconds.
+    Afterwards loading takes a fraction of that. Called when a pipeline is built.
     """
+    from operations import matting_kernels
     from operations.matting_kernels import blend_edge
+
+    if not _compiled_before(Path(matting_kernels.__file__).parent, "matting_kernels.*.nbi"):
+        log.info("compiling the edge refinement's kernels (once on this machine: a few seconds)")
 
     size = 24
     rgb = np.zeros((size, size, 3), np.uint8)
@@ -270,6 +284,13 @@ def warm_up() -> None:
     coarse = cv2.GaussianBlur((rgb[..., 0] > 0).astype(np.float32), (0, 0), 2.0)
     matte = refine(rgb, coarse, "fast", mask_side=size // 2)
     blend_edge(rgb.copy(), rgb, matte.edge, matte.edge_alpha, matte.edge_colours)
+    if method == "quality":
+        import pymatting
+
+        if not _compiled_before(Path(pymatting.__file__).parent, "*.nbi"):
+            log.info("compiling closed-form matting (pymatting; once on this machine: about a "
+                     "minute)")  # fmt: skip
+        refine(rgb, coarse, "quality", mask_side=size // 2)
 
 
 def _colour_means(guide: list[np.ndarray], alpha: np.ndarray, radius: int) -> list[np.ndarray]:

@@ -67,7 +67,7 @@ class Pipeline:
         self.background = background if background is not None else BackgroundSource(options)
         self.segmenter = segmenter if segmenter is not None else create_segmenter(options)
         if options.matting != "off":
-            warm_up_matting()
+            warm_up_matting(options.matting)
         self.background.load()
 
     def close(self) -> None:

@@ -27,18 +27,26 @@ class LocalEngine(Engine):
     name: ClassVar[str] = "local"
 
     def open(self) -> None:
+        from tqdm import tqdm
+
+        # The bar is up at once: loading the model (and compiling, the first time) is shown.
+        self.bar = tqdm(total=0, unit="img", desc="loading the model", bar_format="{desc}",
+                        disable=None if self.progress else True, dynamic_ncols=True)  # fmt: skip
         self._owned = self.pipeline is None
-        if self.pipeline is None:
-            self.pipeline = Pipeline(self.options, background=self.background)
+        try:
+            if self.pipeline is None:
+                self.pipeline = Pipeline(self.options, background=self.background)
+        except BaseException:
+            self.bar.close()
+            raise
 
     def close(self) -> None:
+        self.bar.close()
         if self._owned and self.pipeline is not None:
             self.pipeline.close()
             self.pipeline = None
 
     def run(self, jobs: Sequence[Job], report: Report) -> None:
-        from tqdm import tqdm
-
         pipeline = self.pipeline
         assert pipeline is not None, "the engine is closed"
         # The run's background may have been generated since the pipeline was built: the style
@@ -46,8 +54,10 @@ class LocalEngine(Engine):
         pipeline.background.load()
 
         workers = self.options.workers
-        bar = tqdm(total=len(jobs), unit="img", disable=None if self.progress else True,
-                   dynamic_ncols=True)  # fmt: skip
+        bar = self.bar  # its clock starts now: its rate is the summary line's
+        bar.bar_format = None
+        bar.set_description_str("", refresh=False)
+        bar.reset(total=len(jobs))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bgswap")
         # The batch is parallel across images; OpenCV's own threads inside each call would only
         # contend with ours (measured: ~5 % slower on 2 cores). Restored afterwards.
