@@ -20,7 +20,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from operations import __version__, engines
-from operations.background import FIT_MODES
+from operations.background import BG_MATCH, FIT_MODES
 from operations.encode import OUTPUT_FORMATS
 from operations.matting import MATTING_METHODS
 from operations.models import DEVICES
@@ -119,7 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     bg = parser.add_argument_group("background")
-    bg.add_argument("-b", "--bg", type=Path, metavar="FILE", help="background image")
+    bg.add_argument(
+        "-b",
+        "--bg",
+        type=Path,
+        metavar="FILE|DIR",
+        help="background image, or a folder of them (see --bg-match)",
+    )
+    bg.add_argument(
+        "--bg-match",
+        choices=BG_MATCH,
+        default=defaults.bg_match,
+        help="with --bg DIR: cycle = each photo gets the next background in name order; name = "
+        "the one named like the photo (cat.jpg → DIR/cat.*) (default: %(default)s)",
+    )
     bg.add_argument(
         "-p",
         "--prompt",

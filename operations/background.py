@@ -5,6 +5,8 @@ this image at this size". Its kinds:
 
 - a file (``--bg``): fitted to the photo (cover, contain or stretch), in the photo's colour
   profile, blurred with ``--blur``;
+- a folder of them (``--bg DIR``): each photo gets the next one in name order, round and round,
+  or with ``--bg-match name`` the one whose name is the photo's (``cat.jpg`` → ``DIR/cat.*``);
 - generated once per run (``--prompt``): made (or taken from the cache) by :meth:`prepare` at the
   first photo's aspect ratio, then used like a file;
 - generated per photo (``--prompt --bg-per-image``): the run's seed plus the photo's index;
@@ -32,7 +34,7 @@ from PIL import Image, ImageCms
 from operations.blur import blur_behind_subject, blur_sigma, gaussian_blur
 from operations.decode import DEFAULT_MAX_PIXELS, decode
 from operations.errors import OptionsError
-from operations.files import ImageError
+from operations.files import ImageError, find_inputs, shown
 from operations.resize import resize as _resize
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ log = logging.getLogger("backgroundswap")
 
 FIT_MODES = ("cover", "contain", "stretch")
 DEFAULT_FIT = "cover"
+BG_MATCH = ("cycle", "name")  # --bg DIR: each photo gets the next one, or the one of its name
 
 
 def fit_background(image: np.ndarray, width: int, height: int, mode: str = "cover") -> np.ndarray:
@@ -159,11 +162,15 @@ class BackgroundSource:
         self.run_background = run_background
         if image is None and run_background is not None:
             image = Background.from_file(run_background.path)
-        if image is None and options.bg is not None:
+        self.folder: list[Path] = []  # --bg DIR: its files, decoded when first needed
+        if image is None and options.bg is not None and Path(options.bg).is_dir():
+            self.folder = [Path(options.bg) / rel for rel in find_inputs(Path(options.bg))]
+        elif image is None and options.bg is not None:
             try:
                 image = Background.from_file(Path(options.bg), max_pixels=options.max_pixels)
             except ImageError as exc:
                 raise OptionsError("--bg", options.bg, str(exc)) from None
+        self._decoded: OrderedDict[Path, Background] = OrderedDict()
         self.image = image
         self.prompted: PromptBackgrounds | None = None
         if options.prompt is not None and image is None:
@@ -205,6 +212,35 @@ class BackgroundSource:
         missing model stops the run before the first file. Idempotent."""
         if self.options.nst and self.image is not None:
             self._style_network(self.image.rgb)
+        elif self.options.nst and self.folder:
+            self._style_network(self._from_folder(self.folder[0]).rgb)
+
+    def _pick(self, index: int, name: str | None) -> Path:
+        """The folder's background for a photo: by position, or by name."""
+        if self.options.bg_match == "cycle" or name is None:
+            return self.folder[index % len(self.folder)]
+        wanted = name.casefold()
+        for path in self.folder:
+            if path.stem.casefold() == wanted:
+                return path
+        raise ImageError(f"no background named {shown(name)}.* in {shown(self.options.bg)} "
+                         "(--bg-match name)")  # fmt: skip
+
+    def _from_folder(self, path: Path) -> Background:
+        """A folder's background, decoded once and kept while it is among the last few used."""
+        with self._lock:
+            if path in self._decoded:
+                self._decoded.move_to_end(path)
+                return self._decoded[path]
+        try:
+            background = Background.from_file(path, max_pixels=self.options.max_pixels)
+        except ImageError as exc:
+            raise ImageError(f"background {shown(path.name)}: {exc}") from None
+        with self._lock:
+            self._decoded[path] = background
+            if len(self._decoded) > 4:
+                self._decoded.popitem(last=False)
+        return background
 
     def _style_network(self, style_rgb: np.ndarray) -> StyleTransfer:
         """The style-transfer network, built once; its first style's Gram targets with it."""
@@ -218,7 +254,12 @@ class BackgroundSource:
             return self.style
 
     def for_image(
-        self, rgb: np.ndarray, matte: Matte, icc_profile: bytes | None = None, index: int = 0
+        self,
+        rgb: np.ndarray,
+        matte: Matte,
+        icc_profile: bytes | None = None,
+        index: int = 0,
+        name: str | None = None,
     ) -> tuple[np.ndarray, dict[str, object]]:
         """The background for one photo, at its size.
 
@@ -227,6 +268,10 @@ class BackgroundSource:
             matte: its subject (the own-background kinds need the alpha).
             icc_profile: the photo's colour profile; a background image is converted into it.
             index: the photo's position in the run (per-photo seeds count from it).
+            name: the photo's file name without extension (``--bg-match name``).
+
+        Raises:
+            ImageError: no background of the photo's name in the folder, or an unreadable one.
 
         Returns:
             ``H×W×3`` ``uint8`` RGB, and what the summary records for this photo (a per-photo
@@ -236,7 +281,10 @@ class BackgroundSource:
         height, width = rgb.shape[:2]
         sigma = blur_sigma(height, width, o.blur_strength) if o.blur else 0.0
         image, extra = self.image, {}
-        if image is None and self.prompted is not None:
+        if self.folder:
+            path = self._pick(index, name)
+            image, extra = self._from_folder(path), {"background": str(path)}
+        elif image is None and self.prompted is not None:
             if not o.bg_per_image:  # not prepared by a batch: the first photo sets the aspect
                 self.prepare(lambda: (height, width))
                 image = self.image

@@ -133,7 +133,8 @@ class PhotoJob(Job):
         try:
             decoded = decode(self.source, max_pixels=options.max_pixels)
             result = pipeline.swap(decoded.rgb, alpha_in=decoded.alpha,
-                                   icc_profile=decoded.icc_profile, index=self.index)  # fmt: skip
+                                   icc_profile=decoded.icc_profile, index=self.index,
+                                   name=self.relative.stem)  # fmt: skip
             settings = EncodeSettings(quality=options.quality)
             encode(result.image, self.output, icc_profile=decoded.icc_profile,
                    exif=decoded.exif, settings=settings)  # fmt: skip

@@ -16,12 +16,12 @@ from typing import Any
 
 from operations import engines
 from operations import text_to_image as sd
-from operations.background import DEFAULT_FIT, FIT_MODES
+from operations.background import BG_MATCH, DEFAULT_FIT, FIT_MODES
 from operations.blur import DEFAULT_BLUR_STRENGTH
 from operations.decode import DEFAULT_MAX_PIXELS
 from operations.encode import DEFAULT_FORMAT, DEFAULT_QUALITY, OUTPUT_FORMATS
 from operations.errors import OptionsError
-from operations.files import WRITABLE
+from operations.files import WRITABLE, find_inputs
 from operations.matting import DEFAULT_METHOD as DEFAULT_MATTING
 from operations.matting import MATTING_METHODS
 from operations.models import DEFAULT_DEVICE, DEVICES
@@ -100,6 +100,7 @@ class _Settings:
     sd_steps: int = sd.DEFAULT_STEPS
     sd_guidance: float = sd.DEFAULT_GUIDANCE
     bg_per_image: bool = False
+    bg_match: str = "cycle"  # with --bg DIR: "cycle" through it, or pair by "name"
     sd_attention_slicing: bool = False
     sd_cpu_offload: bool = False
     engine: str = engines.DEFAULT_ENGINE
@@ -166,9 +167,11 @@ class _Settings:
         if self.bg is not None:
             bg = Path(self.bg)
             if not bg.exists():
-                raise OptionsError("--bg", bg, "no such file")
-            if not bg.is_file():
-                raise OptionsError("--bg", bg, "not a file")
+                raise OptionsError("--bg", bg, "no such file or folder")
+            if bg.is_dir() and not find_inputs(bg):
+                raise OptionsError("--bg", bg, "the folder holds no files")
+            if not bg.is_file() and not bg.is_dir():
+                raise OptionsError("--bg", bg, "not a file or a folder")
         if not 0 < self.blur_strength <= 50:
             raise OptionsError(
                 "--blur-strength", self.blur_strength, "must be > 0 and ≤ 50 (percent)"
@@ -179,6 +182,7 @@ class _Settings:
             "--format": (self.format, OUTPUT_FORMATS),
             "--device": (self.device, DEVICES),
             "--nst-optimizer": (self.nst_optimizer, OPTIMIZERS),
+            "--bg-match": (self.bg_match, BG_MATCH),
             "--engine": (self.engine, tuple(engines.ENGINES)),
         }
         for option, (value, allowed) in choices.items():
@@ -235,6 +239,7 @@ class _Settings:
         )
         rules = [
             (("blur_strength",), self.blur, "--blur"),
+            (("bg_match",), self.bg is not None and Path(self.bg).is_dir(), "--bg DIR"),
             (("fit",), image and not self.nst, "--bg or --prompt (without --nst)"),
             (("quality",), lossy, "JPEG or WebP output (--format, or -o FILE.jpg)"),
             (("format",), not self.output_file, "an output folder (-o FILE: its extension)"),

@@ -86,6 +86,7 @@ class Pipeline:
         alpha_in: np.ndarray | None = None,
         icc_profile: bytes | None = None,
         index: int = 0,
+        name: str | None = None,
     ) -> SwapResult:
         """Replace the background of one image.
 
@@ -95,6 +96,7 @@ class Pipeline:
                 subject.
             icc_profile: the photo's colour profile; the background is converted into it.
             index: the photo's position in the run (per-photo generated backgrounds' seeds).
+            name: the photo's name without extension (``--bg DIR --bg-match name``).
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
@@ -105,5 +107,5 @@ class Pipeline:
         warnings = []
         if matte.peak() < NO_SUBJECT_ALPHA:
             warnings.append("no subject found: the output shows the background alone")
-        behind, extra = self.background.for_image(rgb, matte, icc_profile, index)
+        behind, extra = self.background.for_image(rgb, matte, icc_profile, index, name)
         return SwapResult(composite(matte, behind), matte, warnings, extra)

@@ -14,6 +14,7 @@ from operations.background import (
     fit_background,
 )
 from operations.blur import blur_behind_subject, blur_sigma
+from operations.files import ImageError
 from operations.matting import Matte
 from operations.options import Options, OptionsError
 from tests.helpers import random_rgb
@@ -163,3 +164,39 @@ def test_a_worker_uses_the_runs_background_without_a_diffusion_model(tmp_path: P
     photo = random_rgb(40, 60)
     behind, _ = source.for_image(photo, _matte(photo))
     np.testing.assert_array_equal(behind, fit_background(_halves(), 60, 40, "cover"))
+
+
+def _folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    for name, colour in (("b_green.png", (0, 200, 0)), ("a_red.png", (200, 0, 0)),
+                         ("cat.jpg", (0, 0, 200))):  # fmt: skip
+        Image.fromarray(np.full((10, 10, 3), colour, np.uint8)).save(folder / name)
+    return folder
+
+
+def test_a_folder_of_backgrounds_is_cycled_in_name_order(tmp_path: Path) -> None:
+    source = _source(bg=_folder(tmp_path))
+    photo = random_rgb(20, 30)
+    picks = [source.for_image(photo, _matte(photo), index=i) for i in range(4)]
+    names = [Path(extra["background"]).name for _, extra in picks]
+    assert names == ["a_red.png", "b_green.png", "cat.jpg", "a_red.png"]
+    assert picks[0][0][0, 0].tolist() == [200, 0, 0] and picks[1][0][0, 0].tolist() == [0, 200, 0]
+
+
+def test_a_folder_of_backgrounds_paired_by_name(tmp_path: Path) -> None:
+    source = _source(bg=_folder(tmp_path), bg_match="name")
+    photo = random_rgb(20, 30)
+    behind, extra = source.for_image(photo, _matte(photo), index=0, name="CAT")
+    assert Path(extra["background"]).name == "cat.jpg" and abs(int(behind[0, 0, 2]) - 200) < 8
+    with pytest.raises(ImageError, match=r"no background named dog\.\* in"):
+        source.for_image(photo, _matte(photo), name="dog")
+
+
+def test_background_folder_settings_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OptionsError, match="the folder holds no files"):
+        _source(bg=tmp_path / "empty")
+    (tmp_path / "one.png").write_bytes(b"x")
+    with pytest.raises(OptionsError, match=r"^--bg-match 'name': goes with --bg DIR"):
+        _source(blur=True, bg_match="name")

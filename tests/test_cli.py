@@ -400,3 +400,17 @@ def test_library_warnings_stay_off_the_terminal(tmp_path: Path) -> None:
     assert any("Corrupt EXIF data" in w for w in row["warnings"])
     lines = [line for line in result.stderr.splitlines() if "EXIF" in line]
     assert lines and all(line.startswith("exif.jpg: UserWarning") for line in lines)
+
+
+def test_a_folder_of_backgrounds_is_recorded_per_photo(tmp_path: Path, photo_dir: Path, capsys):
+    folder = tmp_path / "bgs"
+    folder.mkdir()
+    (folder / "astronaut.png").write_bytes(BACKGROUND.read_bytes())  # any format: a JPEG
+    code, err = cli(capsys, "-i", photo_dir, "-o", tmp_path / "out", "-b", folder,
+                    "--bg-match", "name", "--summary", tmp_path / "s.json")  # fmt: skip
+    assert code == 1, err  # grace_hopper has no background of its name
+    rows = {
+        Path(r["input"]).name: r for r in json.loads((tmp_path / "s.json").read_text())["files"]
+    }
+    assert rows["astronaut.jpg"]["extra"]["background"] == str(folder / "astronaut.png")
+    assert rows["grace_hopper.jpg"]["error"].startswith("no background named grace_hopper")

@@ -51,10 +51,11 @@ def test_each_invalid_setting_names_its_option(settings: dict, option: str) -> N
 
 
 def test_files_that_must_exist(tmp_path: Path) -> None:
-    with pytest.raises(OptionsError, match=r"^--bg .*no such file"):
+    with pytest.raises(OptionsError, match=r"^--bg .*no such file or folder"):
         Options(bg=tmp_path / "none.jpg").validated(batch=False)
-    with pytest.raises(OptionsError, match=r"^--bg .*not a file"):
-        Options(bg=tmp_path).validated(batch=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OptionsError, match=r"^--bg .*the folder holds no files"):
+        Options(bg=tmp_path / "empty").validated(batch=False)
     with pytest.raises(OptionsError, match=r"^--weights .*no such file"):
         Options(blur=True, weights=tmp_path / "w.pt").validated(batch=False)
     with pytest.raises(OptionsError, match=r"^--nst: needs a style image"):
