@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import socket
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -32,6 +33,14 @@ _OFFLINE_VARIABLES = ("BACKGROUNDSWAP_OFFLINE", "HF_HUB_OFFLINE")
 
 class WeightsError(RuntimeError):
     """Weights that cannot be found or fetched. The message says how to fix it."""
+
+
+def download_command(names: str) -> str:
+    """The command that fetches ``names`` ahead, as this program was started: ``backgroundswap
+    download …`` for the installed command, ``python run.py download …`` otherwise."""
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    start = "backgroundswap" if program == "backgroundswap" else "python run.py"
+    return f"{start} download {names}".rstrip()
 
 
 def models_home() -> Path:
@@ -122,7 +131,7 @@ def resolve(
     for folder in spec.alternates:
         if (folder / spec.filename).is_file():
             return folder / spec.filename
-    fetch_ahead = f"`python run.py download {spec.download_name or ''}`".replace(" `", "`")
+    fetch_ahead = f"`{download_command(spec.download_name or '')}`".replace(" `", "`")
     fix = (
         f"put the file there, point {spec.option} at a copy, set {spec.cache_variable} to a "
         f"folder that has it, or fetch it ahead with {fetch_ahead} on a machine "

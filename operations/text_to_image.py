@@ -28,6 +28,7 @@ from operations.models import (
     DEFAULT_DEVICE,
     DEFAULT_TIMEOUT,
     DeviceError,
+    download_command,
     offline_from_environment,
     torch_device,
 )
@@ -159,7 +160,7 @@ class BackgroundGenerator:
             )  # fmt: skip
 
         fix = (
-            f"fetch it ahead with `python run.py download sd --sd-model {model}` on a machine with "
+            f"fetch it ahead with `{download_command(f'sd --sd-model {model}')}` on a machine with "
             f"network access (it lands in {hub_cache_dir()}; set HF_HOME to move it), or give "
             "--sd-model a local pipeline folder"
         )

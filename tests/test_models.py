@@ -99,3 +99,14 @@ def test_resolve_order_explicit_cache_download(server: str, tmp_path: Path) -> N
     assert resolve(spec, offline=True) == spec.cached  # and found there afterwards
     with pytest.raises(WeightsError, match="no such file"):
         resolve(spec, tmp_path / "missing.pt")
+
+
+def test_the_fix_names_the_command_as_it_was_started(monkeypatch, tmp_path: Path) -> None:
+    spec = WeightsSpec("m", "http://127.0.0.1:9/m.onnx", tmp_path, "--weights", "X",
+                       download_name="salient-m")  # fmt: skip
+    monkeypatch.setattr("sys.argv", ["/usr/local/bin/backgroundswap", "-i", "x"])
+    with pytest.raises(WeightsError, match=r"`backgroundswap download salient-m`"):
+        resolve(spec, offline=True)
+    monkeypatch.setattr("sys.argv", ["run.py"])
+    with pytest.raises(WeightsError, match=r"`python run.py download salient-m`"):
+        resolve(spec, offline=True)
