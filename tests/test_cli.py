@@ -20,6 +20,12 @@ def _files(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
+def _photos(folder: Path, count: int, height: int, width: int) -> Path:
+    for i in range(count):
+        save_rgb(folder / f"p{i:02d}.png", height, width, seed=i)
+    return folder
+
+
 def test_help_is_fast_and_imports_no_model_library() -> None:
     code = (
         "import sys, run\n"
@@ -222,9 +228,7 @@ def test_download_command(vgg_weights: Path, capsys) -> None:
 
 @pytest.mark.skipif(os.name != "posix", reason="signals")
 def test_interrupted_run_leaves_no_partial_files(tmp_path: Path) -> None:
-    source = tmp_path / "in"
-    for i in range(40):
-        save_rgb(source / f"p{i:02d}.png", 400, 600, seed=i)
+    source = _photos(tmp_path / "in", 40, 400, 600)
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "run.py", "-i", source, "-o", out, "--blur", "--quiet"],
@@ -268,9 +272,7 @@ def test_kill_9_at_a_random_moment_then_a_rerun_finishes_cleanly(tmp_path: Path,
     import signal
     import time
 
-    source = tmp_path / "in"
-    for i in range(30):
-        save_rgb(source / f"p{i:02d}.png", 400, 600, seed=i)
+    source = _photos(tmp_path / "in", 30, 400, 600)
     out = tmp_path / "out"
     proc = _start(source, out, "--save-mask")
     _wait_for_outputs(out, 1)
@@ -295,9 +297,7 @@ def test_kill_9_at_a_random_moment_then_a_rerun_finishes_cleanly(tmp_path: Path,
 def test_sigterm_stops_like_ctrl_c_and_writes_the_summary(tmp_path: Path) -> None:
     import signal
 
-    source = tmp_path / "in"
-    for i in range(40):
-        save_rgb(source / f"p{i:02d}.png", 400, 600, seed=i)
+    source = _photos(tmp_path / "in", 40, 400, 600)
     out = tmp_path / "out"
     proc = _start(source, out, "--summary", tmp_path / "s.json")
     _wait_for_outputs(out, 2)
@@ -318,9 +318,7 @@ def test_a_second_ctrl_c_still_writes_the_summary(tmp_path: Path) -> None:
     import signal
     import time
 
-    source = tmp_path / "in"
-    for i in range(40):
-        save_rgb(source / f"p{i:02d}.png", 400, 600, seed=i)
+    source = _photos(tmp_path / "in", 40, 400, 600)
     out = tmp_path / "out"
     proc = _start(source, out, "--summary", tmp_path / "s.json", "--matting", "quality")
     _wait_for_outputs(out, 2)  # the first one's job has surely returned by then
