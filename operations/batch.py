@@ -194,10 +194,7 @@ def run_batch(
                         startup=startup)  # fmt: skip
     if options.summary is not None:
         try:
-            try:
-                write_summary(batch, options, Path(options.summary), started_at)
-            except KeyboardInterrupt:  # a second Ctrl-C while writing it: write it all the same
-                write_summary(batch, options, Path(options.summary), started_at)
+            write_summary(batch, options, Path(options.summary), started_at)
         except OSError as exc:
             batch.summary_error = f"{exc.strerror or exc}"
             log.error("could not write the summary %s: %s", shown(options.summary),

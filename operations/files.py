@@ -55,6 +55,7 @@ def find_inputs(root: Path, *, recursive: bool = False, exclude: Iterable[Path] 
     """
     root = root.resolve()
     excluded = {p.resolve() for p in exclude}
+    excluded_names = {p.name for p in excluded}  # resolve a file only when its name could match
     found: list[Path] = []
     seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=recursive):
@@ -68,9 +69,11 @@ def find_inputs(root: Path, *, recursive: bool = False, exclude: Iterable[Path] 
         kept = []
         for d in sorted(dirnames):
             path = here / d
-            if d.startswith(".") or path.resolve() in excluded:
+            if d.startswith("."):
                 continue
             target = path.resolve()
+            if target in excluded:
+                continue
             if path.is_symlink() and recursive and (target == root or root in target.parents):
                 # Its photos are read under their own names (or it is a loop up the tree).
                 log.warning("skipping %s: links to %s, inside the input folder", shown(path),
@@ -82,7 +85,7 @@ def find_inputs(root: Path, *, recursive: bool = False, exclude: Iterable[Path] 
             dirnames.clear()
         for name in filenames:
             path = here / name
-            if name.startswith(".") or path.resolve() in excluded:
+            if name.startswith(".") or (name in excluded_names and path.resolve() in excluded):
                 continue
             if path.is_file() or (path.is_symlink() and not path.exists()):
                 found.append(path.relative_to(root))

@@ -54,7 +54,8 @@ def capture_warnings(*, verbose: bool = False) -> None:
 
     warnings.showwarning = show
     if verbose:  # show the developers' notices too, once each
-        warnings.simplefilter("default", _NOISE)
+        for category in _NOISE:
+            warnings.simplefilter("default", category)
 
 
 MASK_SUFFIX = ".mask.png"

@@ -39,12 +39,11 @@ _PROMPT = ("negative_prompt", "sd_model", "sd_size", "seed", "sd_steps", "sd_gui
 _FLAGS = {"sd_steps": "--steps", "sd_guidance": "--guidance"}  # flags not named after the field
 
 
-def _check_installed(what: str, extra: str, modules: tuple[str, ...]) -> None:
+def _check_installed(option: str, value: str | None, extra: str, modules: tuple[str, ...]) -> None:
     """Stop at once, with the exact command, when an option's optional install is missing."""
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        option, _, value = what.partition(" ")
-        raise OptionsError(option, value or None,
+        raise OptionsError(option, value,
                            f"needs {', '.join(missing)}, which "
                            f"{'is' if len(missing) == 1 else 'are'} not installed: "
                            f"pip install -r requirements-{extra}.txt "
@@ -208,16 +207,16 @@ class _Settings:
             raise OptionsError("--quiet", None, "cannot be combined with --verbose")
         for name, backend in backends().items():
             self._check_backend(backend, chosen=name == mode)
-        self._check_combinations(backends()[mode])
         backend = backends()[mode]
+        self._check_combinations(backend)
         if backend.extra is not None:
-            _check_installed(f"--mode {mode}", backend.extra, backend.requires)
+            _check_installed("--mode", mode, backend.extra, backend.requires)
         if self.nst:
-            _check_installed("--nst", "torch", ("torch", "torchvision"))
+            _check_installed("--nst", None, "torch", ("torch", "torchvision"))
         if self.prompt is not None:
-            _check_installed("--prompt", "sd", ("torch", "diffusers", "transformers"))
+            _check_installed("--prompt", None, "sd", ("torch", "diffusers", "transformers"))
         if self.engine == "ray":
-            _check_installed("--engine ray", "ray", ("ray",))
+            _check_installed("--engine", "ray", "ray", ("ray",))
         paths = {
             name: Path(value)
             for name in ("input", "output", "bg", "summary", "weights", "nst_weights")

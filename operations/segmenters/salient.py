@@ -88,8 +88,8 @@ class SalientModel:
 
 
 RELEASE = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
-# The first is the default: ISNet's edges are much finer than U²-Net's at a CPU cost between
-# U²-Net's and BiRefNet's, and its licence allows any use.
+# The first is the default: ISNet sees 1024² (U²-Net 320²), so it can resolve finer edges, at
+# 1.75 s per 1080p photo on a 2-core CPU (U²-Net 0.6 s), and its licence allows any use.
 MODELS: dict[str, SalientModel] = {
     "isnet-general-use": SalientModel(ISNET, f"{RELEASE}/isnet-general-use.onnx",
                                       "fc16ebd8b0c10d971d3513d564d01e29", "Apache-2.0"),
