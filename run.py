@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 all done, 1 some files failed (or the summary could not be "
         "written), 2 usage error, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM. "
         "Outputs that exist are skipped, so rerunning a command resumes it. "
-        f"`{PROG} download NAME...` fetches model weights ahead of offline use.",
+        f"`{PROG} download NAME...` fetches model weights ahead of offline use; "
+        f"`{PROG} report OUTPUT_DIR` rebuilds a run's review page.",
     )
     io = parser.add_argument_group("input and output")
     io.add_argument(
@@ -115,7 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--summary",
         type=Path,
         metavar="FILE.json",
-        help="write a JSON report: per file input, output, status, seconds, error",
+        help="write a JSON report: per file input, output, status, seconds, error, doubt",
+    )
+    io.add_argument(
+        "--report",
+        nargs="?",
+        const=True,
+        type=Path,
+        metavar="FILE.html",
+        help="write a review page: every result beside its input, the doubtful ones first "
+        "(default FILE: report.html in the output folder; thumbnails in report_files/). "
+        f"`{PROG} report OUTPUT_DIR` rebuilds it later",
     )
 
     bg = parser.add_argument_group("background")
@@ -466,6 +477,37 @@ def download_main(argv: Sequence[str]) -> int:
     return status
 
 
+def report_main(argv: Sequence[str]) -> int:
+    """``report SOURCE``: rebuild the review page of an earlier run, processing nothing."""
+    from operations.report import ReportError, rebuild
+
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} report",
+        description="Rebuild the review page of an earlier run from its results, without "
+        "processing any photo again: an output folder written with --report, or a --summary "
+        "JSON file (thumbnails missing are made from the files).",
+    )
+    parser.add_argument("source", type=Path, metavar="OUTPUT_DIR|SUMMARY.json")
+    parser.add_argument("--report", type=Path, metavar="FILE.html",
+                        help="where to write the page (default: report.html in the run's "
+                        "output folder)")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.report is not None and args.report.suffix.lower() not in (".html", ".htm"):
+        error = OptionsError("--report", args.report, "name an .html file")
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        page = rebuild(args.source, args.report)
+    except ReportError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"{PROG}: error: could not write the page: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"review page: {page}", file=sys.stderr)
+    return EXIT_OK
+
+
 class _StopSignals:
     """SIGTERM (``kill``, ``timeout``, systemd, Kubernetes, batch schedulers) stops a run the way
     Ctrl-C does: finished files are kept and counted, the images in progress are finished, the
@@ -512,6 +554,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["download"]:
         return download_main(argv[1:])
+    if argv[:1] == ["report"]:
+        return report_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
 

@@ -116,11 +116,13 @@ def main() -> None:
         segmenter = MediaPipeSegmenter()
         graph = segmenter._graph  # the original fed MediaPipe's solution directly
 
-        def ours(matting: str) -> Callable[[Path], None]:
+        def ours(matting: str, report: bool = False) -> Callable[[Path], None]:
             options, pipeline = pipelines[matting]
 
             def run(out: Path) -> None:
                 options.output = out
+                # The workers read the pipeline's options: both say where the page goes.
+                options.report = pipeline.options.report = out / "report.html" if report else None
                 batch = run_batch(options, pipeline=pipeline, progress=False)
                 assert batch.count("ok") == len(photos), batch.summary_line()
 
@@ -129,6 +131,7 @@ def main() -> None:
         runs = {
             "ours": ours("fast"),
             "ours-off": ours("off"),
+            "ours-report": ours("fast", report=True),  # --report: thumbnails and the page
             "original": lambda out: original(photos, out, graph),
             "floor": lambda out: floor(photos, out),
             "floor-ours": lambda out: floor_ours(photos, out),
@@ -148,6 +151,7 @@ def main() -> None:
         print(f"{name:8s} / original = {rate[name] / rate['original']:.2f}x  (target >= 2)")
         print(f"{name:8s} / floor    = {rate[name] / rate['floor']:.2f}x  (target >= 0.8)")
         print(f"{name:8s} / floor-ours = {rate[name] / rate['floor-ours']:.2f}x")
+    print(f"ours --report / ours = {rate['ours-report'] / rate['ours']:.2f}x")
 
 
 if __name__ == "__main__":

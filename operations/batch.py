@@ -26,6 +26,7 @@ from operations.files import find_inputs, name_fields, plan_outputs, shown, swee
 from operations.jobs import CUTOUT_SUFFIX, MASK_SUFFIX, FileResult, Job, PhotoJob, Status
 from operations.options import Options, OptionsError
 from operations.pipeline import Pipeline
+from operations.report import DOUBTFUL, FLAG_NAMES, assets_folder, write_page
 
 log = logging.getLogger("backgroundswap")
 
@@ -36,7 +37,7 @@ class BatchResult:
     seconds: float
     interrupted: bool = False
     background: dict[str, object] | None = None  # the generated background shared by the run
-    summary_error: str | None = None  # why --summary could not be written
+    summary_error: str | None = None  # why --summary (or --report) could not be written
     startup: float = 0.0  # seconds before the first photo could start (models, background)
 
     def count(self, status: Status) -> int:
@@ -81,6 +82,8 @@ def plan_jobs(options: Options) -> list[Job]:
                                                                 extras)[relative]]  # fmt: skip
         return [PhotoJob(source, relative, tuple(outputs), 0, now)]
     exclude = [target] + ([Path(options.summary)] if options.summary is not None else [])
+    if (page := options.report_page) is not None:
+        exclude += [page, assets_folder(page)]
     relatives = find_inputs(source, recursive=options.recursive, exclude=exclude)
     if not relatives:
         hint = "" if options.recursive else " (sub-folders are read with --recursive)"
@@ -199,7 +202,27 @@ def run_batch(
             batch.summary_error = f"{exc.strerror or exc}"
             log.error("could not write the summary %s: %s", shown(options.summary),
                       batch.summary_error)  # fmt: skip
+    if (page := options.report_page) is not None:
+        try:
+            write_page(summary_data(batch, options, started_at), page, options.output_folder,
+                       workers=options.workers)  # fmt: skip
+        except OSError as exc:
+            batch.summary_error = f"{exc.strerror or exc}"
+            log.error("could not write the review page %s: %s", shown(page), batch.summary_error)
+        else:
+            log.info("review page: %s", shown(page))
+    else:
+        _hint_doubtful(batch)
     return batch
+
+
+def _hint_doubtful(batch: BatchResult) -> None:
+    """Say how many results look wrong, and where to see them first."""
+    doubtful = [f for f in batch.files if f.doubt is not None and f.doubt >= DOUBTFUL]
+    if doubtful:
+        reasons = sorted({FLAG_NAMES.get(flag, flag) for f in doubtful for flag in f.flags})
+        log.info("%d results look doubtful (%s): --report makes a page that shows them first",
+                 len(doubtful), ", ".join(reasons))  # fmt: skip
 
 
 def _log_result(job: Job, result: FileResult) -> None:
@@ -221,7 +244,16 @@ def _row(result: FileResult) -> dict[str, object]:
 
 def write_summary(batch: BatchResult, options: Options, path: Path, started_at: str) -> None:
     """Write the run's JSON report (atomically, like every output)."""
-    report = {
+    report = summary_data(batch, options, started_at)
+    # Any other name that is not UTF-8 (the options' paths) is written as JSON's own escape of
+    # the surrogate Python decoded it to ("\udce9"): valid JSON, and json.load gives it back.
+    data = json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8", "backslashreplace")
+    write_atomic(path, lambda f: f.write(data))
+
+
+def summary_data(batch: BatchResult, options: Options, started_at: str) -> dict[str, object]:
+    """The run's report as JSON data: counts, options, a row per file."""
+    return {
         "version": __version__,
         "started": started_at,
         "seconds": round(batch.seconds, 3),
@@ -231,7 +263,3 @@ def write_summary(batch: BatchResult, options: Options, path: Path, started_at: 
         "options": options.to_dict(),
         "files": [_row(f) for f in batch.files],
     }
-    # Any other name that is not UTF-8 (the options' paths) is written as JSON's own escape of
-    # the surrogate Python decoded it to ("\udce9"): valid JSON, and json.load gives it back.
-    data = json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8", "backslashreplace")
-    write_atomic(path, lambda f: f.write(data))

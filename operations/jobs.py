@@ -21,9 +21,11 @@ import numpy as np
 from operations.decode import decode
 from operations.encode import EncodeSettings, encode
 from operations.files import ImageError, claimed
+from operations.report import Thumbnails, write_thumbnails
 
 if TYPE_CHECKING:
-    from operations.pipeline import Pipeline
+    from operations.options import Options
+    from operations.pipeline import Pipeline, SwapResult
 
 log = logging.getLogger("backgroundswap")
 
@@ -75,6 +77,9 @@ class FileResult:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)  # e.g. a generated background, seed
+    doubt: float | None = None  # how likely the result is wrong, 0-1 (see operations.doubt)
+    flags: list[str] = field(default_factory=list)  # the doubt's reasons
+    signals: dict[str, float] = field(default_factory=dict)  # what the doubt was measured from
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,8 @@ class PhotoJob(Job):
             if options.save_cutout:
                 encode(result.cutout(), next(side_files),
                        icc_profile=decoded.icc_profile, settings=settings)  # fmt: skip
+            if options.report_page is not None:
+                self._thumbnails(options, decoded.rgb, result, caught)
         except (ImageError, OSError) as exc:
             reason = str(exc) if isinstance(exc, ImageError) else f"{type(exc).__name__}: {exc}"
             return FileResult(str(self.source), None, "failed", time.perf_counter() - start,
@@ -157,5 +164,17 @@ class PhotoJob(Job):
                               reason, caught)  # fmt: skip
         finally:
             _current.warnings = None
+        doubt = result.doubt.to_dict() if result.doubt is not None else {}
         return FileResult(str(self.source), str(self.output), "ok", time.perf_counter() - start,
-                          warnings=caught + result.warnings, extra=result.extra)  # fmt: skip
+                          warnings=caught + result.warnings, extra=result.extra,
+                          **doubt)  # fmt: skip
+
+    def _thumbnails(self, options: Options, photo: np.ndarray, result: SwapResult,
+                    warnings: list[str]) -> None:  # fmt: skip
+        """The review page's thumbnails, made while the images are in memory; a failure costs
+        the page a picture, not the photo its result."""
+        thumbs = Thumbnails.for_output(options.report_page, options.output_folder, self.output)
+        try:
+            write_thumbnails(thumbs, photo, result.image, result.alpha)
+        except OSError as exc:
+            warnings.append(f"no thumbnail for the review page: {exc.strerror or exc}")

@@ -26,6 +26,7 @@ from operations.matting import DEFAULT_METHOD as DEFAULT_MATTING
 from operations.matting import MATTING_METHODS
 from operations.models import DEFAULT_DEVICE, DEVICES
 from operations.neural_style_transfer import OPTIMIZERS, StyleSettings
+from operations.report import PAGE_NAME
 from operations.segmenters import DEFAULT_SEGMENTER, backends, resolve_segmenter_name
 from operations.segmenters.base import Backend
 
@@ -109,6 +110,7 @@ class _Settings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     workers: int = field(default_factory=default_workers)
     summary: Path | None = None
+    report: Path | bool | None = None  # True: report.html in the output folder
     quiet: bool = False
     verbose: bool = False
 
@@ -219,14 +221,16 @@ class _Settings:
             _check_installed("--engine", "ray", "ray", ("ray",))
         paths = {
             name: Path(value)
-            for name in ("input", "output", "bg", "summary", "weights", "nst_weights")
-            if (value := getattr(self, name)) is not None
+            for name in ("input", "output", "bg", "summary", "weights", "nst_weights", "report")
+            if (value := getattr(self, name)) not in (None, True)
         }
         # A batch gathers images from the worker threads: it needs as many of them.
         workers = max(self.workers, self.batch_size)
         checked = replace(self, mode=mode, workers=workers, **paths)
         if batch:
             checked._check_batch()
+            if checked.report is True:
+                checked = replace(checked, report=checked.output_folder / PAGE_NAME)
         return checked
 
     def _check_combinations(self, backend: Backend) -> None:
@@ -291,6 +295,13 @@ class _Settings:
         return not target.is_dir() and target.suffix != ""
 
     @property
+    def report_page(self) -> Path | None:
+        """The review page to write, if any (``--report``)."""
+        if self.report is None or self.report is False:
+            return None
+        return self.output_folder / PAGE_NAME if self.report is True else Path(self.report)
+
+    @property
     def output_folder(self) -> Path:
         """Where the outputs go: ``--output``, or the folder of ``--output FILE``."""
         assert self.output is not None
@@ -326,6 +337,15 @@ class _Settings:
             )
         if not self.output_file and target.exists() and not target.is_dir():
             raise OptionsError("--output", target, "exists and is not a folder")
+        if self.report not in (None, True, False):
+            page = Path(self.report)
+            if page.suffix.lower() not in (".html", ".htm"):
+                raise OptionsError("--report", page, "name an .html file")
+            parent = page.parent if str(page.parent) else Path()
+            if parent.resolve() != self.output_folder.resolve() and (
+                not parent.is_dir() or not os.access(parent, os.W_OK)
+            ):  # the output folder is created when the run starts; any other must exist
+                raise OptionsError("--report", page, "its folder does not exist or is not writable")
         if self.summary is not None:
             summary = Path(self.summary)
             try:

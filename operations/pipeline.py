@@ -14,6 +14,7 @@ import numpy as np
 
 from operations.background import BackgroundSource
 from operations.composite import composite
+from operations.doubt import Doubt, measure
 from operations.matting import Matte, refine
 from operations.matting import warm_up as warm_up_matting
 from operations.options import Options
@@ -32,6 +33,7 @@ class SwapResult:
     matte: Matte
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)  # what the background source recorded
+    doubt: Doubt | None = None  # how likely the mask is wrong (see operations.doubt)
 
     @property
     def alpha(self) -> np.ndarray:
@@ -101,6 +103,7 @@ class Pipeline:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
         coarse = self.segmenter(rgb)
+        doubt = measure(coarse if alpha_in is None else coarse * alpha_in)
         matte = refine(rgb, coarse, self.options.matting, mask_side=self.segmenter.mask_side)
         if alpha_in is not None:
             matte = matte.times(alpha_in)
@@ -108,4 +111,4 @@ class Pipeline:
         if matte.peak() < NO_SUBJECT_ALPHA:
             warnings.append("no subject found: the output shows the background alone")
         behind, extra = self.background.for_image(rgb, matte, icc_profile, index, name)
-        return SwapResult(composite(matte, behind), matte, warnings, extra)
+        return SwapResult(composite(matte, behind), matte, warnings, extra, doubt)

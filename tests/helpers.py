@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -65,3 +66,17 @@ def cli(capsys, *args: object) -> tuple[int, str]:
     except SystemExit as exc:  # argparse's own usage errors
         code = exc.code
     return code, capsys.readouterr().err
+
+
+def bad_cases(folder: Path) -> list[str]:
+    """Deliberately bad inputs for the person model: an empty scene, a cropped subject, a
+    photo of something that is not a person. Returns their names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty_scene.jpg").write_bytes(BACKGROUND.read_bytes())
+    with Image.open(SAMPLES / "astronaut.jpg") as photo:
+        photo.crop((0, 80, 230, 512)).save(folder / "cropped.jpg")
+    ball = np.full((300, 400, 3), 200, np.uint8)
+    cv2.circle(ball, (200, 150), 90, (200, 40, 30), -1)
+    ball[250:] = (120, 110, 100)
+    Image.fromarray(ball).save(folder / "red_ball.png")
+    return ["cropped.jpg", "empty_scene.jpg", "red_ball.png"]

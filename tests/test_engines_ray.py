@@ -33,17 +33,25 @@ def _run(capsys, source: Path, out: Path, *extra: object) -> tuple[int, dict]:
 
 def test_ray_matches_local_pixel_for_pixel(photo_dir: Path, tmp_path: Path, capsys) -> None:
     (photo_dir / "broken.jpg").write_bytes(b"not a photo")
-    local_code, local = _run(capsys, photo_dir, tmp_path / "local")
-    ray_code, distributed = _run(capsys, photo_dir, tmp_path / "ray", "--engine", "ray")
+    local_code, local = _run(capsys, photo_dir, tmp_path / "local", "--report")
+    ray_code, distributed = _run(capsys, photo_dir, tmp_path / "ray", "--engine", "ray", "--report")
     assert local_code == ray_code == 1  # the broken file fails in both
-    names = sorted(p.name for p in (tmp_path / "local").iterdir())
-    assert names == sorted(p.name for p in (tmp_path / "ray").iterdir())
-    assert names == ["astronaut.png", "grace_hopper.png"]
-    for name in names:
-        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes()
+
+    def tree(folder: Path) -> list[str]:
+        return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+    names = tree(tmp_path / "local")
+    assert names == tree(tmp_path / "ray")
+    assert [n for n in names if "/" not in n] == ["astronaut.png", "grace_hopper.png",
+                                                  "report.html", "report_files"]  # fmt: skip
+    for name in names:  # outputs and the review page's thumbnails
+        if name.endswith((".png", ".jpg")):
+            local_bytes = (tmp_path / "local" / name).read_bytes()
+            assert local_bytes == (tmp_path / "ray" / name).read_bytes()
 
     def shape(report: dict) -> list[tuple]:
-        return [(Path(f["input"]).name, f["status"], f["error"]) for f in report["files"]]
+        return [(Path(f["input"]).name, f["status"], f["error"], f["doubt"], f["flags"])
+                for f in report["files"]]  # fmt: skip
 
     assert shape(local) == shape(distributed)
     assert local["counts"] == distributed["counts"] == {"ok": 2, "skipped": 0, "failed": 1}
