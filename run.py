@@ -22,6 +22,8 @@ from pathlib import Path
 from operations import __version__, engines
 from operations.background import BG_MATCH, FIT_MODES
 from operations.encode import OUTPUT_FORMATS
+from operations.harmonize import DEFAULT_STRENGTH
+from operations.light_wrap import DEFAULT_WIDTH
 from operations.matting import MATTING_METHODS
 from operations.models import DEVICES
 from operations.neural_style_transfer import OPTIMIZERS
@@ -37,6 +39,14 @@ def _whole_number(text: str) -> int:
         return int(text.replace("_", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give two numbers X,Y: {text!r}") from None
+    return x, y
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,6 +194,52 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="repaint each photo's own background in the style of the --bg image (VGG19 neural "
         "style transfer, masked so the subject is untouched)",
+    )
+    light = parser.add_argument_group("the scene's light (with a new background)")
+    light.add_argument(
+        "--harmonize",
+        nargs="?",
+        const=DEFAULT_STRENGTH,
+        type=float,
+        metavar="STRENGTH",
+        help="move the subject's colour and light toward the new background's, 0-1 "
+        f"(given alone: {DEFAULT_STRENGTH}); texture and detail are kept, the change is bounded",
+    )
+    light.add_argument(
+        "--light-wrap",
+        nargs="?",
+        const=0,
+        type=_whole_number,
+        metavar="PX",
+        help="let the background's light bleed PX pixels into the subject's edge "
+        f"(given alone: {DEFAULT_WIDTH * 100:g} %% of the photo's long side)",
+    )
+    light.add_argument(
+        "--shadow",
+        action="store_true",
+        help="cast a soft drop shadow of the subject on the new background",
+    )
+    light.add_argument(
+        "--shadow-offset",
+        type=_pair,
+        default=defaults.shadow_offset,
+        metavar="X,Y",
+        help="the shadow's offset right and down, in %% of the long side (default: "
+        f"{','.join(map(str, defaults.shadow_offset))})",
+    )
+    light.add_argument(
+        "--shadow-softness",
+        type=float,
+        default=defaults.shadow_softness,
+        metavar="PCT",
+        help="the shadow's blur, in %% of the long side (default: %(default)s)",
+    )
+    light.add_argument(
+        "--shadow-opacity",
+        type=float,
+        default=defaults.shadow_opacity,
+        metavar="0-1",
+        help="how dark the shadow is under the subject (default: %(default)s)",
     )
     sd = parser.add_argument_group("generated backgrounds (--prompt)")
     sd.add_argument("--negative-prompt", metavar="TEXT", help="what the background must not show")

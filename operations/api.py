@@ -49,6 +49,12 @@ class BackgroundSwapper:
         matting: edge refinement, ``fast``, ``quality`` or ``off``.
         mp_model: MediaPipe model, ``general`` or ``landscape``.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        harmonize: move the subject's colour and light toward the background's, strength 0–1
+            (``None``: off; the CLI's ``--harmonize`` alone is 0.5).
+        light_wrap: let the background's light into the subject's edge, this many pixels wide
+            (0: 1 % of the long side; ``None``: off).
+        shadow: cast a soft drop shadow; ``shadow_offset`` (right, down), ``shadow_softness`` in
+            percent of the long side, ``shadow_opacity`` 0–1.
 
     Arrays are RGB (not OpenCV's BGR) ``uint8``; the result has the input's type.
     """
@@ -64,6 +70,12 @@ class BackgroundSwapper:
         matting: str = _DEFAULTS.matting,
         mp_model: str = _DEFAULTS.mp_model,
         device: str = _DEFAULTS.device,
+        harmonize: float | None = None,
+        light_wrap: int | None = None,
+        shadow: bool = False,
+        shadow_offset: tuple[float, float] = _DEFAULTS.shadow_offset,
+        shadow_softness: float = _DEFAULTS.shadow_softness,
+        shadow_opacity: float = _DEFAULTS.shadow_opacity,
     ) -> None:
         is_path = isinstance(background, str | Path)
         options = Options(
@@ -75,6 +87,12 @@ class BackgroundSwapper:
             matting=matting,
             mp_model=mp_model,
             device=device,
+            harmonize=harmonize,
+            light_wrap=light_wrap,
+            shadow=shadow,
+            shadow_offset=tuple(shadow_offset),
+            shadow_softness=shadow_softness,
+            shadow_opacity=shadow_opacity,
         ).validated(batch=False)
         in_memory = None
         if background is not None and not is_path:
@@ -108,10 +126,12 @@ def swap_background(
     matting: str = _DEFAULTS.matting,
     mp_model: str = _DEFAULTS.mp_model,
     device: str = _DEFAULTS.device,
+    **light: object,
 ) -> ImageLike:
     """Replace one photo's background. Loads the model on every call: for many photos use
-    :class:`BackgroundSwapper`, or :func:`operations.batch.run_batch` for a folder."""
+    :class:`BackgroundSwapper`, or :func:`operations.batch.run_batch` for a folder. ``light``:
+    :class:`BackgroundSwapper`'s ``harmonize``, ``light_wrap`` and ``shadow*`` settings."""
     settings = {"mode": mode, "blur": blur, "blur_strength": blur_strength, "fit": fit,
                 "matting": matting, "mp_model": mp_model, "device": device}  # fmt: skip
-    with BackgroundSwapper(background, **settings) as swapper:
+    with BackgroundSwapper(background, **settings, **light) as swapper:
         return swapper(image)

@@ -29,6 +29,7 @@ from operations.neural_style_transfer import OPTIMIZERS, StyleSettings
 from operations.report import PAGE_NAME
 from operations.segmenters import DEFAULT_SEGMENTER, backends, resolve_segmenter_name
 from operations.segmenters.base import Backend
+from operations.shadow import ShadowSettings
 
 __all__ = ["Options", "OptionsError", "default_workers"]
 
@@ -75,6 +76,12 @@ class _Settings:
     blur_strength: float = DEFAULT_BLUR_STRENGTH
     fit: str = DEFAULT_FIT
     matting: str = DEFAULT_MATTING
+    harmonize: float | None = None  # strength 0-1 (--harmonize alone: harmonize.DEFAULT_STRENGTH)
+    light_wrap: int | None = None  # px; 0: light_wrap.DEFAULT_WIDTH of the photo's long side
+    shadow: bool = False
+    shadow_offset: tuple[float, float] = ShadowSettings.offset
+    shadow_softness: float = ShadowSettings.softness
+    shadow_opacity: float = ShadowSettings.opacity
     save_mask: bool = False
     save_cutout: bool = False
     format: str = DEFAULT_FORMAT
@@ -116,6 +123,10 @@ class _Settings:
 
     def to_dict(self) -> dict[str, object]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+    def shadow_settings(self) -> ShadowSettings:
+        """The shadow these options ask for."""
+        return ShadowSettings(tuple(self.shadow_offset), self.shadow_softness, self.shadow_opacity)
 
     def style_settings(self) -> StyleSettings:
         """The style-transfer settings these options ask for."""
@@ -189,6 +200,18 @@ class _Settings:
         for option, (value, allowed) in choices.items():
             if value not in allowed:
                 raise OptionsError(option, value, f"choose from {', '.join(allowed)}")
+        if self.harmonize is not None and not 0 <= self.harmonize <= 1:
+            raise OptionsError("--harmonize", self.harmonize, "must be between 0 and 1")
+        if self.light_wrap is not None and not 0 <= self.light_wrap <= 1000:
+            raise OptionsError("--light-wrap", self.light_wrap, "must be between 0 (automatic) "
+                               "and 1000 px")  # fmt: skip
+        if len(self.shadow_offset) != 2 or any(abs(v) > 50 for v in self.shadow_offset):
+            raise OptionsError("--shadow-offset", ",".join(map(str, self.shadow_offset)),
+                               "give X,Y, each within ±50 (% of the long side)")  # fmt: skip
+        if not 0 <= self.shadow_softness <= 50:
+            raise OptionsError("--shadow-softness", self.shadow_softness, "must be 0–50 (%)")
+        if not 0 < self.shadow_opacity <= 1:
+            raise OptionsError("--shadow-opacity", self.shadow_opacity, "must be > 0 and ≤ 1")
         if not 1 <= self.quality <= 100:
             raise OptionsError("--quality", self.quality, "must be between 1 and 100")
         if self.weights is not None and not Path(self.weights).is_file():
@@ -244,6 +267,8 @@ class _Settings:
             (("blur_strength",), self.blur, "--blur"),
             (("bg_match",), self.bg is not None and Path(self.bg).is_dir(), "--bg DIR"),
             (("fit",), image and not self.nst, "--bg or --prompt (without --nst)"),
+            (("harmonize", "shadow"), image, "a new background (--bg or --prompt)"),
+            (("shadow_offset", "shadow_softness", "shadow_opacity"), self.shadow, "--shadow"),
             (("quality",), lossy, "JPEG or WebP output (--format, or -o FILE.jpg)"),
             (("format",), not self.output_file, "an output folder (-o FILE: its extension)"),
             ((*_NST, "nst_weights"), self.nst, "--nst"),
@@ -257,7 +282,8 @@ class _Settings:
                 value = getattr(self, name)
                 if not applies and value != getattr(defaults, name):
                     flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
-                    raise OptionsError(flag, value, f"goes with {goes_with}")
+                    shown_value = None if isinstance(value, bool) else value  # a flag: its name
+                    raise OptionsError(flag, shown_value, f"goes with {goes_with}")
 
     def _check_backend(self, backend: Backend, *, chosen: bool) -> None:
         """A backend's own settings, as it declares them; for the chosen one, what it can run

@@ -2,8 +2,9 @@
 
 :class:`Pipeline` holds what is built once per run (the segmenter, the background source and the
 networks it needs) and offers one pure step, :meth:`Pipeline.swap`, that reads as the flow:
-segment → refine edges → background → composite. Files, batches and engines are elsewhere
-(:mod:`operations.jobs`, :mod:`operations.batch`, :mod:`operations.engines`).
+segment → refine edges → background → (harmonise, shadow) → composite (→ light wrap). Files,
+batches and engines are elsewhere (:mod:`operations.jobs`, :mod:`operations.batch`,
+:mod:`operations.engines`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import numpy as np
 from operations.background import BackgroundSource
 from operations.composite import composite
 from operations.doubt import Doubt, measure
+from operations.harmonize import harmonize
+from operations.light_wrap import light_wrap, wrap_width
 from operations.matting import Matte, refine
 from operations.matting import warm_up as warm_up_matting
 from operations.options import Options
 from operations.segmenters import create_segmenter
 from operations.segmenters.base import Segmenter
+from operations.shadow import cast_shadow
 
 # An alpha whose strongest pixel is below this found no subject: say so instead of failing.
 NO_SUBJECT_ALPHA = 0.05
@@ -27,7 +31,8 @@ NO_SUBJECT_ALPHA = 0.05
 
 @dataclass
 class SwapResult:
-    """One image's result: the composite, and the matte it was made with."""
+    """One image's result: the composite, and the subject's matte as photographed (the cut-out
+    and mask files come from it; harmonisation changes the composite only)."""
 
     image: np.ndarray  # H×W×3 uint8
     matte: Matte
@@ -111,4 +116,17 @@ class Pipeline:
         if matte.peak() < NO_SUBJECT_ALPHA:
             warnings.append("no subject found: the output shows the background alone")
         behind, extra = self.background.for_image(rgb, matte, icc_profile, index, name)
-        return SwapResult(composite(matte, behind), matte, warnings, extra, doubt)
+        return SwapResult(self._composite(matte, behind), matte, warnings, extra, doubt)
+
+    def _composite(self, matte: Matte, behind: np.ndarray) -> np.ndarray:
+        """Subject over background, with the scene's light on it if asked: harmonised colours,
+        a shadow on the background, the background's light wrapped into its edge."""
+        o = self.options
+        subject = harmonize(matte, behind, o.harmonize) if o.harmonize else matte
+        if o.shadow:
+            behind = cast_shadow(behind, matte.alpha, o.shadow_settings())
+        image = composite(subject, behind)
+        if o.light_wrap is not None:
+            height, width = behind.shape[:2]
+            image = light_wrap(image, behind, matte.alpha, wrap_width(height, width, o.light_wrap))
+        return image

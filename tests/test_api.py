@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from operations import BackgroundSwapper, swap_background
@@ -27,3 +28,14 @@ def test_api_without_background_is_portrait_mode() -> None:
     out = swap_background(photo)
     assert out.shape == photo.shape
     assert not np.array_equal(out[:60, :60], photo[:60, :60])  # background blurred
+
+
+def test_api_takes_the_scene_light_settings() -> None:
+    photo = np.asarray(Image.open(SAMPLES / "grace_hopper.jpg"))
+    plain = swap_background(photo, BACKGROUND)
+    lit = swap_background(photo, BACKGROUND, harmonize=0.5, light_wrap=0, shadow=True,
+                          shadow_opacity=0.8)  # fmt: skip
+    face = np.s_[200:260, 200:300]
+    assert np.abs(lit[face].astype(int) - plain[face]).mean() > 2  # the subject is harmonised
+    with pytest.raises(ValueError, match=r"--harmonize '2\.0': must be between 0 and 1"):
+        swap_background(photo, BACKGROUND, harmonize=2.0)

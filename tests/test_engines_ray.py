@@ -33,8 +33,9 @@ def _run(capsys, source: Path, out: Path, *extra: object) -> tuple[int, dict]:
 
 def test_ray_matches_local_pixel_for_pixel(photo_dir: Path, tmp_path: Path, capsys) -> None:
     (photo_dir / "broken.jpg").write_bytes(b"not a photo")
-    local_code, local = _run(capsys, photo_dir, tmp_path / "local", "--report")
-    ray_code, distributed = _run(capsys, photo_dir, tmp_path / "ray", "--engine", "ray", "--report")
+    same = ("--report", "--harmonize", "--light-wrap", "--shadow")  # every stage, both engines
+    local_code, local = _run(capsys, photo_dir, tmp_path / "local", *same)
+    ray_code, distributed = _run(capsys, photo_dir, tmp_path / "ray", "--engine", "ray", *same)
     assert local_code == ray_code == 1  # the broken file fails in both
 
     def tree(folder: Path) -> list[str]:

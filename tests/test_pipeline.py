@@ -59,3 +59,43 @@ def test_background_object_reused_across_sizes() -> None:
     pipeline = Pipeline(options, segmenter=DiscSegmenter(), background=source)
     for height, width in [(20, 20), (40, 10), (20, 20)]:
         assert pipeline.swap(random_rgb(height, width)).image.shape == (height, width, 3)
+
+
+def test_the_scene_light_options_change_the_composite_and_not_the_matte(
+    background_file: Path,
+) -> None:
+    photo = random_rgb(60, 80, seed=3)
+    plain = _pipeline(bg=background_file).swap(photo)
+    assert (_pipeline(bg=background_file, harmonize=0.0).swap(photo).image == plain.image).all()
+    lit = _pipeline(bg=background_file, harmonize=0.5, light_wrap=0, shadow=True).swap(photo)
+    assert (lit.alpha == plain.alpha).all()  # the mask and cut-out are the subject as shot
+    assert (lit.cutout() == plain.cutout()).all()
+    changed = np.abs(lit.image.astype(int) - plain.image).max(axis=2) > 0
+    assert changed[30, 40]  # the subject's colours moved (harmonised)
+    shadow_only = _pipeline(bg=background_file, shadow=True, shadow_offset=(10.0, 10.0))
+    shaded = shadow_only.swap(photo).image
+    # The shadow falls on the background below right of the disc, never on the disc itself.
+    assert shaded[52, 60].astype(int).sum() < plain.image[52, 60].astype(int).sum() - 20
+    assert (shaded[30, 40] == plain.image[30, 40]).all()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"blur": True, "harmonize": 0.5}, "--harmonize '0.5': goes with a new background"),
+        ({"blur": True, "shadow": True}, "--shadow: goes with a new background"),
+        ({"shadow_opacity": 0.3}, "--shadow-opacity '0.3': goes with --shadow"),
+        ({"harmonize": 1.5}, "--harmonize '1.5': must be between 0 and 1"),
+        ({"light_wrap": -1}, "--light-wrap '-1': must be between 0"),
+        ({"shadow": True, "shadow_offset": (1.0, 90.0)}, "--shadow-offset '1.0,90.0': give X,Y"),
+    ],
+)
+def test_scene_light_options_are_checked(background_file: Path, settings, message) -> None:
+    from operations.options import OptionsError
+
+    settings = {"bg": background_file, **settings}
+    if settings.get("blur"):
+        settings.pop("bg")
+    with pytest.raises(OptionsError) as caught:
+        Options(**settings).validated(batch=False)
+    assert message in str(caught.value)
