@@ -410,14 +410,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.cpus_per_worker,
         metavar="F",
-        help="(default: %(default)s)",
+        help="CPUs per Ray worker: one worker (one model, F + 1 threads) per F CPUs of the "
+        "cluster (default: %(default)s)",
     )
     scale.add_argument(
         "--gpus-per-worker",
         type=float,
         default=defaults.gpus_per_worker,
         metavar="F",
-        help="(default: %(default)s)",
+        help="GPUs per Ray worker (0.5: two workers share a GPU) (default: %(default)s)",
     )
     run = parser.add_argument_group("run")
     run.add_argument(
@@ -425,8 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=defaults.workers,
         metavar="N",
-        help="threads that decode, composite and encode in parallel; with --engine ray, the "
-        "most Ray workers (default: %(default)s)",
+        help="threads that decode, composite and encode in parallel (local engine; a Ray "
+        "worker has --cpus-per-worker + 1) (default: %(default)s)",
     )
     run.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar or summary line; errors only"

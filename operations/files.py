@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import socket
@@ -141,8 +142,11 @@ def plan_outputs(
     plan: dict[Path, list[Path]] = {}
     for rel in sorted(inputs, key=lambda p: p.as_posix()):
         ext = output_extension(rel, fmt)
-        bases = [rel.stem, rel.name]
-        bases += [f"{rel.name}~{n}" for n in range(2, 2 + len(taken) + 2)]
+        # Made lazily: the candidates were once a list as long as the names taken, which made
+        # planning quadratic (a 20,000-photo folder took 45 s to plan, 100,000 never finished).
+        bases = itertools.chain(
+            [rel.stem, rel.name], (f"{rel.name}~{n}" for n in itertools.count(2))
+        )
         for base in bases:
             names = [rel.with_name(base + ext)] + [rel.with_name(base + s) for s in extras]
             keys = {n.as_posix().casefold() for n in names}

@@ -275,6 +275,8 @@ class _Settings:
             (_PROMPT, self.prompt is not None, "--prompt"),
             (("ray_address", "cpus_per_worker", "gpus_per_worker"), self.engine == "ray",
              "--engine ray"),
+            (("workers",), self.engine == "local",
+             "--engine local (Ray's workers are sized by --cpus-per-worker)"),
             (("weights",), backend.weights != {}, f"a backend with weights, not {backend.name}"),
         ]  # fmt: skip
         for names, applies, goes_with in rules:

@@ -99,3 +99,17 @@ def test_without_ray_installed_the_error_says_how(monkeypatch, photo_dir, tmp_pa
                      "--engine", "ray"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "requirements-ray.txt" in err
+
+
+def test_a_worker_larger_than_any_node_is_refused_in_one_line(photo_dir, tmp_path, capsys):
+    code = run.main(["-i", str(photo_dir), "-o", str(tmp_path / "o"), "-b", str(BACKGROUND),
+                     "--engine", "ray", "--cpus-per-worker", "4"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "--cpus-per-worker '4.0': no node of the cluster has that many CPUs" in err
+
+
+def test_workers_is_the_local_engines_setting(photo_dir, tmp_path, capsys):
+    code = run.main(["-i", str(photo_dir), "-o", str(tmp_path / "o"), "-b", str(BACKGROUND),
+                     "--engine", "ray", "--workers", "7"])  # fmt: skip
+    assert code == 2 and "--workers '7': goes with --engine local" in capsys.readouterr().err
