@@ -30,7 +30,9 @@ def _free_port() -> int:
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    return {**env, "HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", **extra}
+    # TMPDIR too: a refused driver keeps Ray's native log there (its error names it).
+    return {**env, "HOME": str(home), "TMPDIR": str(home), "RAY_USAGE_STATS_ENABLED": "0",
+            **extra}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
