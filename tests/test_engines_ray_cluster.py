@@ -4,6 +4,7 @@ the one-line errors for a driver that cannot join."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +21,15 @@ from tests.helpers import BACKGROUND, ROOT, cli
 
 pytest.importorskip("ray")
 RAY = Path(sys.executable).with_name("ray")
+
+
+def _children(process) -> list:
+    import psutil
+
+    try:
+        return process.children(recursive=True)
+    except psutil.Error:
+        return []
 
 
 def _free_port() -> int:
@@ -60,14 +70,15 @@ def cluster(tmp_path_factory):
     yield address, with_token, worker_home
     import psutil
 
-    ours = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if str(temp) in " ".join(p.info["cmdline"] or [])
-    ]
+    # Those that name the temp dir (raylets, GCS, workers), and their children: the agents
+    # rename themselves ("ray::DashboardAgent") and would outlive a killed raylet.
+    named = [p for p in psutil.process_iter(["cmdline"])
+             if str(temp) in " ".join(p.info["cmdline"] or [])]  # fmt: skip
+    ours = set(named) | {child for p in named for child in _children(p)}
     for process in ours:
-        process.kill()
-    psutil.wait_procs(ours, timeout=30)
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(list(ours), timeout=30)
     shutil.rmtree(temp, ignore_errors=True)
 
 
