@@ -403,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument(
         "--ray-address",
         metavar="ADDRESS",
-        help="'auto' or ray://HOST:PORT to join a cluster (default: start a local Ray instance)",
+        help="the cluster's head, HOST:PORT (its `ray start --head --port`), ray://HOST:PORT or "
+        "auto (default: start a local Ray instance)",
     )
     scale.add_argument(
         "--cpus-per-worker",

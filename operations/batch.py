@@ -26,7 +26,7 @@ from operations.files import find_inputs, name_fields, plan_outputs, shown, swee
 from operations.jobs import CUTOUT_SUFFIX, MASK_SUFFIX, FileResult, Job, PhotoJob, Status
 from operations.options import Options, OptionsError
 from operations.pipeline import Pipeline
-from operations.report import DOUBTFUL, FLAG_NAMES, assets_folder, write_page
+from operations.report import FLAG_NAMES, assets_folder, write_page
 
 log = logging.getLogger("backgroundswap")
 
@@ -217,8 +217,9 @@ def run_batch(
 
 
 def _hint_doubtful(batch: BatchResult) -> None:
-    """Say how many results look wrong, and where to see them first."""
-    doubtful = [f for f in batch.files if f.doubt is not None and f.doubt >= DOUBTFUL]
+    """Say how many results look wrong (flagged, as the page's "doubtful" filter counts them),
+    and where to see them first."""
+    doubtful = [f for f in batch.files if f.flags]
     if doubtful:
         reasons = sorted({FLAG_NAMES.get(flag, flag) for f in doubtful for flag in f.flags})
         log.info("%d results look doubtful (%s): --report makes a page that shows them first",

@@ -52,6 +52,12 @@ def _check_installed(option: str, value: str | None, extra: str, modules: tuple[
                            f"(or pip install 'backgroundswap[{extra}]')")  # fmt: skip
 
 
+def _check_folder_writable(option: str, path: Path) -> None:
+    """A file the run will write: its folder must exist and be writable."""
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        raise OptionsError(option, path, "its folder does not exist or is not writable")
+
+
 def default_workers() -> int:
     """Threads that decode, composite and encode in parallel; the model takes one at a time."""
     # One more thread than cores: while one waits for the model, the cores stay busy.
@@ -325,7 +331,7 @@ class _Settings:
     @property
     def report_page(self) -> Path | None:
         """The review page to write, if any (``--report``)."""
-        if self.report is None or self.report is False:
+        if not self.report:
             return None
         return self.output_folder / PAGE_NAME if self.report is True else Path(self.report)
 
@@ -369,11 +375,9 @@ class _Settings:
             page = Path(self.report)
             if page.suffix.lower() not in (".html", ".htm"):
                 raise OptionsError("--report", page, "name an .html file")
-            parent = page.parent if str(page.parent) else Path()
-            if parent.resolve() != self.output_folder.resolve() and (
-                not parent.is_dir() or not os.access(parent, os.W_OK)
-            ):  # the output folder is created when the run starts; any other must exist
-                raise OptionsError("--report", page, "its folder does not exist or is not writable")
+            # The output folder is created when the run starts; any other must exist.
+            if page.parent.resolve() != self.output_folder.resolve():
+                _check_folder_writable("--report", page)
         if self.summary is not None:
             summary = Path(self.summary)
             try:
@@ -384,11 +388,7 @@ class _Settings:
                 raise OptionsError("--summary", summary, str(exc.strerror)) from None
             if summary.is_dir():
                 raise OptionsError("--summary", summary, "is a folder; give a file name")
-            parent = summary.parent if str(summary.parent) else Path()
-            if not parent.is_dir() or not os.access(parent, os.W_OK):
-                raise OptionsError(
-                    "--summary", summary, "its folder does not exist or is not writable"
-                )
+            _check_folder_writable("--summary", summary)
 
 
 # The run's settings class: the core settings above plus every registered backend's own,

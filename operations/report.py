@@ -47,7 +47,6 @@ FLAG_NAMES = {
     "fills-frame": "fills the frame",
     "several-parts": "several parts",
 }
-DOUBTFUL = 0.35  # a score from here on is "doubtful" in the page's filter (the flags' threshold)
 
 
 class ReportError(ValueError):
@@ -103,12 +102,13 @@ def write_thumbnails(
 def _thumbnails_from_files(row: dict, thumbs: Thumbnails) -> None:
     """A result's thumbnails made from its files (a page rebuilt for a run that made none)."""
     from operations.decode import decode
+    from operations.jobs import MASK_SUFFIX  # (jobs imports this module)
 
     settings = EncodeSettings(quality=THUMB_QUALITY)
     thumbs.input.parent.mkdir(parents=True, exist_ok=True)
     output = row_path(row, "output")
     pairs = [(row_path(row, "input"), thumbs.input), (output, thumbs.result)]
-    mask = output.with_name(output.stem + ".mask.png")
+    mask = output.with_name(output.stem + MASK_SUFFIX)
     if mask.is_file():
         pairs.append((mask, thumbs.mask))
     for source, target in pairs:
@@ -165,15 +165,14 @@ def _card(row: dict, index: int, page: Path, output_folder: Path, input_root: Pa
     except ValueError:
         name = shown(source)
     esc = html.escape
-    pictures = ""
     if output is not None and status != "failed":
         thumbs = Thumbnails.for_output(page, output_folder, output)
-        result, source = _href(output, page), _href(source, page)
+        result, original = _href(output, page), _href(source, page)
         # data-src: the script loads a card's pictures as it nears the view (see _SCRIPT).
         mask = (f'<img class="mask" data-src="{_href(thumbs.mask, page)}" alt="">'
                 if thumbs.mask.is_file() else "")  # fmt: skip
         pictures = (
-            f'<a class="in" href="{source}"><img data-src="{_href(thumbs.input, page)}" '
+            f'<a class="in" href="{original}"><img data-src="{_href(thumbs.input, page)}" '
             f'alt="input"></a><a class="out" href="{result}">'
             f'<img class="res" data-src="{_href(thumbs.result, page)}" alt="result">{mask}</a>'
         )
@@ -230,10 +229,10 @@ main{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:
 # (benchmarks/bench_report.py); one IntersectionObserver over the cards costs next to nothing.
 _SCRIPT = """
 const cards=[...document.querySelectorAll('.card')];let cur=null;
-const seen=new IntersectionObserver(es=>{for(const e of es)if(e.isIntersecting){
+const loader=new IntersectionObserver(es=>{for(const e of es)if(e.isIntersecting){
  for(const i of e.target.querySelectorAll('img[data-src]')){i.src=i.dataset.src;i.removeAttribute('data-src');}
- seen.unobserve(e.target);}},{rootMargin:'1000px'});
-for(const c of cards)seen.observe(c);
+ loader.unobserve(e.target);}},{rootMargin:'1000px'});
+for(const c of cards)loader.observe(c);
 const match={all:c=>true,doubtful:c=>c.dataset.status=='failed'||c.dataset.flags!='',
  failed:c=>c.dataset.status=='failed',ok:c=>c.dataset.status=='ok',skipped:c=>c.dataset.status=='skipped'};
 function show(name){const test=match[name]||(c=>c.dataset.flags.split(' ').includes(name));

@@ -65,7 +65,7 @@ def test_the_score_does_not_depend_on_the_resolution(scale: int) -> None:
     assert big.score == pytest.approx(base.score, abs=0.05)
 
 
-def test_flags_are_ordered_by_severity_and_the_score_combines_them() -> None:
+def test_two_problems_at_once_are_both_flagged() -> None:
     rng = np.random.default_rng(1)
     mask = _disc(300, 300, 150, 0, 140)
     mask[mask > 0] = (0.2 + 0.6 * rng.random(int((mask > 0).sum()))).astype(np.float32)

@@ -65,11 +65,11 @@ class Worker:
 
     OPTIONS: ClassVar[Options | None] = None
     RUN_BACKGROUND: ClassVar[RunBackground | None] = None
-
     THREADS: ClassVar[int] = 1
 
     def __init__(self) -> None:
         import cv2
+        import ray
 
         from operations.background import BackgroundSource
         from operations.pipeline import Pipeline
@@ -79,8 +79,6 @@ class Worker:
         self.pipeline = Pipeline(self.OPTIONS, background=source)
         if self.THREADS > 1:  # parallel across images, as the local engine is
             cv2.setNumThreads(1)
-        import ray
-
         self.node = ray.get_runtime_context().get_node_id()  # recorded in the summary
 
     def _process(self, job: bytes) -> bytes:
