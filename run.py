@@ -29,6 +29,7 @@ from operations.models import DEVICES
 from operations.neural_style_transfer import OPTIMIZERS
 from operations.options import Options, OptionsError
 from operations.segmenters import backends, segmenter_help
+from operations.video import VIDEO_CODECS
 
 PROG = "backgroundswap"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -145,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--bg",
         type=Path,
         metavar="FILE|DIR",
-        help="background image, or a folder of them (see --bg-match)",
+        help="background image, a folder of them (see --bg-match), or a video (each frame of a "
+        "video gets the frame at its time, looped; a photo gets the first frame)",
     )
     bg.add_argument(
         "--bg-match",
@@ -194,6 +196,34 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="repaint each photo's own background in the style of the --bg image (VGG19 neural "
         "style transfer, masked so the subject is untouched)",
+    )
+    clip = parser.add_argument_group(
+        "videos (.mp4 .mov .m4v .mkv .webm .avi …: every frame, with the sound, timing and "
+        "rotation kept)"
+    )
+    clip.add_argument(
+        "--video-codec",
+        choices=tuple(VIDEO_CODECS),
+        default=defaults.video_codec,
+        help="h264 = .mp4 that plays everywhere; hevc = smaller .mp4; vp9 = .webm "
+        "(default: %(default)s; cut-outs are ProRes 4444 .mov, which keeps the alpha)",
+    )
+    clip.add_argument(
+        "--video-quality",
+        type=int,
+        default=defaults.video_quality,
+        metavar="1-100",
+        help="higher is better and larger; mapped onto the codec's CRF (%(default)s = x264's "
+        "CRF 20) (default: %(default)s)",
+    )
+    clip.add_argument(
+        "--temporal-smoothing",
+        type=float,
+        default=defaults.temporal_smoothing,
+        metavar="0-0.99",
+        help="steady a still subject's edge from frame to frame: the weight of the previous "
+        "frame's mask where the picture did not move (it follows at once where it did); "
+        "0 = off (default: %(default)s)",
     )
     light = parser.add_argument_group("the scene's light (with a new background)")
     light.add_argument(

@@ -3,6 +3,8 @@
 :class:`BackgroundSource` is built once per run and answers, for every photo, "the background for
 this image at this size". Its kinds:
 
+- a video (``--bg clip.mp4``): each frame of a video gets the background frame shown at its
+  time (looped, or not read to its end), fitted like a file; a photo gets its first frame;
 - a file (``--bg``): fitted to the photo (cover, contain or stretch), in the photo's colour
   profile, blurred with ``--blur``;
 - a folder of them (``--bg DIR``): each photo gets the next one in name order, round and round,
@@ -34,7 +36,7 @@ from PIL import Image, ImageCms
 from operations.blur import blur_behind_subject, blur_sigma, gaussian_blur
 from operations.decode import DEFAULT_MAX_PIXELS, decode
 from operations.errors import OptionsError
-from operations.files import ImageError, find_inputs, shown
+from operations.files import ImageError, find_inputs, is_video, shown
 from operations.resize import resize as _resize
 
 if TYPE_CHECKING:
@@ -127,6 +129,24 @@ class Background:
             return rgb
 
 
+def _first_frame(path: Path, max_pixels: int) -> np.ndarray:
+    """A background video's first frame that decodes.
+
+    Raises:
+        OptionsError: not a readable video.
+    """
+    from operations.video import BackgroundVideo
+
+    try:
+        video = BackgroundVideo(path, max_pixels=max_pixels)
+        try:
+            return video.first()
+        finally:
+            video.close()
+    except ImageError as exc:
+        raise OptionsError("--bg", path, str(exc)) from None
+
+
 @dataclass(frozen=True)
 class RunBackground:
     """The run's one generated background: made once, by whoever plans the run, and shared with
@@ -163,8 +183,12 @@ class BackgroundSource:
         if image is None and run_background is not None:
             image = Background.from_file(run_background.path)
         self.folder: list[Path] = []  # --bg DIR: its files, decoded when first needed
+        self.video: Path | None = None  # --bg clip.mp4 (its first frame is `image`)
         if image is None and options.bg is not None and Path(options.bg).is_dir():
             self.folder = [Path(options.bg) / rel for rel in find_inputs(Path(options.bg))]
+        elif image is None and options.bg is not None and is_video(Path(options.bg)):
+            self.video = Path(options.bg)
+            image = Background(_first_frame(self.video, options.max_pixels))
         elif image is None and options.bg is not None:
             try:
                 image = Background.from_file(Path(options.bg), max_pixels=options.max_pixels)
@@ -260,6 +284,7 @@ class BackgroundSource:
         icc_profile: bytes | None = None,
         index: int = 0,
         name: str | None = None,
+        frame: np.ndarray | None = None,
     ) -> tuple[np.ndarray, dict[str, object]]:
         """The background for one photo, at its size.
 
@@ -269,6 +294,8 @@ class BackgroundSource:
             icc_profile: the photo's colour profile; a background image is converted into it.
             index: the photo's position in the run (per-photo seeds count from it).
             name: the photo's file name without extension (``--bg-match name``).
+            frame: a video background's frame for this image (fitted like a file; ``--nst``
+                keeps the first frame as its style).
 
         Raises:
             ImageError: no background of the photo's name in the folder, or an unreadable one.
@@ -292,6 +319,9 @@ class BackgroundSource:
                 seed = o.seed + index
                 generated, path = self.prompted.get(height, width, seed)
                 image, extra = Background(generated), {"background": str(path), "seed": seed}
+        if frame is not None and not o.nst:
+            fitted = fit_background(frame, width, height, o.fit)
+            return (gaussian_blur(fitted, sigma) if sigma else fitted), extra
         if o.nst and image is not None:  # the photo's own background, repainted in the style
             network = self._style_network(image.rgb)
             style = None if image is self.image else image.rgb

@@ -22,11 +22,22 @@ from operations import __version__
 from operations.background import BackgroundSource
 from operations.decode import allow_pixels
 from operations.engines import create_engine
-from operations.files import find_inputs, name_fields, plan_outputs, shown, sweep, write_atomic
-from operations.jobs import CUTOUT_SUFFIX, MASK_SUFFIX, FileResult, Job, PhotoJob, Status
+from operations.files import (
+    find_inputs,
+    is_video,
+    name_fields,
+    plan_outputs,
+    shown,
+    sweep,
+    write_atomic,
+)
+from operations.jobs import CUTOUT_SUFFIX, MASK_SUFFIX, FileResult, Job, PhotoJob, Status, VideoJob
 from operations.options import Options, OptionsError
 from operations.pipeline import Pipeline
 from operations.report import FLAG_NAMES, assets_folder, write_page
+from operations.video import CUTOUT_SUFFIX as VIDEO_CUTOUT_SUFFIX
+from operations.video import MASK_SUFFIX as VIDEO_MASK_SUFFIX
+from operations.video import VIDEO_CODECS
 
 log = logging.getLogger("backgroundswap")
 
@@ -64,7 +75,8 @@ class BatchResult:
 
 
 def plan_jobs(options: Options) -> list[Job]:
-    """List the input files and name their outputs (see :func:`operations.files.plan_outputs`).
+    """List the input files and name their outputs (see :func:`operations.files.plan_outputs`);
+    videos (by extension) become :class:`VideoJob`, anything else :class:`PhotoJob`.
 
     Raises:
         OptionsError: the input folder holds no files.
@@ -72,15 +84,24 @@ def plan_jobs(options: Options) -> list[Job]:
     assert options.input is not None and options.output is not None
     source, target = Path(options.input), Path(options.output)
     extras = [MASK_SUFFIX] * options.save_mask + [CUTOUT_SUFFIX] * options.save_cutout
+    ext = VIDEO_CODECS[options.video_codec].extension
+    video = (ext, [VIDEO_MASK_SUFFIX + ext] * options.save_mask
+             + [VIDEO_CUTOUT_SUFFIX] * options.save_cutout)  # fmt: skip
     now = time.time()
-    if source.is_file() or (source.is_symlink() and not source.exists()):  # one photo
+
+    def job(path: Path, relative: Path, outputs: list[Path], index: int) -> Job:
+        kind = VideoJob if is_video(relative) else PhotoJob
+        return kind(path, relative, tuple(outputs), index, now)
+
+    if source.is_file() or (source.is_symlink() and not source.exists()):  # one file
         relative = Path(source.name)
         if options.output_file:  # named by the user: side files beside it, after its stem
-            outputs = [target] + [target.with_name(target.stem + s) for s in extras]
+            sides = video[1] if is_video(relative) else extras
+            outputs = [target] + [target.with_name(target.stem + s) for s in sides]
         else:
-            outputs = [target / name for name in plan_outputs([relative], options.format,
-                                                                extras)[relative]]  # fmt: skip
-        return [PhotoJob(source, relative, tuple(outputs), 0, now)]
+            plan = plan_outputs([relative], options.format, extras, video=video)
+            outputs = [target / name for name in plan[relative]]
+        return [job(source, relative, outputs, 0)]
     exclude = [target] + ([Path(options.summary)] if options.summary is not None else [])
     if (page := options.report_page) is not None:
         exclude += [page, assets_folder(page)]
@@ -88,9 +109,9 @@ def plan_jobs(options: Options) -> list[Job]:
     if not relatives:
         hint = "" if options.recursive else " (sub-folders are read with --recursive)"
         raise OptionsError("--input", source, f"holds no files{hint}")
-    plan = plan_outputs(relatives, options.format, extras)
+    plan = plan_outputs(relatives, options.format, extras, video=video)
     return [
-        PhotoJob(source / rel, rel, tuple(target / name for name in plan[rel]), index, now)
+        job(source / rel, rel, [target / name for name in plan[rel]], index)
         for index, rel in enumerate(relatives)
     ]
 

@@ -28,6 +28,11 @@ log = logging.getLogger("backgroundswap")
 # The formats we write, by file extension (Pillow's names), for --format same and the encoder.
 WRITABLE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
             ".tiff": "TIFF", ".bmp": "BMP"}  # fmt: skip
+# Files the batch treats as videos, by extension (listing thousands of files must not open them).
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
+     ".wmv", ".flv", ".3gp", ".ogv", ".mxf", ".y4m"}
+)  # fmt: skip
 # Our hidden working files: ".bgs-KEY-RANDOM.tmp" while a file is written, ".bgs-KEY.claim" while
 # a run owns a job. KEY is a hash of the final file's name, so the names are short whatever the
 # final name's length (a 255-byte name must work) and a run can tell whose temporaries they are.
@@ -93,6 +98,11 @@ def find_inputs(root: Path, *, recursive: bool = False, exclude: Iterable[Path] 
     return sorted(found, key=lambda p: p.as_posix())
 
 
+def is_video(path: Path) -> bool:
+    """A file the batch reads as a video (by its extension, see :data:`VIDEO_EXTENSIONS`)."""
+    return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
 def shown(path: Path | str) -> str:
     """A file name for a one-line message: control characters (a newline in a name) and bytes
     that are not UTF-8 escaped, so the line stays one line and readable."""
@@ -124,11 +134,17 @@ def output_extension(relative: Path, fmt: str) -> str:
 
 
 def plan_outputs(
-    inputs: Iterable[Path], fmt: str, extras: Iterable[str] = ()
+    inputs: Iterable[Path],
+    fmt: str,
+    extras: Iterable[str] = (),
+    *,
+    video: tuple[str, Iterable[str]] | None = None,
 ) -> dict[Path, list[Path]]:
     """Give every input its output names: the same relative folder and stem, the new extension.
 
     ``extras`` are suffixes for side files (``".mask.png"``): ``x.jpg`` gets ``x.mask.png``.
+    ``video`` is the extension and side-file suffixes of video inputs (by extension, see
+    :data:`VIDEO_EXTENSIONS`), which ``fmt`` does not apply to.
     Names are compared case-insensitively so the plan is the same on every file system. When an
     input's names are taken by an earlier input (in sorted order: ``x.jpg`` before ``x.png``,
     both wanting ``x.png``), it is named after its whole file name instead (``x.png.png``), and
@@ -138,17 +154,20 @@ def plan_outputs(
         input → [main output, *side files], all relative.
     """
     extras = list(extras)
+    video_ext, video_extras = (video[0], list(video[1])) if video is not None else ("", [])
     taken: set[str] = set()
     plan: dict[Path, list[Path]] = {}
     for rel in sorted(inputs, key=lambda p: p.as_posix()):
-        ext = output_extension(rel, fmt)
+        moving = video is not None and rel.suffix.lower() in VIDEO_EXTENSIONS
+        ext = video_ext if moving else output_extension(rel, fmt)
+        sides = video_extras if moving else extras
         # Made lazily: the candidates were once a list as long as the names taken, which made
         # planning quadratic (a 20,000-photo folder took 45 s to plan, 100,000 never finished).
         bases = itertools.chain(
             [rel.stem, rel.name], (f"{rel.name}~{n}" for n in itertools.count(2))
         )
         for base in bases:
-            names = [rel.with_name(base + ext)] + [rel.with_name(base + s) for s in extras]
+            names = [rel.with_name(base + ext)] + [rel.with_name(base + s) for s in sides]
             keys = {n.as_posix().casefold() for n in names}
             if not keys & taken:
                 taken |= keys
@@ -167,21 +186,32 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
     A run killed mid-write never leaves a truncated file under the final name; the temporary's
     name is short (``.bgs-KEY-RANDOM.tmp``, 30 bytes) whatever the final name's length.
     """
+    with temporary(path) as (_, fd), os.fdopen(os.dup(fd), "wb") as f:
+        write(f)
+
+
+@contextlib.contextmanager
+def temporary(path: Path) -> Iterator[tuple[Path, int]]:
+    """A hidden temporary file beside ``path`` (its name and an open descriptor), renamed to
+    ``path`` when the block ends normally and removed when it raises: writers that open files
+    themselves (a video muxer) write to the name; the file is locked meanwhile, so another
+    run's sweep leaves it alone."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{PREFIX}{_key(path)}-", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f"{PREFIX}{_key(path)}-", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
     if fcntl is not None:  # held while writing: a sweep by another run leaves it alone
         fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp, fd
+        os.fsync(fd)  # the descriptor is of the same file whoever wrote it
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)
 
 
 class Claim:

@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass, field, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from operations import engines
+from operations import engines, temporal, video
 from operations import text_to_image as sd
 from operations.background import BG_MATCH, DEFAULT_FIT, FIT_MODES
 from operations.blur import DEFAULT_BLUR_STRENGTH
 from operations.decode import DEFAULT_MAX_PIXELS
 from operations.encode import DEFAULT_FORMAT, DEFAULT_QUALITY, OUTPUT_FORMATS
 from operations.errors import OptionsError
-from operations.files import WRITABLE, find_inputs
+from operations.files import WRITABLE, find_inputs, is_video
 from operations.matting import DEFAULT_METHOD as DEFAULT_MATTING
 from operations.matting import MATTING_METHODS
 from operations.models import DEFAULT_DEVICE, DEVICES
@@ -90,6 +90,9 @@ class _Settings:
     shadow_opacity: float = ShadowSettings.opacity
     save_mask: bool = False
     save_cutout: bool = False
+    temporal_smoothing: float = temporal.DEFAULT_STRENGTH  # videos: 0 turns it off
+    video_codec: str = video.DEFAULT_VIDEO_CODEC
+    video_quality: int = video.DEFAULT_VIDEO_QUALITY
     format: str = DEFAULT_FORMAT
     quality: int = DEFAULT_QUALITY
     overwrite: bool = False
@@ -202,6 +205,7 @@ class _Settings:
             "--nst-optimizer": (self.nst_optimizer, OPTIMIZERS),
             "--bg-match": (self.bg_match, BG_MATCH),
             "--engine": (self.engine, tuple(engines.ENGINES)),
+            "--video-codec": (self.video_codec, tuple(video.VIDEO_CODECS)),
         }
         for option, (value, allowed) in choices.items():
             if value not in allowed:
@@ -220,6 +224,11 @@ class _Settings:
             raise OptionsError("--shadow-opacity", self.shadow_opacity, "must be > 0 and ≤ 1")
         if not 1 <= self.quality <= 100:
             raise OptionsError("--quality", self.quality, "must be between 1 and 100")
+        if not 1 <= self.video_quality <= 100:
+            raise OptionsError("--video-quality", self.video_quality, "must be between 1 and 100")
+        if not 0 <= self.temporal_smoothing < 1:
+            raise OptionsError("--temporal-smoothing", self.temporal_smoothing,
+                               "must be at least 0 (off) and below 1")  # fmt: skip
         if self.weights is not None and not Path(self.weights).is_file():
             raise OptionsError("--weights", self.weights, "no such file")
         if self.classes is not None and not [c for c in self.classes if c.strip()]:
@@ -360,7 +369,13 @@ class _Settings:
                 raise OptionsError("--recursive", None, "goes with a folder of photos")
             if target.exists() and target.resolve() == source.resolve():
                 raise OptionsError("--output", target, "is the input photo; choose another name")
-            if self.output_file and target.suffix.lower() not in WRITABLE:
+            if self.output_file and is_video(source):
+                wanted = video.VIDEO_CODECS[self.video_codec].extension
+                if target.suffix.lower() != wanted:
+                    raise OptionsError("--output", target, f"a video comes out as {wanted} with "
+                                       f"--video-codec {self.video_codec}; name it so, or give "
+                                       "a folder")  # fmt: skip
+            elif self.output_file and target.suffix.lower() not in WRITABLE:
                 raise OptionsError("--output", target, "cannot write this kind of file; use "
                                    f"{', '.join(sorted(set(WRITABLE)))}, or a folder")  # fmt: skip
         elif not source.is_dir():

@@ -95,7 +95,7 @@ class Pipeline:
         index: int = 0,
         name: str | None = None,
     ) -> SwapResult:
-        """Replace the background of one image.
+        """Replace the background of one image: :meth:`segment`, then :meth:`finish`.
 
         Args:
             rgb: ``H×W×3`` ``uint8`` RGB photo.
@@ -105,18 +105,41 @@ class Pipeline:
             index: the photo's position in the run (per-photo generated backgrounds' seeds).
             name: the photo's name without extension (``--bg DIR --bg-match name``).
         """
+        coarse = self.segment(rgb)
+        result = self.finish(rgb, coarse, alpha_in=alpha_in, icc_profile=icc_profile,
+                             index=index, name=name)  # fmt: skip
+        result.doubt = measure(coarse if alpha_in is None else coarse * alpha_in)
+        return result
+
+    def segment(self, rgb: np.ndarray) -> np.ndarray:
+        """The model's coarse alpha for an ``H×W×3`` ``uint8`` RGB image (``H×W`` float32)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
-        coarse = self.segmenter(rgb)
-        doubt = measure(coarse if alpha_in is None else coarse * alpha_in)
+        return self.segmenter(rgb)
+
+    def finish(
+        self,
+        rgb: np.ndarray,
+        coarse: np.ndarray,
+        *,
+        alpha_in: np.ndarray | None = None,
+        icc_profile: bytes | None = None,
+        index: int = 0,
+        name: str | None = None,
+        background: np.ndarray | None = None,
+    ) -> SwapResult:
+        """Everything after the model: refine the edges of ``coarse`` (a video smooths it over
+        time first), find the background, composite. ``background``: this frame's own
+        background image (a video background's frame), fitted like ``--bg``."""
         matte = refine(rgb, coarse, self.options.matting, mask_side=self.segmenter.mask_side)
         if alpha_in is not None:
             matte = matte.times(alpha_in)
         warnings = []
         if matte.peak() < NO_SUBJECT_ALPHA:
             warnings.append("no subject found: the output shows the background alone")
-        behind, extra = self.background.for_image(rgb, matte, icc_profile, index, name)
-        return SwapResult(self._composite(matte, behind), matte, warnings, extra, doubt)
+        behind, extra = self.background.for_image(rgb, matte, icc_profile, index, name,
+                                                  frame=background)  # fmt: skip
+        return SwapResult(self._composite(matte, behind), matte, warnings, extra)
 
     def _composite(self, matte: Matte, behind: np.ndarray) -> np.ndarray:
         """Subject over background, with the scene's light on it if asked: harmonised colours,

@@ -7,6 +7,7 @@ flight, so memory stays flat for any folder size.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, ClassVar
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, ClassVar
 import cv2
 
 from operations.engines import Engine, Report
+from operations.files import shown
+from operations.jobs import VideoJob
 from operations.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ class LocalEngine(Engine):
         self.bar = tqdm(total=0, unit="img", desc="loading the model", bar_format="{desc}",
                         disable=None if self.progress else True, dynamic_ncols=True)  # fmt: skip
         self._owned = self.pipeline is None
+        self._video_lock = threading.Lock()
         try:
             if self.pipeline is None:
                 self.pipeline = Pipeline(self.options, background=self.background)
@@ -45,6 +49,29 @@ class LocalEngine(Engine):
         if self._owned and self.pipeline is not None:
             self.pipeline.close()
             self.pipeline = None
+
+    def _process(self, job: Job, pipeline: Pipeline) -> FileResult:
+        """A photo as it is; a video alone (it has threads of its own for its frames, and two
+        at once would only hold twice the frames), with a bar of its frames under the bar of
+        files."""
+        if not isinstance(job, VideoJob):
+            return job.process(pipeline)
+        from tqdm import tqdm
+
+        with self._video_lock:
+            bar = tqdm(total=0, unit="frame", desc=shown(job.relative.name)[:40], leave=False,
+                       position=1, disable=None if self.progress else True,
+                       dynamic_ncols=True)  # fmt: skip
+
+            def progress(done: int, expected: int) -> None:
+                if expected > bar.total:
+                    bar.total = expected
+                bar.update(done - bar.n)
+
+            try:
+                return job.process(pipeline, progress)
+            finally:
+                bar.close()
 
     def run(self, jobs: Sequence[Job], report: Report) -> None:
         pipeline = self.pipeline
@@ -77,7 +104,7 @@ class LocalEngine(Engine):
             for job in jobs:
                 if len(pending) >= 2 * workers:
                     collect(wait(pending, return_when=FIRST_COMPLETED).done)
-                pending[pool.submit(job.process, pipeline)] = job
+                pending[pool.submit(self._process, job, pipeline)] = job
             while pending:
                 collect(wait(pending, return_when=FIRST_COMPLETED).done)
         finally:
