@@ -73,6 +73,11 @@ Status = Literal["ok", "skipped", "failed"]
 Progress = Callable[[int, int], None]  # (steps done, steps expected; 0: unknown)
 
 
+class Interrupted(Exception):
+    """Raised by a progress callback to stop a long job (a video) when the run is interrupted:
+    the job fails and its outputs are not written; a rerun redoes it."""
+
+
 @dataclass
 class FileResult:
     """What became of one job: its status, time, and any error or warnings (the summary's row)."""
@@ -200,6 +205,9 @@ class VideoJob(Job):
         _current.warnings = caught = []
         try:
             extra, doubt = _swap_video(self, pipeline, progress, caught)
+        except Interrupted:
+            return FileResult(str(self.source), None, "failed", time.perf_counter() - start,
+                              "interrupted before its end: a rerun redoes it", caught)  # fmt: skip
         except (ImageError, OSError) as exc:
             reason = str(exc) if isinstance(exc, ImageError) else f"{type(exc).__name__}: {exc}"
             return FileResult(str(self.source), None, "failed", time.perf_counter() - start,

@@ -24,6 +24,7 @@ FFmpeg's native VP9 decoder (checked: a VP9-alpha WebM decodes opaque with PyAV'
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import math
 from collections.abc import Iterator
@@ -164,15 +165,21 @@ class VideoReader:
         return round(seconds * float(self.rate)) if seconds and self.rate else 0
 
     def frames(self) -> Iterator[Frame]:
-        """Every frame, upright, as RGB; a frame that fails to decode comes as ``rgb=None`` at its
-        own timestamp, so the caller can keep the count and the timing."""
+        """Every frame, upright, as RGB. A frame the decoder could not give (its packet failed,
+        or a frame that depended on it was dropped) comes as ``rgb=None`` at its own timestamp,
+        so the caller keeps the count and the timing: every packet's timestamp is a frame due,
+        and one passed over by the frames that come out was lost."""
         av = _av()
-        lost: list[int] = []  # timestamps of packets that failed, not yet passed
+        due: list[int] = []  # heap: the timestamps of the packets sent, not yet seen as frames
         last_duration = 0
+        shown = -math.inf  # the last frame's timestamp
 
-        def flush_lost(before: float) -> Iterator[Frame]:
-            while lost and lost[0] < before:
-                yield Frame(None, lost.pop(0), last_duration)
+        def lost_before(pts: float) -> Iterator[Frame]:
+            while due and due[0] <= pts:
+                missing = heapq.heappop(due)
+                if missing < pts and missing > shown:
+                    self.failed += 1
+                    yield Frame(None, missing, last_duration)
 
         demux = self.container.demux(self.stream)
         while True:
@@ -181,21 +188,22 @@ class VideoReader:
             except StopIteration:
                 break
             except av.FFmpegError:  # a damaged container: what is left cannot be found
-                self.failed += 1
                 break
+            if packet.pts is not None and packet.size:
+                heapq.heappush(due, packet.pts)
             try:
                 decoded = self.stream.decode(packet)
             except av.FFmpegError:
-                self.failed += 1
-                if packet.pts is not None:
-                    lost.append(packet.pts)
-                    lost.sort()
-                continue
+                continue  # its frame is counted as lost when a later one comes out
             for frame in decoded:
-                yield from flush_lost(frame.pts if frame.pts is not None else math.inf)
+                if frame.pts is not None and frame.pts <= shown:  # never twice, never backwards
+                    continue
+                if frame.pts is not None:
+                    yield from lost_before(frame.pts)
                 last_duration = frame.duration or last_duration
+                shown = frame.pts if frame.pts is not None else shown
                 yield self._frame(frame)
-        yield from flush_lost(math.inf)
+        yield from lost_before(math.inf)
 
     def _frame(self, frame: av.VideoFrame) -> Frame:
         colorspace = frame.colorspace if frame.colorspace not in (2, 0) else None  # unspecified
@@ -213,8 +221,14 @@ class VideoReader:
         if self.rotation:
             rgb = np.ascontiguousarray(np.rot90(rgb, self.rotation // 90))
         self.damaged += bool(frame.is_corrupt)
-        return Frame(rgb, frame.pts if frame.pts is not None else 0, frame.duration or 0,
-                     bool(frame.is_corrupt))  # fmt: skip
+        return Frame(rgb, frame.pts if frame.pts is not None else 0,
+                     frame.duration or self.frame_duration, bool(frame.is_corrupt))  # fmt: skip
+
+    @property
+    def frame_duration(self) -> int:
+        """One frame's duration at the average rate, in the time base (for frames that do not
+        say theirs: the last one, often)."""
+        return max(1, round(1 / (self.rate * self.time_base))) if self.rate else 1
 
     def close(self) -> None:
         self.container.close()
@@ -418,7 +432,8 @@ class BackgroundVideo:
             if self.origin is None:
                 self.origin = float(self.upcoming.pts * time_base)
             start = float(self.upcoming.pts * time_base) - self.origin
-            if self.current is not None and start + self.offset > seconds:
+            # (A tenth of a millisecond's tolerance: both clocks are rounded time bases.)
+            if self.current is not None and start + self.offset > seconds + 1e-4:
                 return self.current
             self.current = self.upcoming.rgb
             self.end = float((self.upcoming.pts + self.upcoming.duration) * time_base) - self.origin

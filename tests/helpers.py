@@ -80,3 +80,79 @@ def bad_cases(folder: Path) -> list[str]:
     ball[250:] = (120, 110, 100)
     Image.fromarray(ball).save(folder / "red_ball.png")
     return ["cropped.jpg", "empty_scene.jpg", "red_ball.png"]
+
+
+def make_clip(
+    path: Path,
+    *,
+    frames: int = 24,
+    size: tuple[int, int] = (160, 112),
+    rate: int = 12,
+    audio: bool = True,
+    rotation: int = 0,
+    pts: list[int] | None = None,
+    codec: str = "libx264",
+    photo: Path = SAMPLES / "astronaut.jpg",
+) -> list[np.ndarray]:
+    """Write a short clip of a sample photo under a slow pan and zoom (a moving subject), with a
+    440 Hz tone as its sound; returns the frames as written (``size`` is width, height).
+
+    ``pts``: the frames' own timestamps in 1/``rate`` s units (variable frame rate);
+    ``rotation``: a display matrix turning it by that many degrees counter-clockwise.
+    """
+    import av
+
+    image = np.asarray(Image.open(photo).convert("RGB"))
+    height, width = image.shape[:2]
+    out = av.open(str(path), "w")
+    video = out.add_stream(codec, rate=rate)
+    video.width, video.height = size
+    video.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+    if rotation:
+        video.set_display_rotation(rotation)
+    sound = out.add_stream("aac", rate=16000) if audio else None
+    written = []
+    for index in range(frames):
+        scale = 1.0 + 0.01 * index
+        matrix = np.float32([[scale, 0, -1.5 * index], [0, scale, -0.5 * index]])
+        frame = cv2.warpAffine(image, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
+        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        written.append(frame)
+        packet = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        packet.pts = index if pts is None else pts[index]
+        out.mux(video.encode(packet))
+    out.mux(video.encode(None))
+    if sound is not None:
+        length = (pts[-1] + 1 if pts else frames) / rate
+        t = np.arange(int(16000 * length)) / 16000
+        tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+        samples = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+        samples.sample_rate, samples.pts = 16000, 0
+        out.mux(sound.encode(samples))
+        out.mux(sound.encode(None))
+    out.close()
+    return written
+
+
+def read_clip(path: Path, fmt: str = "rgb24") -> tuple[list[np.ndarray], list[float], list, dict]:
+    """A video's frames, their times in seconds, its audio packets' bytes, and facts."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames, times, rotations = [], [], set()
+        for frame in container.decode(stream):
+            frames.append(frame.to_ndarray(format=fmt))
+            times.append(float(frame.pts * stream.time_base))
+            rotations.add(frame.rotation)
+        facts = {"rate": stream.average_rate, "rotations": rotations,
+                 "codec": stream.codec_context.name,
+                 "duration": float(stream.duration * stream.time_base) if stream.duration else None,
+                 "streams": [s.type for s in container.streams]}  # fmt: skip
+    with av.open(str(path)) as container:
+        audio = (
+            [bytes(p) for p in container.demux(audio=0) if p.size]
+            if container.streams.audio
+            else []
+        )
+    return frames, times, audio, facts

@@ -16,7 +16,7 @@ import cv2
 
 from operations.engines import Engine, Report
 from operations.files import shown
-from operations.jobs import VideoJob
+from operations.jobs import Interrupted, VideoJob
 from operations.pipeline import Pipeline
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class LocalEngine(Engine):
                         disable=None if self.progress else True, dynamic_ncols=True)  # fmt: skip
         self._owned = self.pipeline is None
         self._video_lock = threading.Lock()
+        self._stopping = threading.Event()
         try:
             if self.pipeline is None:
                 self.pipeline = Pipeline(self.options, background=self.background)
@@ -64,6 +65,8 @@ class LocalEngine(Engine):
                        dynamic_ncols=True)  # fmt: skip
 
             def progress(done: int, expected: int) -> None:
+                if self._stopping.is_set():  # Ctrl-C: the video stops, not only the queue
+                    raise Interrupted
                 if expected > bar.total:
                     bar.total = expected
                 bar.update(done - bar.n)
@@ -79,6 +82,7 @@ class LocalEngine(Engine):
         # The run's background may have been generated since the pipeline was built: the style
         # network (--nst) is built for it now.
         pipeline.background.load()
+        self._stopping.clear()
 
         workers = self.options.workers
         bar = self.bar  # its clock starts now: its rate is the summary line's
@@ -111,6 +115,7 @@ class LocalEngine(Engine):
             # On Ctrl-C: queued jobs are dropped, running ones finish (unless ``abandon`` is set:
             # a second Ctrl-C), and every finished one is reported.
             pool.shutdown(wait=False, cancel_futures=True)
+            self._stopping.set()
             # Not the cancelled ones: wait() only counts a cancelled future once a worker has
             # picked it up, which a drained queue never lets happen.
             running = [f for f in pending if not f.cancelled()]

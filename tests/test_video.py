@@ -1,0 +1,284 @@
+"""Videos: the same swap for every frame, with the timing, rotation and sound kept, through the
+real MediaPipe model, on short clips made here from the sample photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from operations.batch import plan_jobs, run_batch
+from operations.options import Options, OptionsError
+from operations.pipeline import Pipeline
+from operations.video import CUTOUT_CODEC, VIDEO_CODECS, BackgroundVideo, VideoReader, crf
+from tests.helpers import BACKGROUND, ROOT, SAMPLES, make_clip, read_clip
+
+
+def _run(source: Path, out: Path, **settings) -> tuple:
+    settings.setdefault("bg", BACKGROUND)
+    options = Options(input=source, output=out, summary=out.parent / "summary.json",
+                      **settings).validated()  # fmt: skip
+    batch = run_batch(options, progress=False)
+    rows = {Path(r["input"]).name: r for r in json.loads(options.summary.read_text())["files"]}
+    return batch, rows
+
+
+def test_a_clip_keeps_its_frames_timing_and_sound(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    written = make_clip(source / "pan.mp4")
+    (source / "photo.jpg").write_bytes((SAMPLES / "grace_hopper.jpg").read_bytes())
+    batch, rows = _run(source, tmp_path / "out")
+    assert batch.exit_code == 0 and batch.count("ok") == 2
+    frames, times, audio, facts = read_clip(source / "pan.mp4")
+    out_frames, out_times, out_audio, out_facts = read_clip(tmp_path / "out" / "pan.mp4")
+    assert len(out_frames) == len(frames) == 24
+    assert out_times == pytest.approx(times, abs=1e-6)
+    assert out_facts["rate"] == facts["rate"] == 12
+    assert out_facts["duration"] == pytest.approx(facts["duration"], abs=1 / 12)
+    assert out_audio == audio and len(audio) > 10  # copied packet for packet, not re-encoded
+    assert out_facts["codec"] == "h264" and out_facts["streams"] == ["video", "audio"]
+    video = rows["pan.mp4"]["extra"]["video"]
+    assert video["frames"] == 24 and video["frames_failed"] == 0 and video["audio"] == ["aac"]
+    assert video["fps"] > 0 and rows["pan.mp4"]["doubt"] is not None
+    # The subject is kept (the orange suit) and the background replaced (the top-left corner,
+    # the flag in the photo, becomes the dark Hubble field).
+    for index in (0, 12, 23):
+        frame, result = written[index].astype(int), out_frames[index].astype(int)
+        suit = (slice(60, 85), slice(30, 65))
+        assert np.abs(result[suit] - frame[suit]).mean() < 12
+        corner = (slice(0, 20), slice(0, 20))
+        assert result[corner].mean() < 60 < frame[corner].mean()
+
+
+def test_variable_frame_rate_keeps_every_timestamp(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    pts = [0, 1, 2, 4, 5, 9, 10, 11, 15, 16]  # gaps: frames held longer
+    make_clip(source / "vfr.mkv", frames=len(pts), pts=pts, audio=False)
+    batch, rows = _run(source, tmp_path / "out")
+    assert batch.exit_code == 0
+    _, times, _, _ = read_clip(source / "vfr.mkv")
+    _, out_times, _, _ = read_clip(tmp_path / "out" / "vfr.mp4")
+    assert times == pytest.approx([p / 12 for p in pts], abs=2e-3)
+    assert out_times == pytest.approx(times, abs=1e-4)
+
+
+def test_rotation_metadata_is_applied(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    stored = make_clip(source / "phone.mp4", frames=6, rotation=-90, audio=False)
+    _, _, _, facts = read_clip(source / "phone.mp4")
+    assert facts["rotations"] == {-90}
+    batch, rows = _run(source, tmp_path / "out", blur=True, bg=None)
+    assert batch.exit_code == 0
+    frames, _, _, out_facts = read_clip(tmp_path / "out" / "phone.mp4")
+    assert out_facts["rotations"] == {0}  # written upright, no matrix
+    upright = np.rot90(stored[0], -1)  # -90 counter-clockwise: a quarter turn clockwise
+    assert frames[0].shape == upright.shape == (160, 112, 3)
+    assert rows["phone.mp4"]["extra"]["video"]["rotation"] == 270
+    error = np.abs(frames[0].astype(int) - upright).mean()
+    upside_down = np.abs(frames[0].astype(int) - np.rot90(stored[0], 1)).mean()
+    assert error < 20 and upside_down > 3 * error, (error, upside_down)
+
+
+def test_a_corrupt_clip_fails_alone_in_one_line(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "broken.mp4").write_bytes(os.urandom(5000))
+    (source / "empty.mov").write_bytes(b"")
+    make_clip(source / "good.mp4", frames=4, audio=False)
+    batch, rows = _run(source, tmp_path / "out")
+    assert batch.exit_code == 1 and batch.count("ok") == 1 and batch.count("failed") == 2
+    assert rows["broken.mp4"]["error"].startswith("not a video FFmpeg can read")
+    assert rows["empty.mov"]["error"] == "empty file"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.mp4"]
+
+
+def _corrupt_packet(path: Path, index: int) -> None:
+    """Scramble one video packet's bytes in the file."""
+    with av.open(str(path)) as container:
+        packets = [p for p in container.demux(video=0) if p.size]
+        position, size = packets[index].pos, packets[index].size
+    data = bytearray(path.read_bytes())
+    for k in range(position, position + size):
+        data[k] = (data[k] * 7 + 13) & 255
+    path.write_bytes(bytes(data))
+
+
+def test_a_corrupt_middle_frame_loses_nothing_else(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    make_clip(source / "mjpeg.avi", frames=12, codec="mjpeg", audio=False)  # frames apart
+    _corrupt_packet(source / "mjpeg.avi", 6)
+    make_clip(source / "h264.mp4", frames=12, audio=False)  # frames that depend on others
+    _corrupt_packet(source / "h264.mp4", 6)
+    batch, rows = _run(source, tmp_path / "out")
+    assert batch.exit_code == 0 and batch.count("ok") == 2
+    video = rows["mjpeg.avi"]["extra"]["video"]
+    assert video["frames"] == 12 and video["frames_failed"] == 1
+    assert "1 frames could not be decoded" in rows["mjpeg.avi"]["warnings"][0]
+    frames, times, _, _ = read_clip(tmp_path / "out" / "mjpeg.mp4")
+    assert len(frames) == 12 and times == pytest.approx([i / 12 for i in range(12)], abs=1e-3)
+    # The lost frame shows the one before it (the same picture, encoded again).
+    assert np.abs(frames[6].astype(int) - frames[5]).mean() < 2
+    assert np.abs(frames[7].astype(int) - frames[6]).mean() > 2
+    damaged = rows["h264.mp4"]["extra"]["video"]
+    assert damaged["frames"] == 12 and damaged["frames_failed"] + damaged["frames_damaged"] >= 1
+
+
+def test_a_video_background_follows_the_clip_and_loops(tmp_path: Path) -> None:
+    source, backgrounds = tmp_path / "in", tmp_path / "bg"
+    source.mkdir()
+    backgrounds.mkdir()
+    make_clip(source / "pan.mp4", frames=24, rate=12, audio=False)
+    (source / "photo.jpg").write_bytes((SAMPLES / "grace_hopper.jpg").read_bytes())
+    # A background clip of 1 s at 6 fps: each frame one flat grey, 20, 60, ..., 220.
+    greys = [20 + 40 * i for i in range(6)]
+    out = av.open(str(backgrounds / "greys.mp4"), "w")
+    stream = out.add_stream("libx264", rate=6)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    for i, grey in enumerate(greys):
+        frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), grey, np.uint8), format="rgb24")
+        frame.pts = i
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+    out.close()
+    batch, _ = _run(source, tmp_path / "out", bg=backgrounds / "greys.mp4")
+    assert batch.exit_code == 0
+    frames, times, _, _ = read_clip(tmp_path / "out" / "pan.mp4")
+    corner = [f[:12, :12].mean() for f in frames]
+    # Frame i (at i/12 s) shows the background frame at (i/12 mod 1 s): 6 fps, so each grey
+    # twice, and again from the start after one second.
+    expected = [greys[(i // 2) % 6] for i in range(24)]
+    assert corner == pytest.approx(expected, abs=6)
+    photo = np.asarray(Image.open(tmp_path / "out" / "photo.png"))
+    assert photo[:10, :10].mean() == pytest.approx(greys[0], abs=6)  # a photo: the first frame
+
+
+def test_the_cutout_keeps_its_alpha_exactly(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    make_clip(source / "pan.mp4", frames=5, audio=False)
+    batch, _ = _run(source, tmp_path / "out", save_cutout=True, save_mask=True,
+                    temporal_smoothing=0.0)  # fmt: skip
+    assert batch.exit_code == 0
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["pan.cutout.mov", "pan.mask.mp4", "pan.mp4"]
+    cutouts, _, _, facts = read_clip(out / "pan.cutout.mov", fmt="rgba")
+    assert facts["codec"] == "prores" and len(cutouts) == 5
+    # The same frames through the same pipeline in memory: the alpha that went in.
+    options = Options(input=source, output=out, bg=BACKGROUND).validated()
+    with VideoReader(source / "pan.mp4") as reader, Pipeline(options) as pipeline:
+        for frame, cutout in zip(reader.frames(), cutouts, strict=True):
+            alpha = pipeline.swap(frame.rgb).alpha
+            expected = np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8)
+            assert np.abs(cutout[..., 3].astype(int) - expected).max() <= 1
+            assert 0 < (expected == 0).mean() < 1  # a real cut-out, not all one value
+    masks, _, _, _ = read_clip(out / "pan.mask.mp4", fmt="gray")
+    assert np.abs(masks[0].astype(int) - cutouts[0][..., 3]).mean() < 4  # lossy, close
+
+
+def test_resume_after_a_kill_redoes_the_unfinished_video(tmp_path: Path) -> None:
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    make_clip(source / "long.mp4", frames=300, size=(320, 240), audio=True)
+    command = [sys.executable, "run.py", "-i", source, "-o", out, "--blur", "--quiet"]
+    proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.exists() and
+                                              any(p.suffix == ".tmp" for p in out.iterdir())):  # fmt: skip
+        time.sleep(0.01)
+    time.sleep(0.5)  # some frames written
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    names = [p.name for p in out.iterdir()]
+    assert "long.mp4" not in names and [n for n in names if n.endswith(".tmp")], names
+    rerun = subprocess.run([*command, "--summary", tmp_path / "s.json"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["long.mp4"]  # the temporaries swept
+    frames, _, audio, _ = read_clip(out / "long.mp4")
+    assert len(frames) == 300 and audio == read_clip(source / "long.mp4")[2]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="signals")
+def test_ctrl_c_stops_a_video_midway_and_leaves_no_file(tmp_path: Path) -> None:
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    make_clip(source / "long.mp4", frames=600, size=(320, 240), audio=False)
+    command = [sys.executable, "run.py", "-i", source, "-o", out, "--blur", "--quiet"]
+    proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.exists() and any(out.iterdir())):
+        time.sleep(0.01)
+    time.sleep(0.3)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - started < 5  # it did not finish the video first
+    assert list(out.iterdir()) == []
+
+
+def test_outputs_are_named_like_photos(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    for name in ("a.mov", "a.mp4", "b.MKV", "b.jpg"):
+        (source / name).write_bytes(b"x")
+    options = Options(input=source, output=tmp_path / "out", bg=BACKGROUND, save_mask=True,
+                      video_codec="vp9").validated()  # fmt: skip
+    jobs = {j.relative.name: ([p.name for p in j.outputs], type(j).__name__)
+            for j in plan_jobs(options)}  # fmt: skip
+    assert jobs == {
+        "a.mov": (["a.webm", "a.mask.webm"], "VideoJob"),
+        "a.mp4": (["a.mp4.webm", "a.mp4.mask.webm"], "VideoJob"),
+        "b.MKV": (["b.webm", "b.mask.webm"], "VideoJob"),
+        "b.jpg": (["b.png", "b.mask.png"], "PhotoJob"),
+    }
+
+
+def test_one_clip_to_a_named_file(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mov"
+    make_clip(clip, frames=3, audio=False)
+    with pytest.raises(OptionsError, match=r"comes out as \.mp4"):
+        Options(input=clip, output=tmp_path / "x.mov", blur=True).validated()
+    options = Options(input=clip, output=tmp_path / "x.webm", blur=True, video_codec="vp9",
+                      video_quality=40).validated()  # fmt: skip
+    assert run_batch(options, progress=False).exit_code == 0
+    frames, _, _, facts = read_clip(tmp_path / "x.webm")
+    assert facts["codec"] == "vp9" and len(frames) == 3
+    assert crf(VIDEO_CODECS["vp9"], 40) == 38 and crf(VIDEO_CODECS["h264"], 60) == 20
+    assert CUTOUT_CODEC.extension == ".mov"
+
+
+def test_odd_sizes_are_padded_to_even(tmp_path: Path) -> None:
+    clip = tmp_path / "odd.mkv"
+    make_clip(clip, frames=3, size=(81, 61), codec="ffv1", audio=False)  # any size for FFV1
+    options = Options(input=clip, output=tmp_path / "out", blur=True).validated()
+    assert run_batch(options, progress=False).exit_code == 0
+    frames, _, _, _ = read_clip(tmp_path / "out" / "odd.mp4")
+    assert frames[0].shape == (62, 82, 3)
+
+
+def test_the_background_video_loops_by_time(tmp_path: Path) -> None:
+    make_clip(tmp_path / "bg.mp4", frames=6, rate=6, audio=False)
+    video = BackgroundVideo(tmp_path / "bg.mp4")
+    with VideoReader(tmp_path / "bg.mp4") as reader:
+        frames = [f.rgb for f in reader.frames()]
+        assert reader.rate == Fraction(6) and reader.expected_frames == 6
+    try:
+        for seconds, index in ((0, 0), (0.1, 0), (0.17, 1), (0.99, 5), (1.0, 0), (2.5, 3)):
+            np.testing.assert_array_equal(video.at(seconds), frames[index], err_msg=seconds)
+    finally:
+        video.close()
