@@ -26,6 +26,7 @@ from operations.decode import decode
 from operations.doubt import measure
 from operations.encode import EncodeSettings, encode
 from operations.files import ImageError, claimed, temporary
+from operations.matting import Matte
 from operations.report import Thumbnails, write_thumbnails
 
 if TYPE_CHECKING:
@@ -252,7 +253,21 @@ def _swap_video(
         stack.callback(stop.set)
         pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="bgswap-frame")
         stack.enter_context(pool)
+        # The mattes are smoothed over time in order, on one thread; edges and composites are
+        # made in parallel on the pool, before and after.
+        sequencer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bgswap-smooth")
+        stack.enter_context(sequencer)  # shut first: its tasks wait on the pool's
         smoother = TemporalSmoother(options.temporal_smoothing)
+
+        def smooth_then_compose(
+            refined: Future[Matte], rgb: np.ndarray, behind: np.ndarray | None
+        ) -> Future[SwapResult]:
+            matte = refined.result()
+            if smoother.strength:
+                matte = Matte(matte.foreground, soft=smoother(matte.alpha, rgb))
+            return pool.submit(pipeline.compose, rgb, matte, index=job.index,
+                               name=job.relative.stem, background=behind)  # fmt: skip
+
         every = max(1, round(float(reader.rate or 30)))  # the doubt: once a second
         samples = []
         origin: int | None = None
@@ -261,15 +276,14 @@ def _swap_video(
                 writer.put(frame, None)
                 continue
             origin = frame.pts if origin is None else origin
-            coarse = smoother(pipeline.segment(frame.rgb), frame.rgb)
+            coarse = pipeline.segment(frame.rgb)
             if count % every == 0:
                 samples.append(measure(coarse))
             behind = None
             if backdrop is not None:
                 behind = backdrop.at(float((frame.pts - origin) * reader.time_base))
-            future = pool.submit(pipeline.finish, frame.rgb, coarse, index=job.index,
-                                 name=job.relative.stem, background=behind)  # fmt: skip
-            writer.put(frame, future)
+            refined = pool.submit(pipeline.matte, frame.rgb, coarse)
+            writer.put(frame, sequencer.submit(smooth_then_compose, refined, frame.rgb, behind))
         writer.finish()
     seconds = time.perf_counter() - began
     if reader.failed:
@@ -325,7 +339,7 @@ class _FrameWriter:
         self.thread = threading.Thread(target=self._run, name="bgswap-encode", daemon=True)
         self.thread.start()
 
-    def put(self, frame: Frame, future: Future[SwapResult] | None) -> None:
+    def put(self, frame: Frame, future: Future[Future[SwapResult]] | None) -> None:
         """Queue a frame (``future`` ``None``: it failed to decode; the last result stands in)."""
         while True:
             if self.error is not None:
@@ -369,7 +383,7 @@ class _FrameWriter:
                     else:
                         self._write(last, frame)
                     continue
-                result = future.result()
+                result = future.result().result()  # the composite's future, then the composite
                 images = self._images(result)
                 if not self.writers:
                     self._open(result, frame)

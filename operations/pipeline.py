@@ -95,7 +95,8 @@ class Pipeline:
         index: int = 0,
         name: str | None = None,
     ) -> SwapResult:
-        """Replace the background of one image: :meth:`segment`, then :meth:`finish`.
+        """Replace the background of one image: :meth:`segment`, :meth:`matte`, :meth:`compose`
+        (a video smooths each frame's matte over time between the last two).
 
         Args:
             rgb: ``H×W×3`` ``uint8`` RGB photo.
@@ -106,8 +107,8 @@ class Pipeline:
             name: the photo's name without extension (``--bg DIR --bg-match name``).
         """
         coarse = self.segment(rgb)
-        result = self.finish(rgb, coarse, alpha_in=alpha_in, icc_profile=icc_profile,
-                             index=index, name=name)  # fmt: skip
+        matte = self.matte(rgb, coarse, alpha_in=alpha_in)
+        result = self.compose(rgb, matte, icc_profile=icc_profile, index=index, name=name)
         result.doubt = measure(coarse if alpha_in is None else coarse * alpha_in)
         return result
 
@@ -117,23 +118,26 @@ class Pipeline:
             raise ValueError(f"expected an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
         return self.segmenter(rgb)
 
-    def finish(
+    def matte(
+        self, rgb: np.ndarray, coarse: np.ndarray, *, alpha_in: np.ndarray | None = None
+    ) -> Matte:
+        """The subject's matte: ``coarse`` refined to the image's edges, under its own
+        transparency (``alpha_in``) if it has any."""
+        matte = refine(rgb, coarse, self.options.matting, mask_side=self.segmenter.mask_side)
+        return matte.times(alpha_in) if alpha_in is not None else matte
+
+    def compose(
         self,
         rgb: np.ndarray,
-        coarse: np.ndarray,
+        matte: Matte,
         *,
-        alpha_in: np.ndarray | None = None,
         icc_profile: bytes | None = None,
         index: int = 0,
         name: str | None = None,
         background: np.ndarray | None = None,
     ) -> SwapResult:
-        """Everything after the model: refine the edges of ``coarse`` (a video smooths it over
-        time first), find the background, composite. ``background``: this frame's own
-        background image (a video background's frame), fitted like ``--bg``."""
-        matte = refine(rgb, coarse, self.options.matting, mask_side=self.segmenter.mask_side)
-        if alpha_in is not None:
-            matte = matte.times(alpha_in)
+        """The subject (``matte``) over its background. ``background``: this image's own
+        background picture (a video background's frame), fitted like ``--bg``."""
         warnings = []
         if matte.peak() < NO_SUBJECT_ALPHA:
             warnings.append("no subject found: the output shows the background alone")

@@ -1,22 +1,26 @@
-"""Temporal smoothing of a video's masks: a still subject's edge must not shimmer.
+"""Temporal smoothing of a video's mattes: a still subject's edge must not shimmer.
 
-A segmentation model sees every frame afresh, so where the image hardly changes its mask still
-wavers by a few per cent from frame to frame (the flicker). The cure chosen here is a
-**motion-gated exponential average** of the model's mask:
+Every frame is segmented and refined afresh, so where the picture hardly changes the alpha still
+wavers from frame to frame (the flicker). Measured on a clip with a known answer
+(``benchmarks/bench_video.py``): the model's own mask barely moves (0.005 mean change in the
+edge band on a still clip); the refined edge, which follows each frame's noisy pixels, moves
+five times as much — so the smoothing is applied to the refined alpha, the one composited.
 
-    alpha_t = coarse_t + w · (alpha_{t-1} − coarse_t),   w = strength · exp(−(Δ/Δ₀)²)
+The filter is a **motion-gated exponential average**:
 
-where Δ is how much the picture itself changed at that place since the last frame (luma,
-measured at 256 px and slightly blurred, so sensor noise averages out). Where the picture is
-still, a change of mask can only be the model's noise, and it is averaged away; where the
-picture moved, w falls to 0 and the mask follows the new frame at once, so a moving subject
-leaves no ghost. Gating on the picture and not on the mask is the point: a gate on the mask's
-own change would let exactly the flicker through. A cut (most of the frame changed) restarts
-the average. It runs on the model's mask before edge refinement, so the refined edge still
-follows the frame's own pixels.
+    alpha_t = a_t + w · (alpha_{t-1} − a_t),   w = strength · exp(−(Δ/Δ₀)²)
 
-Why not a symmetric temporal filter (past and future frames): it needs frames held back, and
-the average above, at one frame of memory, already halves the flicker (benchmarks/bench_video).
+where ``a_t`` is this frame's refined alpha and Δ is how much the picture itself changed at that
+place since the last frame (luma, measured at 256 px and slightly blurred, so sensor noise
+averages out). Where the picture is still, a change of alpha can only be noise, and it is
+averaged away; where the picture moved, w falls to 0 and the alpha follows the new frame at
+once, so a moving subject leaves no ghost. Gating on the picture and not on the alpha is the
+point: a gate on the alpha's own change would let exactly the flicker through. A cut (most of
+the frame changed) restarts the average.
+
+Why not a symmetric temporal filter (past and future frames), or optical-flow warping: the
+first holds frames back, the second costs more than the model on a CPU; the average above,
+with one frame of memory, already removes most of the flicker of still parts.
 """
 
 from __future__ import annotations
@@ -24,14 +28,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-DEFAULT_STRENGTH = 0.6  # 0: off; the weight of the past where the picture is still
+DEFAULT_STRENGTH = 0.7  # 0: off; the weight of the past where the picture is still
 MOTION = 0.04  # luma change (0-1) at which a place counts as moving (the gate is e⁻¹ there)
 GATE_SIDE = 256  # the long side at which motion is measured
 CUT = 0.25  # mean luma change above which a frame is a new shot
 
 
 class TemporalSmoother:
-    """Smooths one video's masks in order; one per video (it remembers the last frame)."""
+    """Smooths one video's alphas in order; one per video (it remembers the last frame)."""
 
     def __init__(self, strength: float = DEFAULT_STRENGTH) -> None:
         if not 0 <= strength < 1:
@@ -41,7 +45,8 @@ class TemporalSmoother:
         self._luma: np.ndarray | None = None
 
     def __call__(self, coarse: np.ndarray, rgb: np.ndarray) -> np.ndarray:
-        """The smoothed mask for this frame (``coarse``: the model's ``H×W`` float32 mask)."""
+        """The smoothed alpha for this frame (``coarse``: its ``H×W`` float32 alpha; ``rgb``:
+        the frame)."""
         if self.strength == 0:
             return coarse
         luma = _small_luma(rgb)

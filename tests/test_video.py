@@ -66,7 +66,7 @@ def test_variable_frame_rate_keeps_every_timestamp(tmp_path: Path) -> None:
     source.mkdir()
     pts = [0, 1, 2, 4, 5, 9, 10, 11, 15, 16]  # gaps: frames held longer
     make_clip(source / "vfr.mkv", frames=len(pts), pts=pts, audio=False)
-    batch, rows = _run(source, tmp_path / "out")
+    batch, _ = _run(source, tmp_path / "out")
     assert batch.exit_code == 0
     _, times, _, _ = read_clip(source / "vfr.mkv")
     _, out_times, _, _ = read_clip(tmp_path / "out" / "vfr.mp4")
@@ -156,7 +156,7 @@ def test_a_video_background_follows_the_clip_and_loops(tmp_path: Path) -> None:
     out.close()
     batch, _ = _run(source, tmp_path / "out", bg=backgrounds / "greys.mp4")
     assert batch.exit_code == 0
-    frames, times, _, _ = read_clip(tmp_path / "out" / "pan.mp4")
+    frames, _, _, _ = read_clip(tmp_path / "out" / "pan.mp4")
     corner = [f[:12, :12].mean() for f in frames]
     # Frame i (at i/12 s) shows the background frame at (i/12 mod 1 s): 6 fps, so each grey
     # twice, and again from the start after one second.
@@ -196,8 +196,7 @@ def test_resume_after_a_kill_redoes_the_unfinished_video(tmp_path: Path) -> None
     command = [sys.executable, "run.py", "-i", source, "-o", out, "--blur", "--quiet"]
     proc = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (out.exists() and
-                                              any(p.suffix == ".tmp" for p in out.iterdir())):  # fmt: skip
+    while time.monotonic() < deadline and not _temporaries(out):
         time.sleep(0.01)
     time.sleep(0.5)  # some frames written
     proc.send_signal(signal.SIGKILL)
@@ -210,6 +209,11 @@ def test_resume_after_a_kill_redoes_the_unfinished_video(tmp_path: Path) -> None
     assert sorted(p.name for p in out.iterdir()) == ["long.mp4"]  # the temporaries swept
     frames, _, audio, _ = read_clip(out / "long.mp4")
     assert len(frames) == 300 and audio == read_clip(source / "long.mp4")[2]
+
+
+def _temporaries(folder: Path) -> list[str]:
+    names = [p.name for p in folder.iterdir()] if folder.exists() else []
+    return [n for n in names if n.endswith(".tmp")]
 
 
 @pytest.mark.skipif(os.name != "posix", reason="signals")
