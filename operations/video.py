@@ -269,6 +269,7 @@ class VideoWriter:
         av = _av()
         self.codec = codec
         self.width, self.height = width, height
+        self.time_base = time_base  # the frames' (the muxer may change its stream's own)
         options = {"movflags": "+faststart"} if codec.container in ("mp4", "mov") else {}
         self.container = av.open(str(path), "w", format=codec.container, options=options)
         try:
@@ -307,10 +308,10 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
         frame = frame.reformat(format=self.codec.pix_fmt, dst_colorspace="itu709",
                                dst_color_range="MPEG")  # fmt: skip
-        frame.pts, frame.time_base = pts, self.stream.time_base
+        frame.pts, frame.time_base = pts, self.time_base
         frame.duration = duration
         if self.audio is not None:
-            self.audio.pump(float(pts * self.stream.time_base))
+            self.audio.pump(float(pts * self.time_base))
         self.container.mux(self.stream.encode(frame))
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import run
@@ -113,3 +114,21 @@ def test_workers_is_the_local_engines_setting(photo_dir, tmp_path, capsys):
     code = run.main(["-i", str(photo_dir), "-o", str(tmp_path / "o"), "-b", str(BACKGROUND),
                      "--engine", "ray", "--workers", "7"])  # fmt: skip
     assert code == 2 and "--workers '7': goes with --engine local" in capsys.readouterr().err
+
+
+def test_a_video_is_one_task_with_the_local_engines_output(tmp_path: Path, capsys) -> None:
+    from tests.helpers import make_clip, read_clip
+
+    source = tmp_path / "in"
+    source.mkdir()
+    make_clip(source / "pan.mp4", frames=12)
+    local_code, local = _run(capsys, source, tmp_path / "local")
+    ray_code, distributed = _run(capsys, source, tmp_path / "ray", "--engine", "ray")
+    assert local_code == ray_code == 0
+    frames, times, audio, _ = read_clip(tmp_path / "local" / "pan.mp4")
+    ray_frames, ray_times, ray_audio, _ = read_clip(tmp_path / "ray" / "pan.mp4")
+    assert len(frames) == len(ray_frames) == 12 and times == ray_times and audio == ray_audio
+    for ours, theirs in zip(frames, ray_frames, strict=True):
+        assert np.abs(ours.astype(int) - theirs).mean() < 0.5  # the same frames, encoded
+    assert local["files"][0]["extra"]["video"]["frames"] == 12
+    assert distributed["files"][0]["extra"]["video"]["frames"] == 12

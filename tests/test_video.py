@@ -286,3 +286,16 @@ def test_the_background_video_loops_by_time(tmp_path: Path) -> None:
             np.testing.assert_array_equal(video.at(seconds), frames[index], err_msg=seconds)
     finally:
         video.close()
+
+
+def test_the_writer_keeps_the_frames_times_whatever_time_base_the_muxer_picks(tmp_path: Path):
+    from operations.video import VideoWriter
+
+    # 1/12 s is not a time base MP4 keeps (it picks a finer one once the file starts).
+    writer = VideoWriter(tmp_path / "x.mp4", VIDEO_CODECS["h264"], 32, 24,
+                         time_base=Fraction(1, 12), rate=Fraction(12))  # fmt: skip
+    for index in (0, 1, 2, 5, 6):
+        writer.write(np.full((24, 32, 3), 40 * index, np.uint8), index, 1)
+    writer.close()
+    _, times, _, _ = read_clip(tmp_path / "x.mp4")
+    assert times == pytest.approx([0, 1 / 12, 2 / 12, 5 / 12, 6 / 12], abs=1e-4)
