@@ -141,6 +141,21 @@ class Job(ABC):
         ``progress(done, expected)`` is told of a long job's steps (a video's frames).
         """
 
+    def _failure(self, exc: Exception, start: float, warnings: list[str]) -> FileResult:
+        """The failed result of an exception, with a one-line reason."""
+        if isinstance(exc, Interrupted):
+            reason = "interrupted before its end: a rerun redoes it"
+        elif isinstance(exc, ImageError):
+            reason = str(exc)
+        elif isinstance(exc, OSError):
+            reason = f"{type(exc).__name__}: {exc}"
+        else:
+            log.debug("unexpected error on %s", self.source, exc_info=exc)
+            ffmpeg = type(exc).__module__.split(".")[0] == "av"  # FFmpeg's own errors
+            reason = f"{'video error' if ffmpeg else 'unexpected'} {type(exc).__name__}: {exc}"
+        return FileResult(str(self.source), None, "failed", time.perf_counter() - start,
+                          reason, warnings)  # fmt: skip
+
     def _thumbnails(self, options: Options, photo: np.ndarray, result: SwapResult,
                     warnings: list[str]) -> None:  # fmt: skip
         """The review page's thumbnails, made while the images are in memory; a failure costs
@@ -177,15 +192,8 @@ class PhotoJob(Job):
                        icc_profile=decoded.icc_profile, settings=settings)  # fmt: skip
             if options.report_page is not None:
                 self._thumbnails(options, decoded.rgb, result, caught)
-        except (ImageError, OSError) as exc:
-            reason = str(exc) if isinstance(exc, ImageError) else f"{type(exc).__name__}: {exc}"
-            return FileResult(str(self.source), None, "failed", time.perf_counter() - start,
-                              reason, caught)  # fmt: skip
-        except Exception as exc:
-            log.debug("unexpected error on %s", self.source, exc_info=True)
-            reason = f"unexpected {type(exc).__name__}: {exc}"
-            return FileResult(str(self.source), None, "failed", time.perf_counter() - start,
-                              reason, caught)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - a failed result, logged with its traceback
+            return self._failure(exc, start, caught)
         finally:
             _current.warnings = None
         doubt = result.doubt.to_dict() if result.doubt is not None else {}
@@ -206,20 +214,8 @@ class VideoJob(Job):
         _current.warnings = caught = []
         try:
             extra, doubt = _swap_video(self, pipeline, progress, caught)
-        except Interrupted:
-            return FileResult(str(self.source), None, "failed", time.perf_counter() - start,
-                              "interrupted before its end: a rerun redoes it", caught)  # fmt: skip
-        except (ImageError, OSError) as exc:
-            reason = str(exc) if isinstance(exc, ImageError) else f"{type(exc).__name__}: {exc}"
-            return FileResult(str(self.source), None, "failed", time.perf_counter() - start,
-                              reason, caught)  # fmt: skip
-        except Exception as exc:
-            log.debug("unexpected error on %s", self.source, exc_info=True)
-            video_error = type(exc).__module__.split(".")[0] == "av"  # FFmpeg's own errors
-            kind = "video error" if video_error else "unexpected"
-            reason = f"{kind} {type(exc).__name__}: {exc}"
-            return FileResult(str(self.source), None, "failed", time.perf_counter() - start,
-                              reason, caught)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - a failed result, logged with its traceback
+            return self._failure(exc, start, caught)
         finally:
             _current.warnings = None
         return FileResult(str(self.source), str(self.output), "ok", time.perf_counter() - start,
