@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.temporal_smoothing,
         metavar="0-0.99",
         help="steady a still subject's edge from frame to frame: the weight of the previous "
-        "frame's mask where the picture did not move (it follows at once where it did); "
+        "frame's alpha where the picture did not move (it follows at once where it did); "
         "0 = off (default: %(default)s)",
     )
     light = parser.add_argument_group("the scene's light (with a new background)")

@@ -242,11 +242,9 @@ def _swap_video(
         temporaries = [stack.enter_context(temporary(path))[0] for path in job.outputs]
         writer = _FrameWriter(job, options, reader, list(zip(temporaries, codecs, strict=True)),
                               progress)  # fmt: skip
-        stack.callback(writer.abort)  # on any failure: stop the writer before the files go
-        stop = threading.Event()
-        frames = _prefetch(reader.frames(), 4, stop)
+        stack.callback(writer.abort)  # after a failure: stop the writer before the files go
+        frames = _Prefetch(reader.frames(), 4)
         stack.callback(frames.close)  # the decoding thread ends before the reader closes
-        stack.callback(stop.set)
         pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="bgswap-frame")
         stack.enter_context(pool)
         # The mattes are smoothed over time in order, on one thread; edges and composites are
@@ -443,8 +441,8 @@ class _Prefetch:
     """An iterator's items made ahead on a thread of their own (a video's decoding), at most
     ``size`` waiting; its exceptions are raised where the items are taken."""
 
-    def __init__(self, items: Iterator[object], size: int, stop: threading.Event) -> None:
-        self.items, self.stop = items, stop
+    def __init__(self, items: Iterator[object], size: int) -> None:
+        self.items, self.stop = items, threading.Event()
         self.queue: queue.Queue = queue.Queue(maxsize=size)
         self.thread = threading.Thread(target=self._run, name="bgswap-decode", daemon=True)
         self.thread.start()
@@ -477,10 +475,6 @@ class _Prefetch:
             yield item
 
     def close(self) -> None:
-        """Stop the thread (the caller sets ``stop`` first) and wait for it."""
+        """Stop the thread and wait for it."""
         self.stop.set()
         self.thread.join()
-
-
-def _prefetch(items: Iterator[Frame], size: int, stop: threading.Event) -> _Prefetch:
-    return _Prefetch(items, size, stop)

@@ -24,8 +24,8 @@ FFmpeg's native VP9 decoder (checked: a VP9-alpha WebM decodes opaque with PyAV'
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
-import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
     import av
     import av.container
     import av.stream
-
-log = logging.getLogger("backgroundswap")
 
 
 @dataclass(frozen=True)
@@ -82,8 +80,9 @@ def crf(codec: VideoCodec, quality: int) -> int:
     return round(codec.crf_max * (100 - quality) / 100)
 
 
+@functools.cache
 def _av() -> Any:
-    """PyAV, imported when a video is met (the photo path never pays for it)."""
+    """PyAV, imported when a video is met (the photo path never pays for it); once."""
     try:
         import av
     except ImportError:  # pragma: no cover - av is a core requirement
@@ -127,7 +126,6 @@ class Frame:
     rgb: np.ndarray | None  # None: the frame failed to decode
     pts: int
     duration: int
-    damaged: bool = False  # the decoder concealed errors in it
 
 
 class VideoReader:
@@ -222,7 +220,7 @@ class VideoReader:
             rgb = np.ascontiguousarray(np.rot90(rgb, self.rotation // 90))
         self.damaged += bool(frame.is_corrupt)
         return Frame(rgb, frame.pts if frame.pts is not None else 0,
-                     frame.duration or self.frame_duration, bool(frame.is_corrupt))  # fmt: skip
+                     frame.duration or self.frame_duration)  # fmt: skip
 
     @property
     def frame_duration(self) -> int:
@@ -268,7 +266,6 @@ class VideoWriter:
     ) -> None:
         av = _av()
         self.codec = codec
-        self.width, self.height = width, height
         self.time_base = time_base  # the frames' (the muxer may change its stream's own)
         options = {"movflags": "+faststart"} if codec.container in ("mp4", "mov") else {}
         self.container = av.open(str(path), "w", format=codec.container, options=options)
