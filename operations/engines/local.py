@@ -107,10 +107,10 @@ class LocalEngine(Engine):
             # At most 2 × workers jobs in flight, so memory stays bounded.
             for job in jobs:
                 if len(pending) >= 2 * workers:
-                    collect(wait(pending, return_when=FIRST_COMPLETED).done)
+                    collect(_some_done(pending))
                 pending[pool.submit(self._process, job, pipeline)] = job
             while pending:
-                collect(wait(pending, return_when=FIRST_COMPLETED).done)
+                collect(_some_done(pending))
         finally:
             # On Ctrl-C: queued jobs are dropped, running ones finish (unless ``abandon`` is set:
             # a second Ctrl-C), and every finished one is reported.
@@ -124,3 +124,13 @@ class LocalEngine(Engine):
             cv2.setNumThreads(cv_threads)
             collect({f for f in pending if f.done() and not f.cancelled()})
             bar.close()
+
+
+def _some_done(futures: dict[Future[FileResult], Job]) -> set[Future[FileResult]]:
+    """Wait until at least one job is done. In short waits: a signal the kernel hands to
+    another thread (FFmpeg's, a worker's) only runs its Python handler when the main thread
+    wakes, and a wait for a long job (a video) would hold Ctrl-C back until the job ended."""
+    while True:
+        done = wait(futures, timeout=0.1, return_when=FIRST_COMPLETED).done
+        if done:
+            return done
