@@ -418,9 +418,14 @@ def build_parser() -> argparse.ArgumentParser:
     for backend in backends().values():  # each backend's own settings, as it declares them
         group = parser.add_argument_group(f"--mode {backend.name}")
         for option in backend.options:
-            group.add_argument(option.flag, type=option.type, choices=option.choices,
-                               default=getattr(defaults, option.field), metavar=option.metavar,
-                               help=f"{option.help} (default: %(default)s)")  # fmt: skip
+            group.add_argument(
+                option.flag,
+                type=option.type,
+                choices=option.choices,
+                default=getattr(defaults, option.field),
+                metavar=option.metavar,
+                help=f"{option.help} (default: %(default)s)",
+            )
 
     scale = parser.add_argument_group("scaling out (--engine ray)")
     scale.add_argument(
@@ -465,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-v", "--verbose", action="store_true", help="log every file")
     run.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    return parser  # fmt: skip
+    return parser
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
@@ -509,8 +514,9 @@ def download_main(argv: Sequence[str]) -> int:
         "table), for machines that run offline. Checksums are verified where the source "
         "publishes them.",
     )
-    parser.add_argument("names", nargs="+", metavar="NAME",
-                        help=f"any of: {', '.join([*aliases, *known])}")  # fmt: skip
+    parser.add_argument(
+        "names", nargs="+", metavar="NAME", help=f"any of: {', '.join([*aliases, *known])}"
+    )
     parser.add_argument(
         "--sd-model",
         default=Options().sd_model,
@@ -531,8 +537,11 @@ def download_main(argv: Sequence[str]) -> int:
     for raw in args.names:
         name = aliases.get(raw, raw)
         if name not in known:
-            print(f"{PROG}: error: unknown model {raw!r}; choose from "
-                  f"{', '.join([*aliases, *known])}", file=sys.stderr)  # fmt: skip
+            print(
+                f"{PROG}: error: unknown model {raw!r}; choose from "
+                f"{', '.join([*aliases, *known])}",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
         if name == "sd":
             from operations.text_to_image import GenerationError, fetch_pipeline
@@ -576,9 +585,12 @@ def report_main(argv: Sequence[str]) -> int:
         "JSON file (thumbnails missing are made from the files).",
     )
     parser.add_argument("source", type=Path, metavar="OUTPUT_DIR|SUMMARY.json")
-    parser.add_argument("--report", type=Path, metavar="FILE.html",
-                        help="where to write the page (default: report.html in the run's "
-                        "output folder)")  # fmt: skip
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE.html",
+        help="where to write the page (default: report.html in the run's output folder)",
+    )
     args = parser.parse_args(argv)
     if args.report is not None and args.report.suffix.lower() not in (".html", ".htm"):
         error = OptionsError("--report", args.report, "name an .html file")

@@ -44,8 +44,9 @@ def random_weights_deeplab(variant: str) -> bool:
     spec = torchvision_spec(builder, weights_entry(variant))
     if spec.cached.exists():
         return False
-    model = getattr(segmentation, builder)(weights=None, weights_backbone=None, num_classes=21,
-                                           aux_loss=True)  # fmt: skip
+    model = getattr(segmentation, builder)(
+        weights=None, weights_backbone=None, num_classes=21, aux_loss=True
+    )
     spec.cache_dir.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), spec.cached)
     return True
@@ -140,14 +141,22 @@ def main() -> None:
     for variant in VARIANTS:
         wanted = not args.only or f"deeplab-{variant}" in args.only
         made = random_weights_deeplab(variant) if wanted else False
-        models.append((f"deeplab-{variant}",
-                       lambda v=variant: DeepLabSegmenter(v, device=args.device, offline=True),
-                       "random" if made else "cached"))  # fmt: skip
+        models.append(
+            (
+                f"deeplab-{variant}",
+                lambda v=variant: DeepLabSegmenter(v, device=args.device, offline=True),
+                "random" if made else "cached",
+            )
+        )
     for size in "nsmlx":
         made = random_weights_yolo(size) if not args.only or f"yolo-{size}" in args.only else False
-        models.append((f"yolo-{size}",
-                       lambda s=size: YoloSegmenter(s, device=args.device, offline=True),
-                       "random" if made else "cached"))  # fmt: skip
+        models.append(
+            (
+                f"yolo-{size}",
+                lambda s=size: YoloSegmenter(s, device=args.device, offline=True),
+                "random" if made else "cached",
+            )
+        )
     from operations.segmenters.salient import MODELS, SalientSegmenter
 
     memory = {}
@@ -157,12 +166,18 @@ def main() -> None:
             continue
         made = random_weights_salient(name)
         if made is None:
-            print(f"  {label:30s}  not measured: no graph of its architecture can be had here",
-                  flush=True)  # fmt: skip
+            print(
+                f"  {label:30s}  not measured: no graph of its architecture can be had here",
+                flush=True,
+            )
             continue
-        models.append((label, lambda n=name: SalientSegmenter(n, device=args.device,
-                                                              offline=True),
-                       "random" if made else "cached"))  # fmt: skip
+        models.append(
+            (
+                label,
+                lambda n=name: SalientSegmenter(n, device=args.device, offline=True),
+                "random" if made else "cached",
+            )
+        )
         memory[label] = name
     for label, build, weights in models:
         if args.only and label not in args.only:
@@ -181,8 +196,10 @@ def main() -> None:
             mib = peak_memory_mib(memory[label], ROOT / "input" / "astronaut.jpg")
             extra = f", peak memory +{mib:.0f} MiB"
         print(f"  {label:30s} {min(times):7.3f} s/image  ({weights} weights{extra})", flush=True)
-    print(f"1920×1080, device={args.device}, best of {args.repeat}, torch threads="
-          f"{__import__('torch').get_num_threads()}")  # fmt: skip
+    print(
+        f"1920×1080, device={args.device}, best of {args.repeat}, torch threads="
+        f"{__import__('torch').get_num_threads()}"
+    )
 
 
 if __name__ == "__main__":

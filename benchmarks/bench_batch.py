@@ -108,8 +108,9 @@ def main() -> None:
         photos = make_photos(scratch / "in", args.count, args.size)
         pipelines = {}
         for matting in ("fast", "off"):
-            options = Options(input=scratch / "in", output=scratch / "out", bg=BACKGROUND,
-                              matting=matting)  # fmt: skip
+            options = Options(
+                input=scratch / "in", output=scratch / "out", bg=BACKGROUND, matting=matting
+            )
             if args.workers:
                 options.workers = args.workers
             pipelines[matting] = (options.validated(batch=False), Pipeline(options.validated()))

@@ -49,8 +49,10 @@ def main() -> None:
         s = doubt.signals
         side = max(2 * s["contact_top"], s["contact_left"], s["contact_right"])
         flags = ", ".join(doubt.flags) or "-"
-        print(f"| {rank} | {name} | {kind} | {score:.2f} | {flags} | {s['uncertain']:.2f} | "
-              f"{side:.2f} | {s['area']:.2f} | {int(s['parts'])} |")  # fmt: skip
+        print(
+            f"| {rank} | {name} | {kind} | {score:.2f} | {flags} | {s['uncertain']:.2f} | "
+            f"{side:.2f} | {s['area']:.2f} | {int(s['parts'])} |"
+        )
 
 
 if __name__ == "__main__":

@@ -113,8 +113,14 @@ def make_case(photo: np.ndarray, segmenter: MediaPipeSegmenter, seed: int) -> di
     coarse = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
     unsure = ((alpha > 0.002) & (alpha < 0.998)).astype(np.uint8)
     region = cv2.dilate(unsure, np.ones((21, 21), np.uint8)).astype(bool)
-    return {"image": image, "alpha": alpha, "coarse": np.clip(coarse, 0, 1), "truth": truth,
-            "new": new.astype(np.uint8), "region": region}  # fmt: skip
+    return {
+        "image": image,
+        "alpha": alpha,
+        "coarse": np.clip(coarse, 0, 1),
+        "truth": truth,
+        "new": new.astype(np.uint8),
+        "region": region,
+    }
 
 
 def run_method(case: dict, method: str) -> tuple[np.ndarray, np.ndarray, float]:
@@ -164,14 +170,23 @@ def contact_sheet(cases: list[dict], composites: dict[str, list[np.ndarray]], pa
         crop = (slice(y0, y0 + size), slice(x0, x0 + size))
         row = [case["image"][crop], case["truth"][crop]]
         row += [composites[m][i][crop] for m in METHODS]
-        tiles.append(np.hstack([np.pad(t, ((4, 4), (4, 4), (0, 0)), constant_values=255)
-                                for t in row]))  # fmt: skip
+        tiles.append(
+            np.hstack([np.pad(t, ((4, 4), (4, 4), (0, 0)), constant_values=255) for t in row])
+        )
     sheet = np.vstack(tiles)
     labels = ["input", "truth", *METHODS]
     header = np.full((28, sheet.shape[1], 3), 255, np.uint8)
     for k, label in enumerate(labels):
-        cv2.putText(header, label, (k * 208 + 10, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1,
-                    cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            header,
+            label,
+            (k * 208 + 10, 20),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
     sheet = np.vstack([header, sheet])
     cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
@@ -185,8 +200,9 @@ def main() -> None:
     segmenter = MediaPipeSegmenter()
     photos = [decode(p).rgb for p in sorted((ROOT / "input").glob("*.jpg"))]
     cases = [make_case(_resize_long(p, args.side), segmenter, seed=i) for i, p in enumerate(photos)]
-    totals = {m: {"sad": 0.0, "mse": 0.0, "grad": 0.0, "composite": 0.0, "seconds": 0.0}
-              for m in METHODS}  # fmt: skip
+    totals = {
+        m: {"sad": 0.0, "mse": 0.0, "grad": 0.0, "composite": 0.0, "seconds": 0.0} for m in METHODS
+    }
     composites: dict[str, list[np.ndarray]] = {m: [] for m in METHODS}
     megapixels = sum(c["image"].shape[0] * c["image"].shape[1] for c in cases) / 1e6
     for method in METHODS:  # warm-up: numba's and pymatting's compiled code, before the clock
@@ -205,8 +221,10 @@ def main() -> None:
     print(f"{'method':10s} {'SAD':>8s} {'MSE e-3':>8s} {'grad':>8s} {'comp MAE':>9s} {'ms/MP':>8s}")
     for method in METHODS:
         t = totals[method]
-        print(f"{method:10s} {t['sad']:8.2f} {t['mse']:8.3f} {t['grad']:8.2f} "
-              f"{t['composite']:9.2f} {t['seconds'] * 1000 / megapixels:8.1f}")  # fmt: skip
+        print(
+            f"{method:10s} {t['sad']:8.2f} {t['mse']:8.3f} {t['grad']:8.2f} "
+            f"{t['composite']:9.2f} {t['seconds'] * 1000 / megapixels:8.1f}"
+        )
     ratio = totals["fast"]["sad"] / totals["original"]["sad"]
     print(f"fast SAD / original SAD = {ratio:.2f} (target <= 0.5)")
     contact_sheet(cases, composites, args.sheet)

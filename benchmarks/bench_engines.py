@@ -37,8 +37,9 @@ def _stamped(job, result) -> None:  # every result, as the batch receives it
 
 def run(engine: str, source: Path, target: Path) -> tuple[float, float]:
     """(whole seconds, steady images/s) of one batch."""
-    options = Options(input=source, output=target, bg=BACKGROUND, engine=engine,
-                      quiet=True).validated()  # fmt: skip
+    options = Options(
+        input=source, output=target, bg=BACKGROUND, engine=engine, quiet=True
+    ).validated()
     _stamps.clear()
     start = time.perf_counter()
     result = run_batch(options, progress=False)
@@ -59,8 +60,10 @@ def main() -> None:
     start = time.perf_counter()
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     startup = time.perf_counter() - start
-    print(f"{args.count} photos, {ray.__version__=}, {ray.cluster_resources()['CPU']:g} CPUs, "
-          f"ray.init {startup:.1f} s, best of {args.repeat}")  # fmt: skip
+    print(
+        f"{args.count} photos, {ray.__version__=}, {ray.cluster_resources()['CPU']:g} CPUs, "
+        f"ray.init {startup:.1f} s, best of {args.repeat}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         for size in args.size:
@@ -75,8 +78,10 @@ def main() -> None:
                     best[engine] = (min(old[0], seconds), max(old[1], rate))
             for engine, (seconds, rate) in best.items():
                 whole = args.count / seconds
-                print(f"  {size:5d} px  {engine:5s}  whole {seconds:6.1f} s ({whole:6.2f} "
-                      f"images/s)  steady {rate:6.2f} images/s")  # fmt: skip
+                print(
+                    f"  {size:5d} px  {engine:5s}  whole {seconds:6.1f} s ({whole:6.2f} "
+                    f"images/s)  steady {rate:6.2f} images/s"
+                )
             ratio = best["ray"][1] / best["local"][1]
             whole = best["local"][0] / best["ray"][0]
             print(f"  {size:5d} px  ray / local: steady {ratio:.2f}x, whole {whole:.2f}x")

@@ -139,11 +139,15 @@ def main() -> None:
         for s in STRENGTHS:
             fixed = harmonize(Matte(x, soft=alpha), x, s)
             add(f"unperturbed: harmonised {s}", errors(blend(fixed.rgb, x, alpha), x, alpha))
-            add(f"unperturbed: direct transfer {s}",
-                errors(blend(direct_transfer(x, alpha, s), x, alpha), x, alpha))  # fmt: skip
+            add(
+                f"unperturbed: direct transfer {s}",
+                errors(blend(direct_transfer(x, alpha, s), x, alpha), x, alpha),
+            )
 
-    print(f"{len(subjects)} photos ({', '.join(n for n, _, _ in subjects)}), "
-          f"{args.per_photo} perturbations each\n")  # fmt: skip
+    print(
+        f"{len(subjects)} photos ({', '.join(n for n, _, _ in subjects)}), "
+        f"{args.per_photo} perturbations each\n"
+    )
     print("| setting: method | fMSE | fPSNR dB | MSE | PSNR dB | fMSE vs unharmonised |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, values in rows.items():
@@ -160,17 +164,21 @@ def main() -> None:
         moves = []
         for i, (_, x, alpha) in enumerate(subjects):
             h, w = height_width[i]
-            backgrounds = [cv2.resize(other, (w, h))
-                           for j, (_, other, _) in enumerate(subjects) if j != i]  # fmt: skip
-            backgrounds += [np.full((h, w, 3), colour, np.uint8)
-                            for colour in ((235, 160, 90), (70, 110, 190))]  # fmt: skip
+            backgrounds = [
+                cv2.resize(other, (w, h)) for j, (_, other, _) in enumerate(subjects) if j != i
+            ]
+            backgrounds += [
+                np.full((h, w, 3), colour, np.uint8) for colour in ((235, 160, 90), (70, 110, 190))
+            ]
             for background in backgrounds:
                 fixed = harmonize(Matte(x, soft=alpha), background, s)
                 delta = np.linalg.norm(_lab(fixed.rgb) - _lab(x), axis=2)[alpha > 0.5]
                 moves.append((delta.mean(), np.percentile(delta, 99)))
         means, tops = [m[0] for m in moves], [m[1] for m in moves]
-        print(f"  strength {s}: mean ΔE {np.mean(means):.1f}, largest mean {max(means):.1f}, "
-              f"99th percentile pixel {max(tops):.1f}")  # fmt: skip
+        print(
+            f"  strength {s}: mean ΔE {np.mean(means):.1f}, largest mean {max(means):.1f}, "
+            f"99th percentile pixel {max(tops):.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,7 @@ def main() -> None:
         for i in range(args.files):
             (big / f"img_{i:07d}.jpg").touch()
         print(f"{args.files} files:")
-        options = Options(input=big, output=scratch / "out", bg=BACKGROUND,
-                          quiet=True).validated()  # fmt: skip
+        options = Options(input=big, output=scratch / "out", bg=BACKGROUND, quiet=True).validated()
         jobs = timed("list and name the outputs", lambda: plan_jobs(options))
         timed("resume check (stat per output)", lambda: [job.done() for job in jobs])
         rows = timed("pickle the rows", lambda: [pickle.dumps(job) for job in jobs])

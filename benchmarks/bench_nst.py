@@ -129,15 +129,21 @@ def main() -> None:
         f"torch threads {torch.get_num_threads()}; loss weights: content "
         f"{settings.content_weight:g}, style {settings.style_weight:g}, tv {settings.tv_weight:g}"
     )
-    print(f"(a) original, Adam lr 10/255, {args.orig_steps} steps: {original_seconds:.1f} s, "
-          f"final loss {target:.6g} (start {original_history[0]:.6g})")  # fmt: skip
+    print(
+        f"(a) original, Adam lr 10/255, {args.orig_steps} steps: {original_seconds:.1f} s, "
+        f"final loss {target:.6g} (start {original_history[0]:.6g})"
+    )
     if "seconds" in reached:
         ratio = original_seconds / reached["seconds"]
-        print(f"(b) ours, L-BFGS: reached it after {reached['steps']} evaluations, "
-              f"{reached['seconds']:.1f} s → {ratio:.1f}× faster (target ≥ 5×)")  # fmt: skip
+        print(
+            f"(b) ours, L-BFGS: reached it after {reached['steps']} evaluations, "
+            f"{reached['seconds']:.1f} s → {ratio:.1f}× faster (target ≥ 5×)"
+        )
     else:
-        print(f"(b) ours, L-BFGS: did not reach it in {args.our_steps} evaluations "
-              f"({ours_total:.1f} s; best {min(ours_history):.6g})")  # fmt: skip
+        print(
+            f"(b) ours, L-BFGS: did not reach it in {args.our_steps} evaluations "
+            f"({ours_total:.1f} s; best {min(ours_history):.6g})"
+        )
 
     # 2. Per photo in a batch with our defaults vs the original at full resolution.
     from operations.options import Options
@@ -151,8 +157,14 @@ def main() -> None:
         for i in range(args.batch):
             cv2.imwrite(str(source / f"p{i}.jpg"), cv2.cvtColor(big, cv2.COLOR_RGB2BGR))
         style_path = ROOT / "background" / "hubble_deep_field.jpg"
-        options = Options(input=source, output=Path(tmp) / "out", bg=style_path, nst=True,
-                          offline=True, quiet=True).validated()  # fmt: skip
+        options = Options(
+            input=source,
+            output=Path(tmp) / "out",
+            bg=style_path,
+            nst=True,
+            offline=True,
+            quiet=True,
+        ).validated()
         pipeline = Pipeline(options)
         start = time.perf_counter()
         batch = run_batch(options, pipeline=pipeline, progress=False)
@@ -169,10 +181,14 @@ def main() -> None:
     full.optimise(full_image, full_content, None, 3)
     per_step = (time.perf_counter() - start) / 3
     extrapolated = per_step * 1000
-    print(f"per photo ({big.shape[1]}×{big.shape[0]}), batch of {args.batch}, our defaults: "
-          f"{per_photo:.1f} s (segmentation, matting, style transfer and encoding)")  # fmt: skip
-    print(f"original at full resolution: {per_step:.2f} s/step × 1000 = {extrapolated:.0f} s "
-          f"(extrapolated) → {extrapolated / per_photo:.0f}× (target ≥ 20×)")  # fmt: skip
+    print(
+        f"per photo ({big.shape[1]}×{big.shape[0]}), batch of {args.batch}, our defaults: "
+        f"{per_photo:.1f} s (segmentation, matting, style transfer and encoding)"
+    )
+    print(
+        f"original at full resolution: {per_step:.2f} s/step × 1000 = {extrapolated:.0f} s "
+        f"(extrapolated) → {extrapolated / per_photo:.0f}× (target ≥ 20×)"
+    )
 
 
 if __name__ == "__main__":

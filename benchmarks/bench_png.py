@@ -75,8 +75,10 @@ def main() -> None:
     for name in ENCODERS:
         ms_per_mp = best[name] * 1000 / megapixels
         time_ratio, size_ratio = best[name] / best["ours"], sizes[name] / sizes["ours"]
-        print(f"  {name:9s} {ms_per_mp:6.1f} ms/MP  {sizes[name] / 1e6:6.2f} MB  "
-              f"time {time_ratio:4.1f}x ours  size {size_ratio:.2f}x ours")  # fmt: skip
+        print(
+            f"  {name:9s} {ms_per_mp:6.1f} ms/MP  {sizes[name] / 1e6:6.2f} MB  "
+            f"time {time_ratio:4.1f}x ours  size {size_ratio:.2f}x ours"
+        )
 
 
 if __name__ == "__main__":

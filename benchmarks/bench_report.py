@@ -54,9 +54,16 @@ def make_run(folder: Path, count: int, seed: int = 0) -> tuple[list[dict], Path]
         alpha = (crop.mean(axis=2) > 100).astype(np.float32)
         status = rng.choice(["ok", "skipped", "failed"], p=[0.79, 0.2, 0.01])
         source, output = folder / "in" / f"photo_{i:05d}.jpg", out / f"photo_{i:05d}.png"
-        row = {"input": str(source), "output": str(output), "status": str(status),
-               "seconds": float(rng.random()), "warnings": [], "error": None, "doubt": None,
-               "flags": []}  # fmt: skip
+        row = {
+            "input": str(source),
+            "output": str(output),
+            "status": str(status),
+            "seconds": float(rng.random()),
+            "warnings": [],
+            "error": None,
+            "doubt": None,
+            "flags": [],
+        }
         if status == "failed":
             row.update(output=None, error="not an image (Pillow cannot identify the format)")
         else:
@@ -82,12 +89,20 @@ def load_times(chromium: str, page: Path, shot: Path) -> tuple[int, int, str]:
     """(DOMContentLoaded ms, load ms, first paint) in headless Chromium; a screenshot too."""
     probe = page.with_name(page.stem + ".probe.html")
     probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE, 1), "utf-8")
-    flags = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             "--window-size=1400,1000"]  # fmt: skip
-    dom = subprocess.run([*flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True,
-                         timeout=300).stdout  # fmt: skip
-    subprocess.run([*flags, f"--screenshot={shot}", page.as_uri()], capture_output=True,
-                   timeout=300)  # fmt: skip
+    flags = [
+        chromium,
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--window-size=1400,1000",
+    ]
+    dom = subprocess.run(
+        [*flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=300
+    ).stdout
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=300
+    )
     found = re.search(r"<title>T (\d+) (\d+) (\S+)</title>", dom)
     if not found:
         raise RuntimeError("the page did not report its timings")
@@ -113,17 +128,23 @@ def main() -> None:
         inlined = page.with_name("report_inline.html")
         inlined.write_text(inline(html, page), encoding="utf-8")
         thumbs = sum(p.stat().st_size for p in (page.parent / "report_files").rglob("*.jpg"))
-        print(f"{args.count} results; thumbnails made in {made:.1f} s "
-              f"({made / args.count * 1000:.2f} ms each, 3 per result); page rendered in "
-              f"{rendered * 1000:.0f} ms")  # fmt: skip
+        print(
+            f"{args.count} results; thumbnails made in {made:.1f} s "
+            f"({made / args.count * 1000:.2f} ms each, 3 per result); page rendered in "
+            f"{rendered * 1000:.0f} ms"
+        )
         for name, path in (("side files (--report)", page), ("inlined data URIs", inlined)):
-            timings = [load_times(args.chromium, path, folder / f"{path.stem}.png")
-                       for _ in range(args.repeat)]  # fmt: skip
+            timings = [
+                load_times(args.chromium, path, folder / f"{path.stem}.png")
+                for _ in range(args.repeat)
+            ]
             best = min(timings, key=lambda t: t[1])
             size = path.stat().st_size + (thumbs if path == page else 0)
-            print(f"  {name:22s} page {path.stat().st_size / 1e6:6.1f} MB (with thumbnails "
-                  f"{size / 1e6:6.1f} MB)  DOMContentLoaded {best[0]:5d} ms  load {best[1]:5d} ms"
-                  f"  first paint {best[2]} ms")  # fmt: skip
+            print(
+                f"  {name:22s} page {path.stat().st_size / 1e6:6.1f} MB (with thumbnails "
+                f"{size / 1e6:6.1f} MB)  DOMContentLoaded {best[0]:5d} ms  load {best[1]:5d} ms"
+                f"  first paint {best[2]} ms"
+            )
 
 
 if __name__ == "__main__":

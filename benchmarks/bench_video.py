@@ -66,8 +66,9 @@ def make_clip(path: Path, height: int, seconds: float) -> None:
     photos = [_photo(name, width, height) for name in ("astronaut.jpg", "grace_hopper.jpg")]
     frames = round(seconds * RATE)
     codec = VIDEO_CODECS["h264"]
-    writer = VideoWriter(path, codec, width, height, time_base=Fraction(1, RATE),
-                         rate=Fraction(RATE))  # fmt: skip
+    writer = VideoWriter(
+        path, codec, width, height, time_base=Fraction(1, RATE), rate=Fraction(RATE)
+    )
     shot = max(1, frames // len(photos))
     for index in range(frames):
         photo = photos[min(index // shot, len(photos) - 1)]
@@ -84,8 +85,14 @@ def floor(path: Path, out: Path) -> float:
         for frame in reader.frames():
             if writer is None:
                 height, width = frame.rgb.shape[:2]
-                writer = VideoWriter(out, VIDEO_CODECS["h264"], width, height,
-                                     time_base=reader.time_base, rate=reader.rate)  # fmt: skip
+                writer = VideoWriter(
+                    out,
+                    VIDEO_CODECS["h264"],
+                    width,
+                    height,
+                    time_base=reader.time_base,
+                    rate=reader.rate,
+                )
             writer.write(frame.rgb, frame.pts, frame.duration)
             count += 1
         writer.close()
@@ -181,9 +188,19 @@ def memory(height: int, folder: Path) -> None:
     for seconds in (10, 60):
         clip = folder / f"mem{seconds}.mp4"
         make_clip(clip, height, seconds)
-        rss, took = _peak_rss([sys.executable, "run.py", "-i", str(clip), "-o",
-                               str(folder / f"mem{seconds}"), "--bg", str(BACKGROUND),
-                               "--quiet"])  # fmt: skip
+        rss, took = _peak_rss(
+            [
+                sys.executable,
+                "run.py",
+                "-i",
+                str(clip),
+                "-o",
+                str(folder / f"mem{seconds}"),
+                "--bg",
+                str(BACKGROUND),
+                "--quiet",
+            ]
+        )
         print(f"| {seconds} s | {rss:.0f} MiB | {took:.1f} |", flush=True)
     print()
 

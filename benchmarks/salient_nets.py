@@ -87,17 +87,31 @@ class RSUF(nn.Module):
 
 # (kind, height, in, mid, out) per stage: encoders 1–6, then decoders 5–1 (paper, table 1).
 U2NET_STAGES = [
-    ("rsu", 7, 3, 32, 64), ("rsu", 6, 64, 32, 128), ("rsu", 5, 128, 64, 256),
-    ("rsu", 4, 256, 128, 512), ("rsuf", 4, 512, 256, 512), ("rsuf", 4, 512, 256, 512),
-    ("rsuf", 4, 1024, 256, 512), ("rsu", 4, 1024, 128, 256), ("rsu", 5, 512, 64, 128),
-    ("rsu", 6, 256, 32, 64), ("rsu", 7, 128, 16, 64),
-]  # fmt: skip
+    ("rsu", 7, 3, 32, 64),
+    ("rsu", 6, 64, 32, 128),
+    ("rsu", 5, 128, 64, 256),
+    ("rsu", 4, 256, 128, 512),
+    ("rsuf", 4, 512, 256, 512),
+    ("rsuf", 4, 512, 256, 512),
+    ("rsuf", 4, 1024, 256, 512),
+    ("rsu", 4, 1024, 128, 256),
+    ("rsu", 5, 512, 64, 128),
+    ("rsu", 6, 256, 32, 64),
+    ("rsu", 7, 128, 16, 64),
+]
 U2NETP_STAGES = [
-    ("rsu", 7, 3, 16, 64), ("rsu", 6, 64, 16, 64), ("rsu", 5, 64, 16, 64),
-    ("rsu", 4, 64, 16, 64), ("rsuf", 4, 64, 16, 64), ("rsuf", 4, 64, 16, 64),
-    ("rsuf", 4, 128, 16, 64), ("rsu", 4, 128, 16, 64), ("rsu", 5, 128, 16, 64),
-    ("rsu", 6, 128, 16, 64), ("rsu", 7, 128, 16, 64),
-]  # fmt: skip
+    ("rsu", 7, 3, 16, 64),
+    ("rsu", 6, 64, 16, 64),
+    ("rsu", 5, 64, 16, 64),
+    ("rsu", 4, 64, 16, 64),
+    ("rsuf", 4, 64, 16, 64),
+    ("rsuf", 4, 64, 16, 64),
+    ("rsuf", 4, 128, 16, 64),
+    ("rsu", 4, 128, 16, 64),
+    ("rsu", 5, 128, 16, 64),
+    ("rsu", 6, 128, 16, 64),
+    ("rsu", 7, 128, 16, 64),
+]
 
 
 class U2Net(nn.Module):
@@ -158,7 +172,12 @@ def export(name: str, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         torch.onnx.export(
-            model, torch.zeros(1, 3, size, size), str(path), dynamo=False, opset_version=17,
-            input_names=["input.1"], dynamic_axes={"input.1": {0: "batch"}},
-        )  # fmt: skip
+            model,
+            torch.zeros(1, 3, size, size),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["input.1"],
+            dynamic_axes={"input.1": {0: "batch"}},
+        )
     return path

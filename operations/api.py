@@ -131,7 +131,14 @@ def swap_background(
     """Replace one photo's background. Loads the model on every call: for many photos use
     :class:`BackgroundSwapper`, or :func:`operations.batch.run_batch` for a folder. ``light``:
     :class:`BackgroundSwapper`'s ``harmonize``, ``light_wrap`` and ``shadow*`` settings."""
-    settings = {"mode": mode, "blur": blur, "blur_strength": blur_strength, "fit": fit,
-                "matting": matting, "mp_model": mp_model, "device": device}  # fmt: skip
+    settings = {
+        "mode": mode,
+        "blur": blur,
+        "blur_strength": blur_strength,
+        "fit": fit,
+        "matting": matting,
+        "mp_model": mp_model,
+        "device": device,
+    }
     with BackgroundSwapper(background, **settings, **light) as swapper:
         return swapper(image)

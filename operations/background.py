@@ -247,8 +247,9 @@ class BackgroundSource:
         for path in self.folder:
             if path.stem.casefold() == wanted:
                 return path
-        raise ImageError(f"no background named {shown(name)}.* in {shown(self.options.bg)} "
-                         "(--bg-match name)")  # fmt: skip
+        raise ImageError(
+            f"no background named {shown(name)}.* in {shown(self.options.bg)} (--bg-match name)"
+        )
 
     def _from_folder(self, path: Path) -> Background:
         """A folder's background, decoded once and kept while it is among the last few used."""
@@ -273,8 +274,13 @@ class BackgroundSource:
                 from operations.neural_style_transfer import StyleTransfer
 
                 o = self.options
-                self.style = StyleTransfer(style_rgb, o.style_settings(), weights=o.nst_weights,
-                                           offline=o.offline, device=o.device)  # fmt: skip
+                self.style = StyleTransfer(
+                    style_rgb,
+                    o.style_settings(),
+                    weights=o.nst_weights,
+                    offline=o.offline,
+                    device=o.device,
+                )
             return self.style
 
     def for_image(

@@ -85,8 +85,10 @@ def plan_jobs(options: Options) -> list[Job]:
     source, target = Path(options.input), Path(options.output)
     extras = [MASK_SUFFIX] * options.save_mask + [CUTOUT_SUFFIX] * options.save_cutout
     ext = VIDEO_CODECS[options.video_codec].extension
-    video = (ext, [VIDEO_MASK_SUFFIX + ext] * options.save_mask
-             + [VIDEO_CUTOUT_SUFFIX] * options.save_cutout)  # fmt: skip
+    video = (
+        ext,
+        [VIDEO_MASK_SUFFIX + ext] * options.save_mask + [VIDEO_CUTOUT_SUFFIX] * options.save_cutout,
+    )
     now = time.time()
 
     def job(path: Path, relative: Path, outputs: list[Path], index: int) -> Job:
@@ -187,8 +189,11 @@ def run_batch(
         else:
             todo.append(job)
     if results:
-        log.info("%d of %d files already have outputs; skipping them (--overwrite redoes them)",
-                 len(results), len(jobs))  # fmt: skip
+        log.info(
+            "%d of %d files already have outputs; skipping them (--overwrite redoes them)",
+            len(results),
+            len(jobs),
+        )
     interrupted = False
     run_background = None
     startup = 0.0
@@ -202,8 +207,9 @@ def run_batch(
 
         # The engine first (models load, a cluster answers), then the run's background (which
         # may take minutes to generate), then the jobs.
-        engine = create_engine(options, source, pipeline=pipeline, progress=progress,
-                               abandon=abandon)  # fmt: skip
+        engine = create_engine(
+            options, source, pipeline=pipeline, progress=progress, abandon=abandon
+        )
         with engine:
             run_background = source.prepare(lambda: first_readable_size(todo))
             startup = time.perf_counter() - start
@@ -214,19 +220,23 @@ def run_batch(
                 log.error("interrupted: finished files are kept; rerun to resume")
     ordered = [results[job.source] for job in jobs if job.source in results]
     shared = run_background.to_dict() if run_background is not None else None
-    batch = BatchResult(ordered, time.perf_counter() - start, interrupted, shared,
-                        startup=startup)  # fmt: skip
+    batch = BatchResult(ordered, time.perf_counter() - start, interrupted, shared, startup=startup)
     if options.summary is not None:
         try:
             write_summary(batch, options, Path(options.summary), started_at)
         except OSError as exc:
             batch.summary_error = f"{exc.strerror or exc}"
-            log.error("could not write the summary %s: %s", shown(options.summary),
-                      batch.summary_error)  # fmt: skip
+            log.error(
+                "could not write the summary %s: %s", shown(options.summary), batch.summary_error
+            )
     if (page := options.report_page) is not None:
         try:
-            write_page(summary_data(batch, options, started_at), page, options.output_folder,
-                       workers=options.workers)  # fmt: skip
+            write_page(
+                summary_data(batch, options, started_at),
+                page,
+                options.output_folder,
+                workers=options.workers,
+            )
         except OSError as exc:
             batch.summary_error = f"{exc.strerror or exc}"
             log.error("could not write the review page %s: %s", shown(page), batch.summary_error)
@@ -243,8 +253,11 @@ def _hint_doubtful(batch: BatchResult) -> None:
     doubtful = [f for f in batch.files if f.flags]
     if doubtful:
         reasons = sorted({FLAG_NAMES.get(flag, flag) for f in doubtful for flag in f.flags})
-        log.info("%d results look doubtful (%s): --report makes a page that shows them first",
-                 len(doubtful), ", ".join(reasons))  # fmt: skip
+        log.info(
+            "%d results look doubtful (%s): --report makes a page that shows them first",
+            len(doubtful),
+            ", ".join(reasons),
+        )
 
 
 def _log_result(job: Job, result: FileResult) -> None:
@@ -259,8 +272,11 @@ def _log_result(job: Job, result: FileResult) -> None:
 def _row(result: FileResult) -> dict[str, object]:
     """A file's row: names that are not UTF-8 kept exactly, in ``*_bytes`` fields."""
     row = asdict(result)
-    row.update(seconds=round(result.seconds, 4), **name_fields("input", result.input),
-               **name_fields("output", result.output))  # fmt: skip
+    row.update(
+        seconds=round(result.seconds, 4),
+        **name_fields("input", result.input),
+        **name_fields("output", result.output),
+    )
     return row
 
 

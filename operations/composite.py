@@ -44,6 +44,7 @@ def composite(matte: Matte, background: np.ndarray) -> np.ndarray:
         raise ValueError(f"shape mismatch: photo {matte.rgb.shape}, background {background.shape}")
     out = background.copy()
     cv2.copyTo(matte.rgb, matte.solid, out)
-    blend_edge(out, np.ascontiguousarray(background), matte.edge, matte.edge_alpha,
-               matte.edge_colours)  # fmt: skip
+    blend_edge(
+        out, np.ascontiguousarray(background), matte.edge, matte.edge_alpha, matte.edge_colours
+    )
     return out

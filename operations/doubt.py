@@ -80,14 +80,23 @@ def measure(alpha: np.ndarray) -> Doubt:
     area = float(subject.mean())
     touched = small > 0.1
     unsure = float(((small < 0.9) & touched).sum() / max(1, touched.sum()))
-    sides = {"top": subject[0].mean(), "bottom": subject[-1].mean(),
-             "left": subject[:, 0].mean(), "right": subject[:, -1].mean()}  # fmt: skip
+    sides = {
+        "top": subject[0].mean(),
+        "bottom": subject[-1].mean(),
+        "left": subject[:, 0].mean(),
+        "right": subject[:, -1].mean(),
+    }
     contact = max(2 * sides["top"], sides["left"], sides["right"])
     count, _, stats, _ = cv2.connectedComponentsWithStats(subject.astype(np.uint8), connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     parts = int((areas >= PART_SHARE * areas.max()).sum()) if count > 1 else 0
-    signals = {"peak": peak, "area": area, "uncertain": unsure, "parts": parts,
-               **{f"contact_{k}": float(v) for k, v in sides.items()}}  # fmt: skip
+    signals = {
+        "peak": peak,
+        "area": area,
+        "uncertain": unsure,
+        "parts": parts,
+        **{f"contact_{k}": float(v) for k, v in sides.items()},
+    }
     if peak < NO_SUBJECT:
         severities = {"no-subject": 1.0}
     else:

@@ -26,13 +26,37 @@ except ImportError:  # Windows: no advisory locks; runs do not coordinate there
 log = logging.getLogger("backgroundswap")
 
 # The formats we write, by file extension (Pillow's names), for --format same and the encoder.
-WRITABLE = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
-            ".tiff": "TIFF", ".bmp": "BMP"}  # fmt: skip
+WRITABLE = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
 # Files the batch treats as videos, by extension (listing thousands of files must not open them).
 VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
-     ".wmv", ".flv", ".3gp", ".ogv", ".mxf", ".y4m"}
-)  # fmt: skip
+    {
+        ".mp4",
+        ".mov",
+        ".m4v",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".wmv",
+        ".flv",
+        ".3gp",
+        ".ogv",
+        ".mxf",
+        ".y4m",
+    }
+)
 # Our hidden working files: ".bgs-KEY-RANDOM.tmp" while a file is written, ".bgs-KEY.claim" while
 # a run owns a job. KEY is a hash of the final file's name, so the names are short whatever the
 # final name's length (a 255-byte name must work) and a run can tell whose temporaries they are.
@@ -82,8 +106,9 @@ def find_inputs(root: Path, *, recursive: bool = False, exclude: Iterable[Path] 
                 continue
             if path.is_symlink() and recursive and (target == root or root in target.parents):
                 # Its photos are read under their own names (or it is a loop up the tree).
-                log.warning("skipping %s: links to %s, inside the input folder", shown(path),
-                            shown(target))  # fmt: skip
+                log.warning(
+                    "skipping %s: links to %s, inside the input folder", shown(path), shown(target)
+                )
                 continue
             kept.append(d)
         dirnames[:] = kept

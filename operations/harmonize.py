@@ -119,9 +119,11 @@ def measure(
     new, new_spread = _stats(_lab(background), weights)
     low, high = GAIN_RANGE
     gain = float(np.clip(new_spread / max(old_spread, 1e-3), low, high)) ** strength
-    shift = np.clip(strength * (new - old), -strength * np.array([MAX_LIGHTNESS, MAX_CHROMA,
-                                                                 MAX_CHROMA]),
-                    strength * np.array([MAX_LIGHTNESS, MAX_CHROMA, MAX_CHROMA]))  # fmt: skip
+    shift = np.clip(
+        strength * (new - old),
+        -strength * np.array([MAX_LIGHTNESS, MAX_CHROMA, MAX_CHROMA]),
+        strength * np.array([MAX_LIGHTNESS, MAX_CHROMA, MAX_CHROMA]),
+    )
     # The gain pivots on the surroundings' mean lightness (a brighter scene lifts the subject's
     # lights more than its shadows).
     offset = float(old[0] * (1.0 - gain) + shift[0])

@@ -126,11 +126,19 @@ class Job(ABC):
         """
         with claimed(self.output) as claim:
             if isinstance(claim, str):
-                return FileResult(str(self.source), str(self.output), "skipped",
-                                  warnings=[f"in progress in another run ({claim})"])  # fmt: skip
+                return FileResult(
+                    str(self.source),
+                    str(self.output),
+                    "skipped",
+                    warnings=[f"in progress in another run ({claim})"],
+                )
             if self.done(None if not pipeline.options.overwrite else self.planned):
-                return FileResult(str(self.source), str(self.output), "skipped",
-                                  warnings=["done by another run meanwhile"])  # fmt: skip
+                return FileResult(
+                    str(self.source),
+                    str(self.output),
+                    "skipped",
+                    warnings=["done by another run meanwhile"],
+                )
             return self.work(pipeline, progress)
 
     @abstractmethod
@@ -153,11 +161,13 @@ class Job(ABC):
             log.debug("unexpected error on %s", self.source, exc_info=exc)
             ffmpeg = type(exc).__module__.split(".")[0] == "av"  # FFmpeg's own errors
             reason = f"{'video error' if ffmpeg else 'unexpected'} {type(exc).__name__}: {exc}"
-        return FileResult(str(self.source), None, "failed", time.perf_counter() - start,
-                          reason, warnings)  # fmt: skip
+        return FileResult(
+            str(self.source), None, "failed", time.perf_counter() - start, reason, warnings
+        )
 
-    def _thumbnails(self, options: Options, photo: np.ndarray, result: SwapResult,
-                    warnings: list[str]) -> None:  # fmt: skip
+    def _thumbnails(
+        self, options: Options, photo: np.ndarray, result: SwapResult, warnings: list[str]
+    ) -> None:
         """The review page's thumbnails, made while the images are in memory; a failure costs
         the page a picture, not the photo its result."""
         thumbs = Thumbnails.for_output(options.report_page, options.output_folder, self.output)
@@ -177,19 +187,32 @@ class PhotoJob(Job):
         _current.warnings = caught = []  # library warnings raised while working on this photo
         try:
             decoded = decode(self.source, max_pixels=options.max_pixels)
-            result = pipeline.swap(decoded.rgb, alpha_in=decoded.alpha,
-                                   icc_profile=decoded.icc_profile, index=self.index,
-                                   name=self.relative.stem)  # fmt: skip
+            result = pipeline.swap(
+                decoded.rgb,
+                alpha_in=decoded.alpha,
+                icc_profile=decoded.icc_profile,
+                index=self.index,
+                name=self.relative.stem,
+            )
             settings = EncodeSettings(quality=options.quality)
-            encode(result.image, self.output, icc_profile=decoded.icc_profile,
-                   exif=decoded.exif, settings=settings)  # fmt: skip
+            encode(
+                result.image,
+                self.output,
+                icc_profile=decoded.icc_profile,
+                exif=decoded.exif,
+                settings=settings,
+            )
             side_files = iter(self.outputs[1:])
             if options.save_mask:
                 mask = np.clip(result.alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
                 encode(mask, next(side_files), settings=settings)
             if options.save_cutout:
-                encode(result.cutout(), next(side_files),
-                       icc_profile=decoded.icc_profile, settings=settings)  # fmt: skip
+                encode(
+                    result.cutout(),
+                    next(side_files),
+                    icc_profile=decoded.icc_profile,
+                    settings=settings,
+                )
             if options.report_page is not None:
                 self._thumbnails(options, decoded.rgb, result, caught)
         except Exception as exc:  # noqa: BLE001 - a failed result, logged with its traceback
@@ -197,9 +220,15 @@ class PhotoJob(Job):
         finally:
             _current.warnings = None
         doubt = result.doubt.to_dict() if result.doubt is not None else {}
-        return FileResult(str(self.source), str(self.output), "ok", time.perf_counter() - start,
-                          warnings=caught + result.warnings, extra=result.extra,
-                          **doubt)  # fmt: skip
+        return FileResult(
+            str(self.source),
+            str(self.output),
+            "ok",
+            time.perf_counter() - start,
+            warnings=caught + result.warnings,
+            extra=result.extra,
+            **doubt,
+        )
 
 
 @dataclass(frozen=True)
@@ -218,8 +247,15 @@ class VideoJob(Job):
             return self._failure(exc, start, caught)
         finally:
             _current.warnings = None
-        return FileResult(str(self.source), str(self.output), "ok", time.perf_counter() - start,
-                          warnings=caught, extra=extra, **doubt)  # fmt: skip
+        return FileResult(
+            str(self.source),
+            str(self.output),
+            "ok",
+            time.perf_counter() - start,
+            warnings=caught,
+            extra=extra,
+            **doubt,
+        )
 
 
 def _swap_video(
@@ -240,8 +276,9 @@ def _swap_video(
         codec = VIDEO_CODECS[options.video_codec]
         codecs = [codec] + [codec] * options.save_mask + [CUTOUT_CODEC] * options.save_cutout
         temporaries = [stack.enter_context(temporary(path))[0] for path in job.outputs]
-        writer = _FrameWriter(job, options, reader, list(zip(temporaries, codecs, strict=True)),
-                              progress)  # fmt: skip
+        writer = _FrameWriter(
+            job, options, reader, list(zip(temporaries, codecs, strict=True)), progress
+        )
         stack.callback(writer.abort)  # after a failure: stop the writer before the files go
         frames = _Prefetch(reader.frames(), 4)
         stack.callback(frames.close)  # the decoding thread ends before the reader closes
@@ -259,8 +296,14 @@ def _swap_video(
             matte = refined.result()
             if smoother.strength:
                 matte = Matte(matte.foreground, soft=smoother(matte.alpha, rgb))
-            return pool.submit(pipeline.compose, rgb, matte, index=job.index,
-                               name=job.relative.stem, background=behind)  # fmt: skip
+            return pool.submit(
+                pipeline.compose,
+                rgb,
+                matte,
+                index=job.index,
+                name=job.relative.stem,
+                background=behind,
+            )
 
         every = max(1, round(float(reader.rate or 30)))  # the doubt: once a second
         samples = []
@@ -281,13 +324,17 @@ def _swap_video(
         writer.finish()
     seconds = time.perf_counter() - began
     if reader.failed:
-        warnings.append(f"{reader.failed} frames could not be decoded: the frame before "
-                        "each is shown in its place")  # fmt: skip
+        warnings.append(
+            f"{reader.failed} frames could not be decoded: the frame before "
+            "each is shown in its place"
+        )
     if reader.damaged:
         warnings.append(f"{reader.damaged} frames were damaged (the decoder concealed errors)")
     if writer.audio_dropped:
-        warnings.append(f"audio not copied ({', '.join(writer.audio_dropped)}): "
-                        f"{codec.extension} cannot hold it; try another --video-codec")  # fmt: skip
+        warnings.append(
+            f"audio not copied ({', '.join(writer.audio_dropped)}): "
+            f"{codec.extension} cannot hold it; try another --video-codec"
+        )
     warnings.extend(writer.warnings)
     video = {
         "frames": writer.written,
@@ -413,11 +460,18 @@ class _FrameWriter:
         height, width = result.image.shape[:2]
         for index, (path, codec) in enumerate(self.files):
             audio = self.job.source if index == 0 else None
-            self.writers.append(VideoWriter(path, codec, width, height,
-                                            time_base=self.reader.time_base,
-                                            rate=self.reader.rate,
-                                            quality=self.options.video_quality,
-                                            audio_from=audio))  # fmt: skip
+            self.writers.append(
+                VideoWriter(
+                    path,
+                    codec,
+                    width,
+                    height,
+                    time_base=self.reader.time_base,
+                    rate=self.reader.rate,
+                    quality=self.options.video_quality,
+                    audio_from=audio,
+                )
+            )
         self.audio_copied = self.writers[0].audio_copied
         self.audio_dropped = self.writers[0].audio_dropped
         self.extra.update(result.extra)

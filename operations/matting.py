@@ -225,8 +225,9 @@ def refine(
     interior = interior.astype(np.float32)
     np.maximum(alpha_small, interior, out=alpha_small)
     np.clip(alpha_small, 0.0, 1.0, out=alpha_small)
-    solid = cv2.resize((alpha_small > 0.5).astype(np.uint8), (width, height),
-                       interpolation=cv2.INTER_NEAREST)  # fmt: skip
+    solid = cv2.resize(
+        (alpha_small > 0.5).astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST
+    )
     # The band: full-resolution pixels of reduced pixels whose alpha is unsure. Not widened:
     # measured, a band one reduced pixel wider costs time and gains nothing.
     band = (alpha_small > UNSURE_LOW) & (alpha_small < UNSURE_HIGH)
@@ -235,8 +236,14 @@ def refine(
         maps += _colour_means(guide, alpha_small, 3 * radius)
     index, edge_alpha, colours = _edge(rgb, cv2.merge(maps), band)
     # Reduced pixels above the band are solid and outside it: their full-resolution pixels are 1.
-    matte = Matte(rgb, solid=solid, edge=index, edge_alpha=edge_alpha, edge_colours=colours,
-                  opaque=bool((alpha_small >= UNSURE_HIGH).any()))  # fmt: skip
+    matte = Matte(
+        rgb,
+        solid=solid,
+        edge=index,
+        edge_alpha=edge_alpha,
+        edge_colours=colours,
+        opaque=bool((alpha_small >= UNSURE_HIGH).any()),
+    )
     if method == "quality":
         colours = _foreground_ml(rgb, matte.alpha).reshape(-1, 3)[index].astype(np.float32)
         matte.edge_colours = colours
@@ -255,8 +262,16 @@ def _edge(
     index = np.empty(count, np.int64)
     alpha = np.empty(count, np.float32)
     colours = np.empty((count, 3), np.float32)
-    matting_kernels.edge_pixels(np.ascontiguousarray(rgb), np.ascontiguousarray(maps),
-                                band, row_start, col_start, index, alpha, colours)  # fmt: skip
+    matting_kernels.edge_pixels(
+        np.ascontiguousarray(rgb),
+        np.ascontiguousarray(maps),
+        band,
+        row_start,
+        col_start,
+        index,
+        alpha,
+        colours,
+    )
     return index, alpha, colours
 
 
@@ -288,8 +303,9 @@ def warm_up(method: str = DEFAULT_METHOD) -> None:
         import pymatting
 
         if not _compiled_before(Path(pymatting.__file__).parent, "*.nbi"):
-            log.info("compiling closed-form matting (pymatting; once on this machine: about a "
-                     "minute)")  # fmt: skip
+            log.info(
+                "compiling closed-form matting (pymatting; once on this machine: about a minute)"
+            )
         refine(rgb, coarse, "quality", mask_side=size // 2)
 
 

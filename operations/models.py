@@ -52,8 +52,10 @@ def models_home() -> Path:
 
 def offline_from_environment() -> bool:
     """True when a usual offline variable is set (``HF_HUB_OFFLINE=1`` and the like)."""
-    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-               for name in _OFFLINE_VARIABLES)  # fmt: skip
+    return any(
+        os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+        for name in _OFFLINE_VARIABLES
+    )
 
 
 class DeviceError(RuntimeError):
@@ -153,8 +155,14 @@ def resolve(
 
 def fetch(spec: WeightsSpec, *, timeout: float = DEFAULT_TIMEOUT, progress: bool = False) -> Path:
     """Download a spec's file into its cache, verified by its published checksum."""
-    return download(spec.url, spec.cached, sha256_prefix=spec.sha256_prefix, md5=spec.md5,
-                    timeout=timeout, progress=progress)  # fmt: skip
+    return download(
+        spec.url,
+        spec.cached,
+        sha256_prefix=spec.sha256_prefix,
+        md5=spec.md5,
+        timeout=timeout,
+        progress=progress,
+    )
 
 
 def download(
@@ -236,8 +244,10 @@ def load_state_dict(path: Path, what: str) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unpickling raises many types for a bad file
         kind = type(exc).__name__
-        raise WeightsError(f"{path} is not {what}: torch cannot read it ({kind}); the file is "
-                           "corrupt, truncated or of another kind") from None  # fmt: skip
+        raise WeightsError(
+            f"{path} is not {what}: torch cannot read it ({kind}); the file is "
+            "corrupt, truncated or of another kind"
+        ) from None
     if not isinstance(state, dict):
         raise WeightsError(f"{path} is not {what} (it holds a {type(state).__name__})")
     return state

@@ -84,8 +84,9 @@ def load_vgg19_features(
     from torchvision.models import VGG19_Weights, vgg19
 
     try:
-        spec = torchvision_spec("vgg19", VGG19_Weights.IMAGENET1K_V1, option="--nst-weights",
-                                download_name="vgg19")  # fmt: skip
+        spec = torchvision_spec(
+            "vgg19", VGG19_Weights.IMAGENET1K_V1, option="--nst-weights", download_name="vgg19"
+        )
         path = resolve(spec, weights, offline=offline)
     except WeightsError as exc:
         raise StyleTransferError(str(exc)) from None
@@ -139,9 +140,11 @@ class StyleTransfer:
             self.device = torch.device(torch_device(device))
         except DeviceError as exc:
             raise StyleTransferError(str(exc)) from None
-        self.network = network if network is not None else load_vgg19_features(
-            weights, offline=offline, device=str(self.device)
-        )  # fmt: skip
+        self.network = (
+            network
+            if network is not None
+            else load_vgg19_features(weights, offline=offline, device=str(self.device))
+        )
         self.network = self.network.to(self.device).float().eval()
         self._mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
@@ -183,9 +186,11 @@ class StyleTransfer:
         import torch
 
         width, height = _working_size(*style_rgb.shape[:2], self.settings.size)
-        style = shrink(style_rgb, width, height) if style_rgb.shape[1] > width else cv2.resize(
-            style_rgb, (width, height), interpolation=cv2.INTER_CUBIC
-        )  # fmt: skip
+        style = (
+            shrink(style_rgb, width, height)
+            if style_rgb.shape[1] > width
+            else cv2.resize(style_rgb, (width, height), interpolation=cv2.INTER_CUBIC)
+        )
         self.style_targets_computed += 1
         with torch.no_grad():
             features = self._features(self._tensor(style))
@@ -225,8 +230,11 @@ class StyleTransfer:
         tv = (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (
             image[..., :, 1:] - image[..., :, :-1]
         ).abs().mean()
-        return (settings.content_weight * content_loss + settings.style_weight * style_loss
-                + settings.tv_weight * tv)  # fmt: skip
+        return (
+            settings.content_weight * content_loss
+            + settings.style_weight * style_loss
+            + settings.tv_weight * tv
+        )
 
     # --- optimisation --------------------------------------------------------------------------
 
@@ -259,8 +267,9 @@ class StyleTransfer:
             return value
 
         if settings.optimizer == "lbfgs":
-            optimiser = torch.optim.LBFGS([x], lr=1.0, history_size=20, tolerance_change=0.0,
-                                          line_search_fn="strong_wolfe")  # fmt: skip
+            optimiser = torch.optim.LBFGS(
+                [x], lr=1.0, history_size=20, tolerance_change=0.0, line_search_fn="strong_wolfe"
+            )
             # A step is one evaluation of the loss, for both optimisers. L-BFGS runs in chunks
             # of 10 (its memory carries over), with the pixels clamped to [0, 1] between chunks
             # and an early stop once a chunk no longer improves the loss.
@@ -313,8 +322,12 @@ class StyleTransfer:
             for level in reversed(range(settings.levels))
         ]
         steps = [max(5, settings.steps >> level) for level in reversed(range(settings.levels))]
-        with self._lock, tqdm(total=sum(steps), desc="style transfer", unit="step",
-                              leave=False, disable=None) as bar:  # fmt: skip
+        with (
+            self._lock,
+            tqdm(
+                total=sum(steps), desc="style transfer", unit="step", leave=False, disable=None
+            ) as bar,
+        ):
             targets = None if style_rgb is None else self._style_targets(style_rgb)
             current = None
             for (w, h), level_steps in zip(sizes, steps, strict=True):
@@ -325,9 +338,13 @@ class StyleTransfer:
                     mask = torch.from_numpy(background).to(self.device)[None, None].float()
                 with torch.no_grad():
                     content = self._features(photo)
-                start = photo if current is None else torch.nn.functional.interpolate(
-                    current, (h, w), mode="bilinear", align_corners=False
-                )  # fmt: skip
+                start = (
+                    photo
+                    if current is None
+                    else torch.nn.functional.interpolate(
+                        current, (h, w), mode="bilinear", align_corners=False
+                    )
+                )
                 current, _ = self.optimise(start, content, mask, level_steps, bar, targets)
         result = current[0].permute(1, 2, 0).clamp(0, 1).mul(255).round().byte().cpu().numpy()
         return cv2.resize(result, (width, height), interpolation=cv2.INTER_CUBIC)

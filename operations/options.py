@@ -34,10 +34,24 @@ from operations.shadow import ShadowSettings
 __all__ = ["Options", "OptionsError", "default_workers"]
 
 
-_NST = ("nst_size", "nst_steps", "nst_optimizer", "nst_content_weight", "nst_style_weight",
-        "nst_tv_weight")  # fmt: skip
-_PROMPT = ("negative_prompt", "sd_model", "sd_size", "seed", "sd_steps", "sd_guidance",
-           "sd_attention_slicing", "sd_cpu_offload")  # fmt: skip
+_NST = (
+    "nst_size",
+    "nst_steps",
+    "nst_optimizer",
+    "nst_content_weight",
+    "nst_style_weight",
+    "nst_tv_weight",
+)
+_PROMPT = (
+    "negative_prompt",
+    "sd_model",
+    "sd_size",
+    "seed",
+    "sd_steps",
+    "sd_guidance",
+    "sd_attention_slicing",
+    "sd_cpu_offload",
+)
 _FLAGS = {"sd_steps": "--steps", "sd_guidance": "--guidance"}  # flags not named after the field
 
 
@@ -45,11 +59,14 @@ def _check_installed(option: str, value: str | None, extra: str, modules: tuple[
     """Stop at once, with the exact command, when an option's optional install is missing."""
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        raise OptionsError(option, value,
-                           f"needs {', '.join(missing)}, which "
-                           f"{'is' if len(missing) == 1 else 'are'} not installed: "
-                           f"pip install -r requirements-{extra}.txt "
-                           f"(or pip install 'backgroundswap[{extra}]')")  # fmt: skip
+        raise OptionsError(
+            option,
+            value,
+            f"needs {', '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed: "
+            f"pip install -r requirements-{extra}.txt "
+            f"(or pip install 'backgroundswap[{extra}]')",
+        )
 
 
 def _check_folder_writable(option: str, path: Path) -> None:
@@ -139,11 +156,14 @@ class _Settings:
 
     def style_settings(self) -> StyleSettings:
         """The style-transfer settings these options ask for."""
-        return StyleSettings(size=self.nst_size, steps=self.nst_steps,
-                             optimizer=self.nst_optimizer,
-                             content_weight=self.nst_content_weight,
-                             style_weight=self.nst_style_weight,
-                             tv_weight=self.nst_tv_weight)  # fmt: skip
+        return StyleSettings(
+            size=self.nst_size,
+            steps=self.nst_steps,
+            optimizer=self.nst_optimizer,
+            content_weight=self.nst_content_weight,
+            style_weight=self.nst_style_weight,
+            tv_weight=self.nst_tv_weight,
+        )
 
     def validated(self, *, batch: bool = True) -> Options:  # type: ignore[valid-type]
         """Return a checked, normalised copy (``mode`` becomes the backend's name).
@@ -178,9 +198,11 @@ class _Settings:
             raise OptionsError("--nst-size", self.nst_size, "must be between 32 and 4096 px")
         if self.nst_steps < 1:
             raise OptionsError("--nst-steps", self.nst_steps, "must be at least 1")
-        for option, value in (("--nst-content-weight", self.nst_content_weight),
-                              ("--nst-style-weight", self.nst_style_weight),
-                              ("--nst-tv-weight", self.nst_tv_weight)):  # fmt: skip
+        for option, value in (
+            ("--nst-content-weight", self.nst_content_weight),
+            ("--nst-style-weight", self.nst_style_weight),
+            ("--nst-tv-weight", self.nst_tv_weight),
+        ):
             if value < 0:
                 raise OptionsError(option, value, "must not be negative")
         if self.nst_weights is not None and not Path(self.nst_weights).is_file():
@@ -213,11 +235,15 @@ class _Settings:
         if self.harmonize is not None and not 0 <= self.harmonize <= 1:
             raise OptionsError("--harmonize", self.harmonize, "must be between 0 and 1")
         if self.light_wrap is not None and not 0 <= self.light_wrap <= 1000:
-            raise OptionsError("--light-wrap", self.light_wrap, "must be between 0 (automatic) "
-                               "and 1000 px")  # fmt: skip
+            raise OptionsError(
+                "--light-wrap", self.light_wrap, "must be between 0 (automatic) and 1000 px"
+            )
         if len(self.shadow_offset) != 2 or any(abs(v) > 50 for v in self.shadow_offset):
-            raise OptionsError("--shadow-offset", ",".join(map(str, self.shadow_offset)),
-                               "give X,Y, each within ±50 (% of the long side)")  # fmt: skip
+            raise OptionsError(
+                "--shadow-offset",
+                ",".join(map(str, self.shadow_offset)),
+                "give X,Y, each within ±50 (% of the long side)",
+            )
         if not 0 <= self.shadow_softness <= 50:
             raise OptionsError("--shadow-softness", self.shadow_softness, "must be 0–50 (%)")
         if not 0 < self.shadow_opacity <= 1:
@@ -227,8 +253,11 @@ class _Settings:
         if not 1 <= self.video_quality <= 100:
             raise OptionsError("--video-quality", self.video_quality, "must be between 1 and 100")
         if not 0 <= self.temporal_smoothing < 1:
-            raise OptionsError("--temporal-smoothing", self.temporal_smoothing,
-                               "must be at least 0 (off) and below 1")  # fmt: skip
+            raise OptionsError(
+                "--temporal-smoothing",
+                self.temporal_smoothing,
+                "must be at least 0 (off) and below 1",
+            )
         if self.weights is not None and not Path(self.weights).is_file():
             raise OptionsError("--weights", self.weights, "no such file")
         if self.classes is not None and not [c for c in self.classes if c.strip()]:
@@ -288,12 +317,18 @@ class _Settings:
             (("format",), not self.output_file, "an output folder (-o FILE: its extension)"),
             ((*_NST, "nst_weights"), self.nst, "--nst"),
             (_PROMPT, self.prompt is not None, "--prompt"),
-            (("ray_address", "cpus_per_worker", "gpus_per_worker"), self.engine == "ray",
-             "--engine ray"),
-            (("workers",), self.engine == "local",
-             "--engine local (Ray's workers are sized by --cpus-per-worker)"),
+            (
+                ("ray_address", "cpus_per_worker", "gpus_per_worker"),
+                self.engine == "ray",
+                "--engine ray",
+            ),
+            (
+                ("workers",),
+                self.engine == "local",
+                "--engine local (Ray's workers are sized by --cpus-per-worker)",
+            ),
             (("weights",), backend.weights != {}, f"a backend with weights, not {backend.name}"),
-        ]  # fmt: skip
+        ]
         for names, applies, goes_with in rules:
             for name in names:
                 value = getattr(self, name)
@@ -354,9 +389,11 @@ class _Settings:
     def _check_batch(self) -> None:
         if self.bg is None and self.prompt is None and not self.blur:
             raise OptionsError(
-                "--bg", None, "nothing to put behind the subject: give --bg FILE, --prompt TEXT, "
-                "or --blur alone to blur the photo's own background"
-            )  # fmt: skip
+                "--bg",
+                None,
+                "nothing to put behind the subject: give --bg FILE, --prompt TEXT, "
+                "or --blur alone to blur the photo's own background",
+            )
         if self.input is None:
             raise OptionsError("--input", None, "is required")
         if self.output is None:
@@ -372,12 +409,20 @@ class _Settings:
             if self.output_file and is_video(source):
                 wanted = video.VIDEO_CODECS[self.video_codec].extension
                 if target.suffix.lower() != wanted:
-                    raise OptionsError("--output", target, f"a video comes out as {wanted} with "
-                                       f"--video-codec {self.video_codec}; name it so, or give "
-                                       "a folder")  # fmt: skip
+                    raise OptionsError(
+                        "--output",
+                        target,
+                        f"a video comes out as {wanted} with "
+                        f"--video-codec {self.video_codec}; name it so, or give "
+                        "a folder",
+                    )
             elif self.output_file and target.suffix.lower() not in WRITABLE:
-                raise OptionsError("--output", target, "cannot write this kind of file; use "
-                                   f"{', '.join(sorted(set(WRITABLE)))}, or a folder")  # fmt: skip
+                raise OptionsError(
+                    "--output",
+                    target,
+                    "cannot write this kind of file; use "
+                    f"{', '.join(sorted(set(WRITABLE)))}, or a folder",
+                )
         elif not source.is_dir():
             raise OptionsError("--input", source, "not a photo or a folder")
         elif target.resolve() == source.resolve():

@@ -141,8 +141,9 @@ class Pipeline:
         warnings = []
         if matte.peak() < NO_SUBJECT_ALPHA:
             warnings.append("no subject found: the output shows the background alone")
-        behind, extra = self.background.for_image(rgb, matte, icc_profile, index, name,
-                                                  frame=background)  # fmt: skip
+        behind, extra = self.background.for_image(
+            rgb, matte, icc_profile, index, name, frame=background
+        )
         return SwapResult(self._composite(matte, behind), matte, warnings, extra)
 
     def _composite(self, matte: Matte, behind: np.ndarray) -> np.ndarray:

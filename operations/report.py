@@ -95,8 +95,9 @@ def write_thumbnails(
     encode(thumbnail(result), thumbs.result, settings=settings)
     if alpha is not None:
         small = thumbnail(alpha)
-        encode(np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8), thumbs.mask,
-               settings=settings)  # fmt: skip
+        encode(
+            np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8), thumbs.mask, settings=settings
+        )
 
 
 def _thumbnails_from_files(row: dict, thumbs: Thumbnails) -> None:
@@ -169,8 +170,11 @@ def _card(row: dict, index: int, page: Path, output_folder: Path, input_root: Pa
         thumbs = Thumbnails.for_output(page, output_folder, output)
         result, original = _href(output, page), _href(source, page)
         # data-src: the script loads a card's pictures as it nears the view (see _SCRIPT).
-        mask = (f'<img class="mask" data-src="{_href(thumbs.mask, page)}" alt="">'
-                if thumbs.mask.is_file() else "")  # fmt: skip
+        mask = (
+            f'<img class="mask" data-src="{_href(thumbs.mask, page)}" alt="">'
+            if thumbs.mask.is_file()
+            else ""
+        )
         pictures = (
             f'<a class="in" href="{original}"><img data-src="{_href(thumbs.input, page)}" '
             f'alt="input"></a><a class="out" href="{result}">'
@@ -178,8 +182,11 @@ def _card(row: dict, index: int, page: Path, output_folder: Path, input_root: Pa
         )
     else:
         pictures = f'<a class="in none" href="{_href(source, page)}">not processed</a>'
-    score = (f'<span class="score" style="--d:{doubt:.3f}" title="doubt score">'
-             f"{doubt:.2f}</span>") if doubt is not None else ""  # fmt: skip
+    score = (
+        (f'<span class="score" style="--d:{doubt:.3f}" title="doubt score">{doubt:.2f}</span>')
+        if doubt is not None
+        else ""
+    )
     timed = status != "skipped" or row.get("earlier")
     seconds = f'<span class="secs">{row.get("seconds", 0):.2f} s</span>' if timed else ""
     earlier = ' <span class="earlier">earlier run</span>' if row.get("earlier") else ""
@@ -264,14 +271,21 @@ def render(rows: list[dict], page: Path, output_folder: Path, input_root: Path) 
     flagged = sum(bool(r.get("flags")) for r in rows)
     doubtful = sum(bool(r.get("flags")) or r["status"] == "failed" for r in rows)
     per_flag = {f: sum(f in (r.get("flags") or []) for r in rows) for f in FLAG_NAMES}
-    buttons = [("all", "all", len(rows)), ("doubtful", "doubtful", doubtful),
-               ("failed", "failed", counts["failed"]), ("ok", "ok", counts["ok"]),
-               ("skipped", "skipped", counts["skipped"])]  # fmt: skip
+    buttons = [
+        ("all", "all", len(rows)),
+        ("doubtful", "doubtful", doubtful),
+        ("failed", "failed", counts["failed"]),
+        ("ok", "ok", counts["ok"]),
+        ("skipped", "skipped", counts["skipped"]),
+    ]
     buttons += [(f, FLAG_NAMES[f], n) for f, n in per_flag.items() if n]
-    bar = "".join(f'<button data-f="{f}" aria-pressed="false">{html.escape(label)} ({n})</button>'
-                  for f, label, n in buttons)  # fmt: skip
-    cards = "\n".join(_card(row, i, page, output_folder, input_root)
-                      for i, row in enumerate(ordered))  # fmt: skip
+    bar = "".join(
+        f'<button data-f="{f}" aria-pressed="false">{html.escape(label)} ({n})</button>'
+        for f, label, n in buttons
+    )
+    cards = "\n".join(
+        _card(row, i, page, output_folder, input_root) for i, row in enumerate(ordered)
+    )
     heading = html.escape(f"BackgroundSwap review: {shown(output_folder)}")
     made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (

@@ -29,8 +29,13 @@ def cast_shadow(background: np.ndarray, alpha: np.ndarray, settings: ShadowSetti
     height, width = alpha.shape
     side = max(height, width) / 100.0
     dx, dy = settings.offset[0] * side, settings.offset[1] * side
-    moved = cv2.warpAffine(alpha, np.float32([[1, 0, dx], [0, 1, dy]]), (width, height),
-                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)  # fmt: skip
+    moved = cv2.warpAffine(
+        alpha,
+        np.float32([[1, 0, dx], [0, 1, dy]]),
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+    )
     shade = gaussian_blur(moved, settings.softness * side) * np.float32(settings.opacity)
     light = 1.0 - np.clip(shade, 0.0, 1.0)
     return np.clip(background * light[..., None] + 0.5, 0, 255).astype(np.uint8)

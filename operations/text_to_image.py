@@ -132,8 +132,9 @@ class BackgroundGenerator:
             self.pipeline.enable_model_cpu_offload()
         else:
             self.pipeline.to(self.device)
-        self.pipeline.set_progress_bar_config(disable=not progress, leave=False,
-                                              desc="generating background")  # fmt: skip
+        self.pipeline.set_progress_bar_config(
+            disable=not progress, leave=False, desc="generating background"
+        )
         self.native = int(self.pipeline.unet.config.sample_size) * int(
             getattr(self.pipeline, "vae_scale_factor", 8)
         )
@@ -155,9 +156,12 @@ class BackgroundGenerator:
 
         def load(local_only: bool) -> object:
             return AutoPipelineForText2Image.from_pretrained(
-                model, dtype=dtype, local_files_only=local_only, safety_checker=None,
+                model,
+                dtype=dtype,
+                local_files_only=local_only,
+                safety_checker=None,
                 requires_safety_checker=False,
-            )  # fmt: skip
+            )
 
         fix = (
             f"fetch it ahead with `{download_command(f'sd --sd-model {model}')}` on a machine with "
@@ -194,10 +198,15 @@ class BackgroundGenerator:
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
         with self._lock:
             image = self.pipeline(
-                prompt=request.prompt, negative_prompt=request.negative_prompt,
-                width=request.width, height=request.height, num_inference_steps=request.steps,
-                guidance_scale=request.guidance, generator=generator, output_type="np",
-            ).images[0]  # fmt: skip
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt,
+                width=request.width,
+                height=request.height,
+                num_inference_steps=request.steps,
+                guidance_scale=request.guidance,
+                generator=generator,
+                output_type="np",
+            ).images[0]
         return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -245,10 +254,13 @@ class PromptBackgrounds:
             if self._generator is None:
                 o = self.options
                 self._generator = BackgroundGenerator(
-                    o.sd_model, device=o.device, offline=o.offline,
-                    attention_slicing=o.sd_attention_slicing, cpu_offload=o.sd_cpu_offload,
+                    o.sd_model,
+                    device=o.device,
+                    offline=o.offline,
+                    attention_slicing=o.sd_attention_slicing,
+                    cpu_offload=o.sd_cpu_offload,
                     progress=self.progress,
-                )  # fmt: skip
+                )
             return self._generator
 
     def ensure_ready(self) -> None:
@@ -259,8 +271,16 @@ class PromptBackgrounds:
         o = self.options
         native = o.sd_size or self._native()
         gen_w, gen_h = generation_size(height, width, native)
-        return GenerationRequest(o.prompt or "", o.negative_prompt, o.sd_model, seed, o.sd_steps,
-                                 o.sd_guidance, gen_w, gen_h)  # fmt: skip
+        return GenerationRequest(
+            o.prompt or "",
+            o.negative_prompt,
+            o.sd_model,
+            seed,
+            o.sd_steps,
+            o.sd_guidance,
+            gen_w,
+            gen_h,
+        )
 
     def _native(self) -> int:
         """The model's native size, read from its config without loading its weights."""

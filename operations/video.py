@@ -59,18 +59,31 @@ VIDEO_CODECS = {
     # "veryfast": measured on 2 cores at 1080p, 37 fps (faster: 22 fps, superfast: 47 fps at
     # twice the size) — the x264 preset that leaves the pipeline room (benchmarks/bench_video).
     "h264": VideoCodec("libx264", "mp4", ".mp4", "yuv420p", 51, (("preset", "veryfast"),)),
-    "hevc": VideoCodec("libx265", "mp4", ".mp4", "yuv420p", 51,
-                       (("preset", "veryfast"), ("x265-params", "log-level=error"))),
-    "vp9": VideoCodec("libvpx-vp9", "webm", ".webm", "yuv420p", 63,
-                      (("deadline", "realtime"), ("cpu-used", "8"), ("row-mt", "1"))),
-}  # fmt: skip
+    "hevc": VideoCodec(
+        "libx265",
+        "mp4",
+        ".mp4",
+        "yuv420p",
+        51,
+        (("preset", "veryfast"), ("x265-params", "log-level=error")),
+    ),
+    "vp9": VideoCodec(
+        "libvpx-vp9",
+        "webm",
+        ".webm",
+        "yuv420p",
+        63,
+        (("deadline", "realtime"), ("cpu-used", "8"), ("row-mt", "1")),
+    ),
+}
 DEFAULT_VIDEO_CODEC = "h264"
 # --video-quality is 1-100 like --quality (higher is better), mapped linearly onto the codec's
 # CRF: 60 gives x264's CRF 20, which looks clean at 1080p.
 DEFAULT_VIDEO_QUALITY = 60
 # Cut-outs keep their alpha: ProRes 4444 (10-bit, with a 16-bit alpha plane).
-CUTOUT_CODEC = VideoCodec("prores_ks", "mov", ".mov", "yuva444p10le", 0,
-                          (("profile", "4444"), ("alpha_bits", "16")))  # fmt: skip
+CUTOUT_CODEC = VideoCodec(
+    "prores_ks", "mov", ".mov", "yuva444p10le", 0, (("profile", "4444"), ("alpha_bits", "16"))
+)
 MASK_SUFFIX = ".mask"  # + the main codec's extension
 CUTOUT_SUFFIX = ".cutout" + CUTOUT_CODEC.extension
 
@@ -143,8 +156,10 @@ class VideoReader:
         context = self.stream.codec_context
         if max_pixels is not None and context.width * context.height > max_pixels:
             self.close()
-            raise ImageError(f"{context.width}×{context.height} frames are over the pixel "
-                             f"limit of {max_pixels / 1e6:.0f} MP (--max-pixels)")  # fmt: skip
+            raise ImageError(
+                f"{context.width}×{context.height} frames are over the pixel "
+                f"limit of {max_pixels / 1e6:.0f} MP (--max-pixels)"
+            )
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
         self.rate: Fraction | None = self.stream.average_rate or self.stream.guessed_rate
         self.failed = 0  # frames that could not be decoded
@@ -213,14 +228,16 @@ class VideoReader:
             colorspace = "itu601"
         else:
             colorspace = None  # let FFmpeg read it from the frame
-        rgb = frame.to_ndarray(format="rgb24", src_colorspace=colorspace,
-                               src_color_range=frame.color_range or None)  # fmt: skip
+        rgb = frame.to_ndarray(
+            format="rgb24", src_colorspace=colorspace, src_color_range=frame.color_range or None
+        )
         self.rotation = frame.rotation % 360
         if self.rotation:
             rgb = np.ascontiguousarray(np.rot90(rgb, self.rotation // 90))
         self.damaged += bool(frame.is_corrupt)
-        return Frame(rgb, frame.pts if frame.pts is not None else 0,
-                     frame.duration or self.frame_duration)  # fmt: skip
+        return Frame(
+            rgb, frame.pts if frame.pts is not None else 0, frame.duration or self.frame_duration
+        )
 
     @property
     def frame_duration(self) -> int:
@@ -273,8 +290,10 @@ class VideoWriter:
             stream = self.container.add_stream(codec.encoder, rate=rate or Fraction(30))
             # 4:2:0 and 4:2:2 need even sizes: the frame is padded by a copied row or column.
             chroma_even = codec.pix_fmt.startswith(("yuv420", "yuva420", "yuv422"))
-            self.padded = (width + (width % 2 if chroma_even else 0),
-                           height + (height % 2 if chroma_even else 0))  # fmt: skip
+            self.padded = (
+                width + (width % 2 if chroma_even else 0),
+                height + (height % 2 if chroma_even else 0),
+            )
             stream.width, stream.height = self.padded
             stream.pix_fmt = codec.pix_fmt
             stream.time_base = time_base
@@ -303,8 +322,9 @@ class VideoWriter:
             image = np.pad(image, ((0, rows), (0, columns), (0, 0)), mode="edge")
         fmt = "rgba" if image.shape[2] == 4 else "rgb24"
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt)
-        frame = frame.reformat(format=self.codec.pix_fmt, dst_colorspace="itu709",
-                               dst_color_range="MPEG")  # fmt: skip
+        frame = frame.reformat(
+            format=self.codec.pix_fmt, dst_colorspace="itu709", dst_color_range="MPEG"
+        )
         frame.pts, frame.time_base = pts, self.time_base
         frame.duration = duration
         if self.audio is not None:

@@ -62,8 +62,18 @@ def main() -> None:
                     row.append(_tile(ROOT / "input" / photo))
                     continue
                 out = Path(tmp) / f"{i}-{j}.png"
-                code = run.main(["-i", str(ROOT / "input" / photo), "-o", str(out), "-b", str(bg),
-                                 "--quiet", *args])  # fmt: skip
+                code = run.main(
+                    [
+                        "-i",
+                        str(ROOT / "input" / photo),
+                        "-o",
+                        str(out),
+                        "-b",
+                        str(bg),
+                        "--quiet",
+                        *args,
+                    ]
+                )
                 if code != 0:
                     raise SystemExit(f"the CLI failed with exit code {code}")
                 row.append(_tile(out))

@@ -67,8 +67,9 @@ def torch_home() -> Path:
     spec = torchvision_spec("deeplabv3_mobilenet_v3_large", weights_entry("mobilenet_v3_large"))
     if not spec.cached.exists():
         torch.manual_seed(0)
-        model = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21,
-                                             aux_loss=True)  # fmt: skip
+        model = deeplabv3_mobilenet_v3_large(
+            weights=None, weights_backbone=None, num_classes=21, aux_loss=True
+        )
         spec.cache_dir.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), spec.cached)
     return Path(os.environ["TORCH_HOME"])
@@ -124,8 +125,9 @@ def vgg_weights() -> Path:
     spec = torchvision_spec("vgg19", VGG19_Weights.IMAGENET1K_V1)
     if not spec.cached.exists():
         torch.manual_seed(0)
-        state = {k: v for k, v in vgg19(weights=None).state_dict().items()
-                 if k.startswith("features.")}  # fmt: skip
+        state = {
+            k: v for k, v in vgg19(weights=None).state_dict().items() if k.startswith("features.")
+        }
         spec.cache_dir.mkdir(parents=True, exist_ok=True)
         torch.save(state, spec.cached)
     return spec.cached
@@ -137,8 +139,11 @@ def _tiny_clip_tokenizer(folder: Path):
 
     from transformers import CLIPTokenizer
 
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-                 *range(ord("®"), ord("ÿ") + 1)]  # fmt: skip
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     # CLIP's byte-to-unicode table: printable bytes stand for themselves, the rest map past 255.
     chars = [chr(b) for b in printable]
     chars += [chr(256 + n) for n, _ in enumerate(b for b in range(256) if b not in printable)]
@@ -149,8 +154,11 @@ def _tiny_clip_tokenizer(folder: Path):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(vocab_file=str(folder / "vocab.json"),
-                         merges_file=str(folder / "merges.txt"), model_max_length=16)  # fmt: skip
+    return CLIPTokenizer(
+        vocab_file=str(folder / "vocab.json"),
+        merges_file=str(folder / "merges.txt"),
+        model_max_length=16,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -171,28 +179,55 @@ def tiny_sd() -> Path:
     tokenizer = _tiny_clip_tokenizer(Path(_CACHE_ROOT) / "tiny-tokenizer")
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        block_out_channels=(4, 8), layers_per_block=1, sample_size=32, in_channels=4,
-        out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
         norm_num_groups=2,
-    )  # fmt: skip
+    )
     vae = AutoencoderKL(
-        block_out_channels=[4, 8], in_channels=3, out_channels=3, latent_channels=4,
-        down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+        block_out_channels=[4, 8],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
         norm_num_groups=2,
-    )  # fmt: skip
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        bos_token_id=0, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2,
-        vocab_size=max(tokenizer.get_vocab().values()) + 1, max_position_embeddings=16,
-    ))  # fmt: skip
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=0,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            hidden_size=32,
+            intermediate_size=64,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            vocab_size=max(tokenizer.get_vocab().values()) + 1,
+            max_position_embeddings=16,
+        )
+    )
     scheduler = DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1,
-    )  # fmt: skip
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
     pipeline = StableDiffusionPipeline(
-        unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )  # fmt: skip
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipeline.save_pretrained(folder)
     return folder

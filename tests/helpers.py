@@ -145,10 +145,13 @@ def read_clip(path: Path, fmt: str = "rgb24") -> tuple[list[np.ndarray], list[fl
             frames.append(frame.to_ndarray(format=fmt))
             times.append(float(frame.pts * stream.time_base))
             rotations.add(frame.rotation)
-        facts = {"rate": stream.average_rate, "rotations": rotations,
-                 "codec": stream.codec_context.name,
-                 "duration": float(stream.duration * stream.time_base) if stream.duration else None,
-                 "streams": [s.type for s in container.streams]}  # fmt: skip
+        facts = {
+            "rate": stream.average_rate,
+            "rotations": rotations,
+            "codec": stream.codec_context.name,
+            "duration": float(stream.duration * stream.time_base) if stream.duration else None,
+            "streams": [s.type for s in container.streams],
+        }
     with av.open(str(path)) as container:
         audio = (
             [bytes(p) for p in container.demux(audio=0) if p.size]

@@ -33,8 +33,9 @@ def test_api_without_background_is_portrait_mode() -> None:
 def test_api_takes_the_scene_light_settings() -> None:
     photo = np.asarray(Image.open(SAMPLES / "grace_hopper.jpg"))
     plain = swap_background(photo, BACKGROUND)
-    lit = swap_background(photo, BACKGROUND, harmonize=0.5, light_wrap=0, shadow=True,
-                          shadow_opacity=0.8)  # fmt: skip
+    lit = swap_background(
+        photo, BACKGROUND, harmonize=0.5, light_wrap=0, shadow=True, shadow_opacity=0.8
+    )
     face = np.s_[200:260, 200:300]
     assert np.abs(lit[face].astype(int) - plain[face]).mean() > 2  # the subject is harmonised
     with pytest.raises(ValueError, match=r"--harmonize '2\.0': must be between 0 and 1"):

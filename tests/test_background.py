@@ -169,8 +169,11 @@ def test_a_worker_uses_the_runs_background_without_a_diffusion_model(tmp_path: P
 def _folder(tmp_path: Path) -> Path:
     folder = tmp_path / "bgs"
     folder.mkdir()
-    for name, colour in (("b_green.png", (0, 200, 0)), ("a_red.png", (200, 0, 0)),
-                         ("cat.jpg", (0, 0, 200))):  # fmt: skip
+    for name, colour in (
+        ("b_green.png", (0, 200, 0)),
+        ("a_red.png", (200, 0, 0)),
+        ("cat.jpg", (0, 0, 200)),
+    ):
         Image.fromarray(np.full((10, 10, 3), colour, np.uint8)).save(folder / name)
     return folder
 

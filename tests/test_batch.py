@@ -34,17 +34,27 @@ def test_batch_with_reused_pipeline_and_summary(tmp_path: Path, background_file:
         save_rgb(source / f"p{i}.jpg", seed=i)
     (source / "broken.jpg").write_bytes(b"not really")
     options = Options(
-        input=source, output=tmp_path / "out", bg=background_file, summary=tmp_path / "s.json",
-        workers=3, save_mask=True, save_cutout=True,
-    ).validated()  # fmt: skip
+        input=source,
+        output=tmp_path / "out",
+        bg=background_file,
+        summary=tmp_path / "s.json",
+        workers=3,
+        save_mask=True,
+        save_cutout=True,
+    ).validated()
     segmenter = DiscSegmenter()
     pipeline = Pipeline(options, segmenter=segmenter)
     batch = run_batch(options, pipeline=pipeline, progress=False)
     assert batch.exit_code == 1 and batch.count("ok") == 5 and batch.count("failed") == 1
     assert segmenter.calls == 5  # the model is built once and called once per photo
     assert [Path(f.input).name for f in batch.files] == [
-        "broken.jpg", "p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "p4.jpg"
-    ]  # fmt: skip
+        "broken.jpg",
+        "p0.jpg",
+        "p1.jpg",
+        "p2.jpg",
+        "p3.jpg",
+        "p4.jpg",
+    ]
     mask = Image.open(tmp_path / "out" / "p0.mask.png")
     cutout = Image.open(tmp_path / "out" / "p0.cutout.png")
     assert mask.mode == "L" and cutout.mode == "RGBA" and mask.size == (64, 48)
@@ -109,8 +119,9 @@ def test_a_summary_that_cannot_be_written_is_one_line_and_exit_1(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(batch_module, "write_atomic", full)
-    code, err = cli(capsys, "-i", source, "-o", tmp_path / "out2", "-b", bg, "--summary",
-                    tmp_path / "s.json")  # fmt: skip
+    code, err = cli(
+        capsys, "-i", source, "-o", tmp_path / "out2", "-b", bg, "--summary", tmp_path / "s.json"
+    )
     assert code == 1 and "Traceback" not in err
     assert [line for line in err.splitlines() if "summary" in line] == [
         f"could not write the summary {tmp_path / 's.json'}: No space left on device"
@@ -126,10 +137,12 @@ def test_names_that_are_not_utf8_are_processed_and_reported_exactly(tmp_path: Pa
     source.mkdir()
     raw = b"caf\xe9\nlatin1.png"  # Latin-1 bytes and a newline in one name
     save_rgb(Path(os.fsdecode(bytes(source).rstrip(b"/") + b"/" + raw)))
-    options = Options(input=source, output=tmp_path / "out", blur=True,
-                      summary=tmp_path / "s.json").validated()  # fmt: skip
-    batch = run_batch(options, pipeline=Pipeline(options, segmenter=DiscSegmenter()),
-                      progress=False)  # fmt: skip
+    options = Options(
+        input=source, output=tmp_path / "out", blur=True, summary=tmp_path / "s.json"
+    ).validated()
+    batch = run_batch(
+        options, pipeline=Pipeline(options, segmenter=DiscSegmenter()), progress=False
+    )
     assert batch.count("ok") == 1
     row = json.loads((tmp_path / "s.json").read_bytes())["files"][0]
     assert row["input"].endswith("caf\ufffd\nlatin1.png")  # readable
@@ -139,8 +152,9 @@ def test_names_that_are_not_utf8_are_processed_and_reported_exactly(tmp_path: Pa
 
 def test_a_summary_inside_the_input_folder_is_not_read_as_an_input(tmp_path: Path) -> None:
     source = _photos(tmp_path / "in", 2)
-    options = Options(input=source, output=tmp_path / "out", blur=True,
-                      summary=source / "report.json").validated()  # fmt: skip
+    options = Options(
+        input=source, output=tmp_path / "out", blur=True, summary=source / "report.json"
+    ).validated()
     pipeline = Pipeline(options, segmenter=DiscSegmenter())
     run_batch(options, pipeline=pipeline, progress=False)
     again = run_batch(options, pipeline=pipeline, progress=False)
@@ -152,8 +166,9 @@ def test_a_broken_link_fails_with_its_reason(tmp_path: Path) -> None:
     source = _photos(tmp_path / "in", 1)
     (source / "gone.png").symlink_to(tmp_path / "deleted.png")
     options = Options(input=source, output=tmp_path / "out", blur=True).validated()
-    batch = run_batch(options, pipeline=Pipeline(options, segmenter=DiscSegmenter()),
-                      progress=False)  # fmt: skip
+    batch = run_batch(
+        options, pipeline=Pipeline(options, segmenter=DiscSegmenter()), progress=False
+    )
     (failed,) = [f for f in batch.files if f.status == "failed"]
     assert failed.error.startswith("broken symbolic link: it points to")
     assert batch.exit_code == 1
@@ -184,10 +199,14 @@ def test_two_runs_on_one_output_folder_split_the_work(tmp_path: Path) -> None:
     out = tmp_path / "out"
     command = [sys.executable, "run.py", "-i", source, "-o", out, "--blur", "-q", "--workers", "2"]
     runs = [
-        subprocess.Popen([*command, "--summary", tmp_path / f"s{n}.json"], cwd=ROOT,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*command, "--summary", tmp_path / f"s{n}.json"],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for n in (1, 2)
-    ]  # fmt: skip
+    ]
     for run in runs:
         _, err = run.communicate(timeout=240)
         assert run.returncode == 0, err

@@ -48,8 +48,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_end_to_end_on_the_samples(tmp_path: Path, photo_dir: Path, capsys) -> None:
     out = tmp_path / "out"
-    code, err = cli(capsys, "-i", photo_dir, "-o", out, "-b", BACKGROUND, "--summary",
-                    tmp_path / "s.json")  # fmt: skip
+    code, err = cli(
+        capsys, "-i", photo_dir, "-o", out, "-b", BACKGROUND, "--summary", tmp_path / "s.json"
+    )
     assert code == 0, err
     assert _files(out) == ["astronaut.png", "grace_hopper.png"]
     assert "2 written, 0 skipped (output exists), 0 failed" in err
@@ -68,10 +69,26 @@ def test_end_to_end_on_the_samples(tmp_path: Path, photo_dir: Path, capsys) -> N
 
 def test_script_runs_as_a_program(tmp_path: Path, photo_dir: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "run.py", "--input", photo_dir, "--output", tmp_path / "o",
-         "--bg", BACKGROUND, "--mode", "mediapipe", "--format", "jpg", "--quiet"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "run.py",
+            "--input",
+            photo_dir,
+            "--output",
+            tmp_path / "o",
+            "--bg",
+            BACKGROUND,
+            "--mode",
+            "mediapipe",
+            "--format",
+            "jpg",
+            "--quiet",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # --quiet, and MediaPipe's native start-up chatter is hidden
     assert _files(tmp_path / "o") == ["astronaut.jpg", "grace_hopper.jpg"]
@@ -84,8 +101,9 @@ def test_bad_files_are_reported_and_the_batch_goes_on(tmp_path, photo_dir, capsy
     good = save_rgb(tmp_path / "tmp.jpg", 64, 64)
     (photo_dir / "truncated.jpg").write_bytes(good.read_bytes()[:300])
     out = tmp_path / "out"
-    code, err = cli(capsys, "-i", photo_dir, "-o", out, "--bg", BACKGROUND, "--summary",
-                    tmp_path / "s.json")  # fmt: skip
+    code, err = cli(
+        capsys, "-i", photo_dir, "-o", out, "--bg", BACKGROUND, "--summary", tmp_path / "s.json"
+    )
     assert code == 1
     assert _files(out) == ["astronaut.png", "grace_hopper.png"]
     lines = [line for line in err.splitlines() if line.startswith("failed")]
@@ -143,9 +161,13 @@ def test_formats_and_side_files(tmp_path: Path, photo_dir: Path, capsys) -> None
     code, _ = cli(capsys, "-i", photo_dir, "-o", out, "-b", BACKGROUND, *args)
     assert code == 0
     assert _files(out) == [
-        "astronaut.cutout.png", "astronaut.mask.png", "astronaut.webp",
-        "grace_hopper.cutout.png", "grace_hopper.mask.png", "grace_hopper.webp",
-    ]  # fmt: skip
+        "astronaut.cutout.png",
+        "astronaut.mask.png",
+        "astronaut.webp",
+        "grace_hopper.cutout.png",
+        "grace_hopper.mask.png",
+        "grace_hopper.webp",
+    ]
     assert Image.open(out / "astronaut.webp").format == "WEBP"
     cutout = np.asarray(Image.open(out / "astronaut.cutout.png"))
     assert cutout.shape == (512, 512, 4)
@@ -232,8 +254,10 @@ def test_interrupted_run_leaves_no_partial_files(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "run.py", "-i", source, "-o", out, "--blur", "--quiet"],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     import signal
     import time
 
@@ -341,8 +365,13 @@ def test_the_package_installs_in_layers() -> None:
     assert any(r.startswith("mediapipe==") for r in core)
     heavy = ("torch", "diffusers", "onnxruntime", "ray", "ultralytics")
     assert not [r for r in core if r.startswith(heavy)]
-    for pin, extra in [("torch==", "torch"), ("diffusers==", "sd"), ("onnxruntime==", "salient"),
-                       ("ray[data]==", "ray"), ("onnxruntime==", "all")]:  # fmt: skip
+    for pin, extra in [
+        ("torch==", "torch"),
+        ("diffusers==", "sd"),
+        ("onnxruntime==", "salient"),
+        ("ray[data]==", "ray"),
+        ("onnxruntime==", "all"),
+    ]:
         assert [r for r in requires if r.startswith(pin) and f'extra == "{extra}"' in r], pin
     pinned = (ROOT / "requirements-torch.txt").read_text()
     assert next(r for r in requires if r.startswith("torch==")).split(";")[0] in pinned
@@ -360,8 +389,9 @@ def test_one_photo_in_one_file_out(tmp_path: Path, photo_dir: Path, capsys) -> N
     assert code == 0 and "0 written, 1 skipped" in err  # resumes like a folder run
     code, err = cli(capsys, "-i", photo, "-o", tmp_path / "folder", "-b", BACKGROUND)
     assert code == 0 and _files(tmp_path / "folder") == ["astronaut.png"]  # -o DIR
-    code, err = cli(capsys, "-i", photo, "-o", tmp_path / "r.jpg", "-b", BACKGROUND,
-                    "--quality", "80")  # fmt: skip
+    code, err = cli(
+        capsys, "-i", photo, "-o", tmp_path / "r.jpg", "-b", BACKGROUND, "--quality", "80"
+    )
     assert code == 0 and Image.open(tmp_path / "r.jpg").format == "JPEG"
     for args, message in [
         (["-o", tmp_path / "r.gif"], "cannot write this kind of file"),
@@ -383,16 +413,24 @@ def test_library_warnings_stay_off_the_terminal(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(
         photos / "exif.jpg", exif=b"Exif\0\0MM\0*\0\0\0\x08\0\x01\x01\x0f\0\x02\0\0\x10\0\0\0\0\x32"
     )
-    for extra in (["-m", "1", "--deeplab-model", "resnet50", "--offline", "--blur"],
-                  ["-m", "2", "--yolo-model", "l", "--offline", "--blur"],
-                  ["--prompt", "a beach", "--offline"]):  # fmt: skip
-        result = subprocess.run([*base, "-i", str(photos), *extra], cwd=ROOT, env=env,
-                                capture_output=True, text=True)  # fmt: skip
+    for extra in (
+        ["-m", "1", "--deeplab-model", "resnet50", "--offline", "--blur"],
+        ["-m", "2", "--yolo-model", "l", "--offline", "--blur"],
+        ["--prompt", "a beach", "--offline"],
+    ):
+        result = subprocess.run(
+            [*base, "-i", str(photos), *extra], cwd=ROOT, env=env, capture_output=True, text=True
+        )
         assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
         assert result.stdout == ""
     summary = tmp_path / "s.json"
-    result = subprocess.run([*base, "-i", str(photos), "--blur", "--summary", str(summary)],
-                            cwd=ROOT, env=env, capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [*base, "-i", str(photos), "--blur", "--summary", str(summary)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(summary.read_text())["files"]
     assert any("Corrupt EXIF data" in w for w in row["warnings"])
@@ -404,8 +442,19 @@ def test_a_folder_of_backgrounds_is_recorded_per_photo(tmp_path: Path, photo_dir
     folder = tmp_path / "bgs"
     folder.mkdir()
     (folder / "astronaut.png").write_bytes(BACKGROUND.read_bytes())  # any format: a JPEG
-    code, err = cli(capsys, "-i", photo_dir, "-o", tmp_path / "out", "-b", folder,
-                    "--bg-match", "name", "--summary", tmp_path / "s.json")  # fmt: skip
+    code, err = cli(
+        capsys,
+        "-i",
+        photo_dir,
+        "-o",
+        tmp_path / "out",
+        "-b",
+        folder,
+        "--bg-match",
+        "name",
+        "--summary",
+        tmp_path / "s.json",
+    )
     assert code == 1, err  # grace_hopper has no background of its name
     rows = {
         Path(r["input"]).name: r for r in json.loads((tmp_path / "s.json").read_text())["files"]

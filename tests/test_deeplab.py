@@ -89,9 +89,22 @@ def test_deeplab_refuses_a_missing_gpu() -> None:
 
 def test_cli_mode_1_end_to_end(torch_home: Path, photo_dir: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    code, err = cli(capsys, "-i", photo_dir, "-o", out, "-b", BACKGROUND, "--mode", "1",
-                    "--deeplab-model", "mobilenet_v3_large", "--classes", "person,dog",
-                    "--offline")  # fmt: skip
+    code, err = cli(
+        capsys,
+        "-i",
+        photo_dir,
+        "-o",
+        out,
+        "-b",
+        BACKGROUND,
+        "--mode",
+        "1",
+        "--deeplab-model",
+        "mobilenet_v3_large",
+        "--classes",
+        "person,dog",
+        "--offline",
+    )
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["astronaut.png", "grace_hopper.png"]
     args = ["-b", BACKGROUND, "--mode", "deeplab", "--deeplab-model", "mobilenet_v3_large"]

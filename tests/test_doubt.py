@@ -51,8 +51,10 @@ def test_tiny_full_and_scattered_subjects() -> None:
     full = np.ones((200, 300), np.float32)
     full[:5, :5] = 0
     assert "fills-frame" in measure(full).flags
-    blobs = sum(_disc(400, 400, cy, cx, 30) for cy, cx in ((90, 90), (90, 300), (300, 90),
-                                                           (300, 300), (200, 200)))  # fmt: skip
+    blobs = sum(
+        _disc(400, 400, cy, cx, 30)
+        for cy, cx in ((90, 90), (90, 300), (300, 90), (300, 300), (200, 200))
+    )
     doubt = measure(np.minimum(blobs, 1.0))
     assert doubt.signals["parts"] == 5 and doubt.flags == ("several-parts",)
 

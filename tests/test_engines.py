@@ -31,8 +31,13 @@ class SlowJob(Job):
 
     def work(self, pipeline: Pipeline) -> FileResult:
         time.sleep(0.01 if self.index == 0 else 0.05)
-        return FileResult(str(self.source), str(self.output), "ok", 0.05,
-                          extra={"thread": threading.current_thread().name})  # fmt: skip
+        return FileResult(
+            str(self.source),
+            str(self.output),
+            "ok",
+            0.05,
+            extra={"thread": threading.current_thread().name},
+        )
 
 
 def _jobs(count: int) -> list[Job]:
@@ -122,12 +127,19 @@ def test_the_layouts_import_rules() -> None:
     assert not {m for m in _imports(package / "engines/local.py") if "engines.ray" in m}
     assert not {m for m in _imports(package / "engines/ray.py") if "engines.local" in m}
     # The per-image pipeline knows nothing of batches, jobs or engines.
-    assert not {m for m in _imports(package / "pipeline.py")
-                if _stage(m) in ("batch", "jobs", "engines")}  # fmt: skip
+    assert not {
+        m for m in _imports(package / "pipeline.py") if _stage(m) in ("batch", "jobs", "engines")
+    }
     # Low-level stages work on arrays and never import file input/output.
     file_io = ("files", "decode", "encode", "png", "jobs", "batch")
-    low_level = ["resize.py", "blur.py", "composite.py", "matting.py", "matting_kernels.py",
-                 "temporal.py"]  # fmt: skip
+    low_level = [
+        "resize.py",
+        "blur.py",
+        "composite.py",
+        "matting.py",
+        "matting_kernels.py",
+        "temporal.py",
+    ]
     low_level += [f"segmenters/{p.name}" for p in (package / "segmenters").glob("*.py")]
     for name in low_level:
         bad = {m for m in _imports(package / name) if _stage(m) in file_io}

@@ -44,16 +44,22 @@ def test_ray_matches_local_pixel_for_pixel(photo_dir: Path, tmp_path: Path, caps
 
     names = tree(tmp_path / "local")
     assert names == tree(tmp_path / "ray")
-    assert [n for n in names if "/" not in n] == ["astronaut.png", "grace_hopper.png",
-                                                  "report.html", "report_files"]  # fmt: skip
+    assert [n for n in names if "/" not in n] == [
+        "astronaut.png",
+        "grace_hopper.png",
+        "report.html",
+        "report_files",
+    ]
     for name in names:  # outputs and the review page's thumbnails
         if name.endswith((".png", ".jpg")):
             local_bytes = (tmp_path / "local" / name).read_bytes()
             assert local_bytes == (tmp_path / "ray" / name).read_bytes()
 
     def shape(report: dict) -> list[tuple]:
-        return [(Path(f["input"]).name, f["status"], f["error"], f["doubt"], f["flags"])
-                for f in report["files"]]  # fmt: skip
+        return [
+            (Path(f["input"]).name, f["status"], f["error"], f["doubt"], f["flags"])
+            for f in report["files"]
+        ]
 
     assert shape(local) == shape(distributed)
     assert local["counts"] == distributed["counts"] == {"ok": 2, "skipped": 0, "failed": 1}
@@ -96,23 +102,48 @@ def test_ray_resume_skips_what_exists(photo_dir: Path, tmp_path: Path, capsys) -
 def test_without_ray_installed_the_error_says_how(monkeypatch, photo_dir, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
     monkeypatch.setitem(sys.modules, "ray.data", None)
-    code = run.main(["-i", str(photo_dir), "-o", str(tmp_path / "o"), "-b", str(BACKGROUND),
-                     "--engine", "ray"])  # fmt: skip
+    code = run.main(
+        ["-i", str(photo_dir), "-o", str(tmp_path / "o"), "-b", str(BACKGROUND), "--engine", "ray"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "requirements-ray.txt" in err
 
 
 def test_a_worker_larger_than_any_node_is_refused_in_one_line(photo_dir, tmp_path, capsys):
-    code = run.main(["-i", str(photo_dir), "-o", str(tmp_path / "o"), "-b", str(BACKGROUND),
-                     "--engine", "ray", "--cpus-per-worker", "4"])  # fmt: skip
+    code = run.main(
+        [
+            "-i",
+            str(photo_dir),
+            "-o",
+            str(tmp_path / "o"),
+            "-b",
+            str(BACKGROUND),
+            "--engine",
+            "ray",
+            "--cpus-per-worker",
+            "4",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "--cpus-per-worker '4.0': no node of the cluster has that many CPUs" in err
 
 
 def test_workers_is_the_local_engines_setting(photo_dir, tmp_path, capsys):
-    code = run.main(["-i", str(photo_dir), "-o", str(tmp_path / "o"), "-b", str(BACKGROUND),
-                     "--engine", "ray", "--workers", "7"])  # fmt: skip
+    code = run.main(
+        [
+            "-i",
+            str(photo_dir),
+            "-o",
+            str(tmp_path / "o"),
+            "-b",
+            str(BACKGROUND),
+            "--engine",
+            "ray",
+            "--workers",
+            "7",
+        ]
+    )
     assert code == 2 and "--workers '7': goes with --engine local" in capsys.readouterr().err
 
 

@@ -41,8 +41,7 @@ def _free_port() -> int:
 def _env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     # TMPDIR too: a refused driver keeps Ray's native log there (its error names it).
-    return {**env, "HOME": str(home), "TMPDIR": str(home), "RAY_USAGE_STATS_ENABLED": "0",
-            **extra}  # fmt: skip
+    return {**env, "HOME": str(home), "TMPDIR": str(home), "RAY_USAGE_STATS_ENABLED": "0", **extra}
 
 
 @pytest.fixture(scope="module")
@@ -62,18 +61,26 @@ def cluster(tmp_path_factory):
     head = ["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}"]
     subprocess.run([RAY, "start", *head, *common], env=_env(head_home), check=True, **run)
     with_token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
-    refused = subprocess.run([RAY, "start", f"--address={address}", *common],
-                             env=_env(worker_home), **run)  # fmt: skip
+    refused = subprocess.run(
+        [RAY, "start", f"--address={address}", *common], env=_env(worker_home), **run
+    )
     assert refused.returncode != 0 and "InvalidAuthToken" in refused.stdout + refused.stderr
-    subprocess.run([RAY, "start", f"--address={address}", *common],
-                   env=_env(worker_home, **with_token), check=True, **run)  # fmt: skip
+    subprocess.run(
+        [RAY, "start", f"--address={address}", *common],
+        env=_env(worker_home, **with_token),
+        check=True,
+        **run,
+    )
     yield address, with_token, worker_home
     import psutil
 
     # Those that name the temp dir (raylets, GCS, workers), and their children: the agents
     # rename themselves ("ray::DashboardAgent") and would outlive a killed raylet.
-    named = [p for p in psutil.process_iter(["cmdline"])
-             if str(temp) in " ".join(p.info["cmdline"] or [])]  # fmt: skip
+    named = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(temp) in " ".join(p.info["cmdline"] or [])
+    ]
     ours = set(named) | {child for p in named for child in _children(p)}
     for process in ours:
         with contextlib.suppress(psutil.Error):
@@ -84,8 +91,9 @@ def cluster(tmp_path_factory):
 
 def _driver(home: Path, *args: object, **env: str) -> subprocess.CompletedProcess:
     command = [sys.executable, str(ROOT / "run.py"), *map(str, args)]
-    return subprocess.run(command, env=_env(home, **env), capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    return subprocess.run(
+        command, env=_env(home, **env), capture_output=True, text=True, timeout=300
+    )
 
 
 def test_two_nodes_share_the_run_and_write_what_the_local_engine_writes(
@@ -95,9 +103,23 @@ def test_two_nodes_share_the_run_and_write_what_the_local_engine_writes(
     for i in range(4):  # six photos: work for both nodes
         (photo_dir / f"copy{i}.jpg").write_bytes((photo_dir / "astronaut.jpg").read_bytes())
     summary = tmp_path / "ray.json"
-    done = _driver(home, "-i", photo_dir, "-o", tmp_path / "ray", "-b", BACKGROUND, "-q",
-                   "--engine", "ray", "--ray-address", address, "--summary", summary,
-                   **with_token)  # fmt: skip
+    done = _driver(
+        home,
+        "-i",
+        photo_dir,
+        "-o",
+        tmp_path / "ray",
+        "-b",
+        BACKGROUND,
+        "-q",
+        "--engine",
+        "ray",
+        "--ray-address",
+        address,
+        "--summary",
+        summary,
+        **with_token,
+    )
     assert done.returncode == 0, done.stderr
     rows = json.loads(summary.read_text())["files"]
     assert [r["status"] for r in rows] == ["ok"] * 6
@@ -110,8 +132,19 @@ def test_two_nodes_share_the_run_and_write_what_the_local_engine_writes(
 
 def test_a_driver_without_the_token_gets_one_line(cluster, photo_dir: Path, tmp_path: Path):
     address, _, home = cluster
-    refused = _driver(home, "-i", photo_dir, "-o", tmp_path / "out", "-b", BACKGROUND,
-                      "--engine", "ray", "--ray-address", address)  # fmt: skip
+    refused = _driver(
+        home,
+        "-i",
+        photo_dir,
+        "-o",
+        tmp_path / "out",
+        "-b",
+        BACKGROUND,
+        "--engine",
+        "ray",
+        "--ray-address",
+        address,
+    )
     assert refused.returncode == 2
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1, refused.stderr
@@ -122,12 +155,34 @@ def test_a_driver_without_the_token_gets_one_line(cluster, photo_dir: Path, tmp_
 
 def test_connection_errors_are_one_line_and_quick(photo_dir: Path, tmp_path: Path, capsys):
     port = _free_port()  # nothing listens there
-    code, err = cli(capsys, "-i", photo_dir, "-o", tmp_path / "o", "-b", BACKGROUND,
-                    "--engine", "ray", "--ray-address", f"127.0.0.1:{port}")  # fmt: skip
+    code, err = cli(
+        capsys,
+        "-i",
+        photo_dir,
+        "-o",
+        tmp_path / "o",
+        "-b",
+        BACKGROUND,
+        "--engine",
+        "ray",
+        "--ray-address",
+        f"127.0.0.1:{port}",
+    )
     assert code == 2 and err.count("\n") == 1
     assert "nothing answers there (Connection refused)" in err and "ray start --head" in err
-    code, err = cli(capsys, "-i", photo_dir, "-o", tmp_path / "o", "-b", BACKGROUND,
-                    "--engine", "ray", "--ray-address", "headnode")  # fmt: skip
+    code, err = cli(
+        capsys,
+        "-i",
+        photo_dir,
+        "-o",
+        tmp_path / "o",
+        "-b",
+        BACKGROUND,
+        "--engine",
+        "ray",
+        "--ray-address",
+        "headnode",
+    )
     assert code == 2 and "give HOST:PORT" in err and err.count("\n") == 1
 
 

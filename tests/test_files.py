@@ -33,8 +33,15 @@ def test_encoded_file_mode_follows_umask(tmp_path: Path) -> None:
 
 
 def test_find_inputs_skips_hidden_and_excluded(tmp_path: Path) -> None:
-    for rel in ["b.jpg", "a.png", ".DS_Store", "notes.txt", "sub/c.jpg", ".hidden/d.jpg",
-                "out/e.png"]:  # fmt: skip
+    for rel in [
+        "b.jpg",
+        "a.png",
+        ".DS_Store",
+        "notes.txt",
+        "sub/c.jpg",
+        ".hidden/d.jpg",
+        "out/e.png",
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     assert find_inputs(tmp_path) == [Path("a.png"), Path("b.jpg"), Path("notes.txt")]

@@ -65,8 +65,16 @@ def test_resolve_reads_another_tools_cache_without_writing_it(tmp_path: Path) ->
     other.mkdir()
     (other / "m.onnx").write_bytes(b"model")
     url = "http://127.0.0.1:9/m.onnx"
-    spec = WeightsSpec("m", url, tmp_path / "ours", "--weights", "X", file_name="m.onnx",
-                       alternates=(other,), download_name="salient-m")  # fmt: skip
+    spec = WeightsSpec(
+        "m",
+        url,
+        tmp_path / "ours",
+        "--weights",
+        "X",
+        file_name="m.onnx",
+        alternates=(other,),
+        download_name="salient-m",
+    )
     assert resolve(spec, offline=True) == other / "m.onnx"
     (other / "m.onnx").unlink()
     with pytest.raises(WeightsError, match=r"`python run.py download salient-m`"):
@@ -102,8 +110,9 @@ def test_resolve_order_explicit_cache_download(server: str, tmp_path: Path) -> N
 
 
 def test_the_fix_names_the_command_as_it_was_started(monkeypatch, tmp_path: Path) -> None:
-    spec = WeightsSpec("m", "http://127.0.0.1:9/m.onnx", tmp_path, "--weights", "X",
-                       download_name="salient-m")  # fmt: skip
+    spec = WeightsSpec(
+        "m", "http://127.0.0.1:9/m.onnx", tmp_path, "--weights", "X", download_name="salient-m"
+    )
     monkeypatch.setattr("sys.argv", ["/usr/local/bin/backgroundswap", "-i", "x"])
     with pytest.raises(WeightsError, match=r"`backgroundswap download salient-m`"):
         resolve(spec, offline=True)

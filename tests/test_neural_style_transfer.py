@@ -29,8 +29,15 @@ def _stripes(height: int = 48, width: int = 48) -> np.ndarray:
 def test_the_loss_decreases(vgg_weights: Path, optimizer: str) -> None:
     # Random VGG weights give far smaller Gram matrices than trained ones, so the style weight is
     # raised here for the style term to matter at all.
-    settings = StyleSettings(size=48, steps=12, levels=1, optimizer=optimizer, adam_lr=0.01,
-                             content_weight=1.0, style_weight=1e6)  # fmt: skip
+    settings = StyleSettings(
+        size=48,
+        steps=12,
+        levels=1,
+        optimizer=optimizer,
+        adam_lr=0.01,
+        content_weight=1.0,
+        style_weight=1e6,
+    )
     transfer = StyleTransfer(_stripes(), settings, offline=True, device="cpu")
     import torch
 
@@ -65,8 +72,9 @@ def test_style_targets_are_computed_once_per_run(vgg_weights: Path, tmp_path: Pa
         save_rgb(source / f"p{i}.png", 40, 56, seed=i)
     style = tmp_path / "style.png"
     Image.fromarray(_stripes()).save(style)
-    options = Options(input=source, output=tmp_path / "out", bg=style, nst=True, nst_size=40,
-                      nst_steps=4).validated()  # fmt: skip
+    options = Options(
+        input=source, output=tmp_path / "out", bg=style, nst=True, nst_size=40, nst_steps=4
+    ).validated()
     pipeline = Pipeline(options, segmenter=DiscSegmenter())
     batch = run_batch(options, pipeline=pipeline, progress=False)
     assert batch.count("ok") == 3
@@ -80,8 +88,18 @@ def test_missing_vgg_weights_offline_is_a_clear_error(tmp_path, monkeypatch, cap
     with pytest.raises(StyleTransferError, match=r"vgg19-dcbb9e9d\.pth.*--nst-weights|--weights"):
         StyleTransfer(_stripes(), SMALL, offline=True)
     save_rgb(tmp_path / "in" / "a.png")
-    code = run.main(["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--bg",
-                     str(tmp_path / "in" / "a.png"), "--nst", "--offline"])  # fmt: skip
+    code = run.main(
+        [
+            "-i",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--bg",
+            str(tmp_path / "in" / "a.png"),
+            "--nst",
+            "--offline",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "vgg19-dcbb9e9d.pth" in err and "not cached" in err
 
@@ -89,9 +107,24 @@ def test_missing_vgg_weights_offline_is_a_clear_error(tmp_path, monkeypatch, cap
 def test_cli_nst_end_to_end(vgg_weights: Path, photo_dir: Path, tmp_path: Path, capsys) -> None:
     from tests.helpers import BACKGROUND
 
-    code = run.main(["-i", str(photo_dir), "-o", str(tmp_path / "out"), "--bg", str(BACKGROUND),
-                     "--nst", "--nst-size", "64", "--nst-steps", "6", "--offline"])  # fmt: skip
+    code = run.main(
+        [
+            "-i",
+            str(photo_dir),
+            "-o",
+            str(tmp_path / "out"),
+            "--bg",
+            str(BACKGROUND),
+            "--nst",
+            "--nst-size",
+            "64",
+            "--nst-steps",
+            "6",
+            "--offline",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "astronaut.png", "grace_hopper.png"
-    ]  # fmt: skip
+        "astronaut.png",
+        "grace_hopper.png",
+    ]

@@ -133,8 +133,9 @@ def test_a_missing_extra_stops_at_once_with_the_install_command(
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == missing else real(name, *a))  # fmt: skip
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a)
+    )
     with pytest.raises(OptionsError, match=f"needs {missing}, which is not installed") as info:
         Options(blur=True, **settings).validated(batch=False)
     assert command in str(info.value) and "\n" not in str(info.value)
@@ -164,6 +165,13 @@ def test_options_that_would_be_silently_ignored_are_refused(settings: dict, mess
 
 
 def test_the_same_options_are_fine_where_they_apply() -> None:
-    Options(bg="README.md", blur=True, blur_strength=3, fit="contain", format="jpg", quality=80,
-            nst=False).validated(batch=False)  # fmt: skip
+    Options(
+        bg="README.md",
+        blur=True,
+        blur_strength=3,
+        fit="contain",
+        format="jpg",
+        quality=80,
+        nst=False,
+    ).validated(batch=False)
     Options(bg="README.md", nst=True, nst_steps=10).validated(batch=False)

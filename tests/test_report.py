@@ -26,8 +26,15 @@ class _Page(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list) -> None:
         attrs = dict(attrs)
         if tag == "article":
-            self.cards.append({"status": attrs["data-status"], "flags": attrs["data-flags"],
-                               "doubt": attrs["data-doubt"], "links": [], "names": []})  # fmt: skip
+            self.cards.append(
+                {
+                    "status": attrs["data-status"],
+                    "flags": attrs["data-flags"],
+                    "doubt": attrs["data-doubt"],
+                    "links": [],
+                    "names": [],
+                }
+            )
         elif self.cards and tag in ("a", "img"):
             self.cards[-1]["links"].append(attrs.get("href") or attrs.get("data-src"))
         elif tag == "script":
@@ -78,8 +85,9 @@ def test_the_page_lists_every_file_with_working_links_and_doubtful_ones_first(
     ok_links = parsed.cards[-1]["links"]
     assert len(ok_links) == 5  # input, its thumbnail, result, its thumbnail, the mask thumbnail
     results = json.loads((out / f"report{ASSETS_SUFFIX}" / "results.json").read_text())
-    assert {Path(r["input"]).name for r in results["files"]} == {p.name for p in
-                                                                  photo_dir.iterdir()}  # fmt: skip
+    assert {Path(r["input"]).name for r in results["files"]} == {
+        p.name for p in photo_dir.iterdir()
+    }
 
 
 def test_a_resumed_run_shows_skipped_files_with_their_earlier_results(
@@ -143,8 +151,16 @@ def test_report_errors_are_one_line(tmp_path: Path, photo_dir: Path, capsys) -> 
     assert code == 2 and "is not a run's results" in err and err.count("\n") == 1
     code, err = cli(capsys, "-i", photo_dir, "-o", tmp_path / "o", "--blur", "--report", "r.txt")
     assert code == 2 and "--report 'r.txt': name an .html file" in err
-    code, err = cli(capsys, "-i", photo_dir, "-o", tmp_path / "o", "--blur", "--report",
-                    tmp_path / "nowhere" / "r.html")  # fmt: skip
+    code, err = cli(
+        capsys,
+        "-i",
+        photo_dir,
+        "-o",
+        tmp_path / "o",
+        "--blur",
+        "--report",
+        tmp_path / "nowhere" / "r.html",
+    )
     assert code == 2 and "does not exist" in err
 
 
@@ -173,14 +189,24 @@ def test_without_report_a_line_says_how_many_look_doubtful(
 
 
 def test_merge_and_order_rules() -> None:
-    rows = [{"input": "a", "output": "A", "status": "skipped", "doubt": None},
-            {"input": "b", "output": "B", "status": "ok", "doubt": 0.1},
-            {"input": "c", "output": None, "status": "failed", "doubt": None}]  # fmt: skip
-    earlier = [{"input": "a", "output": "A", "status": "ok", "doubt": 0.9, "flags": ["x"]},
-               {"input": "b", "output": "B", "status": "ok", "doubt": 0.5}]  # fmt: skip
+    rows = [
+        {"input": "a", "output": "A", "status": "skipped", "doubt": None},
+        {"input": "b", "output": "B", "status": "ok", "doubt": 0.1},
+        {"input": "c", "output": None, "status": "failed", "doubt": None},
+    ]
+    earlier = [
+        {"input": "a", "output": "A", "status": "ok", "doubt": 0.9, "flags": ["x"]},
+        {"input": "b", "output": "B", "status": "ok", "doubt": 0.5},
+    ]
     merged = merge_earlier(rows, earlier)
-    assert merged[0] == {"input": "a", "output": "A", "status": "skipped", "doubt": 0.9,
-                         "flags": ["x"], "earlier": True}  # fmt: skip
+    assert merged[0] == {
+        "input": "a",
+        "output": "A",
+        "status": "skipped",
+        "doubt": 0.9,
+        "flags": ["x"],
+        "earlier": True,
+    }
     assert merged[1]["doubt"] == 0.1  # done now: its own result
     assert [r["input"] for r in sorted(merged, key=sort_key)] == ["c", "a", "b"]
 

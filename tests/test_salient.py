@@ -176,8 +176,20 @@ def test_a_named_gpu_without_its_provider_is_an_error_not_a_cpu_run(cached) -> N
 def test_cli_mode_3_end_to_end(cached, photo_dir: Path, tmp_path: Path, capsys) -> None:
     cached("isnet-general-use")
     out = tmp_path / "out"
-    code, err = cli(capsys, "-i", photo_dir, "-o", out, "-b", BACKGROUND, "--mode", "3",
-                    "--offline", "--batch-size", "2")  # fmt: skip
+    code, err = cli(
+        capsys,
+        "-i",
+        photo_dir,
+        "-o",
+        out,
+        "-b",
+        BACKGROUND,
+        "--mode",
+        "3",
+        "--offline",
+        "--batch-size",
+        "2",
+    )
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["astronaut.png", "grace_hopper.png"]
     code, err = cli(capsys, "download", "salient")

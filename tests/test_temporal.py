@@ -15,8 +15,10 @@ def _noisy_alphas(count: int, seed: int = 0) -> list[np.ndarray]:
     """An edge (a horizontal ramp) whose values waver by a few per cent from frame to frame."""
     rng = np.random.default_rng(seed)
     ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (48, 1))
-    return [np.clip(ramp + rng.normal(0, 0.05, ramp.shape), 0, 1).astype(np.float32)
-            for _ in range(count)]  # fmt: skip
+    return [
+        np.clip(ramp + rng.normal(0, 0.05, ramp.shape), 0, 1).astype(np.float32)
+        for _ in range(count)
+    ]
 
 
 def test_a_still_picture_loses_most_of_its_flicker() -> None:

@@ -82,9 +82,25 @@ def test_cli_prompt_generates_caches_and_reuses(tiny_sd, tmp_path, capsys, monke
 def test_cli_background_per_image(tiny_sd: Path, tmp_path: Path, capsys) -> None:
     source = _photos(tmp_path / "in")
     out = tmp_path / "out"
-    code, err = cli(capsys, "-i", source, "-o", out, "--prompt", "mountains", "--sd-model",
-                    tiny_sd, "--steps", "2", "--bg-per-image", "--seed", "10", "--offline",
-                    "--summary", tmp_path / "s.json")  # fmt: skip
+    code, err = cli(
+        capsys,
+        "-i",
+        source,
+        "-o",
+        out,
+        "--prompt",
+        "mountains",
+        "--sd-model",
+        tiny_sd,
+        "--steps",
+        "2",
+        "--bg-per-image",
+        "--seed",
+        "10",
+        "--offline",
+        "--summary",
+        tmp_path / "s.json",
+    )
     assert code == 0, err
     report = json.loads((tmp_path / "s.json").read_text())
     extras = {Path(f["input"]).name: f["extra"] for f in report["files"]}
@@ -97,8 +113,18 @@ def test_cli_background_per_image(tiny_sd: Path, tmp_path: Path, capsys) -> None
 def test_missing_model_offline_is_clear_and_fast(tmp_path: Path, capsys) -> None:
     save_rgb(tmp_path / "in" / "a.png")
     start = time.monotonic()
-    code, err = cli(capsys, "-i", tmp_path / "in", "-o", tmp_path / "out", "--prompt", "x",
-                    "--sd-model", "someone/not-cached-model", "--offline")  # fmt: skip
+    code, err = cli(
+        capsys,
+        "-i",
+        tmp_path / "in",
+        "-o",
+        tmp_path / "out",
+        "--prompt",
+        "x",
+        "--sd-model",
+        "someone/not-cached-model",
+        "--offline",
+    )
     assert code == 2
     assert "someone/not-cached-model" in err and "is not cached" in err
     assert "download sd" in err and "HF_HOME" in err
@@ -128,9 +154,17 @@ def test_nst_with_a_prompt_uses_the_generated_image_as_style(
 
     source = tmp_path / "in"
     save_rgb(source / "a.png", 40, 48, seed=3)
-    options = Options(input=source, output=tmp_path / "out", prompt="stripes",
-                      sd_model=str(tiny_sd), sd_steps=2, nst=True, nst_size=40, nst_steps=4,
-                      offline=True).validated()  # fmt: skip
+    options = Options(
+        input=source,
+        output=tmp_path / "out",
+        prompt="stripes",
+        sd_model=str(tiny_sd),
+        sd_steps=2,
+        nst=True,
+        nst_size=40,
+        nst_steps=4,
+        offline=True,
+    ).validated()
     pipeline = Pipeline(options, segmenter=DiscSegmenter())
     batch = run_batch(options, pipeline=pipeline, progress=False)
     assert batch.count("ok") == 1

@@ -26,8 +26,9 @@ from tests.helpers import BACKGROUND, ROOT, SAMPLES, make_clip, read_clip
 
 def _run(source: Path, out: Path, **settings) -> tuple:
     settings.setdefault("bg", BACKGROUND)
-    options = Options(input=source, output=out, summary=out.parent / "summary.json",
-                      **settings).validated()  # fmt: skip
+    options = Options(
+        input=source, output=out, summary=out.parent / "summary.json", **settings
+    ).validated()
     batch = run_batch(options, progress=False)
     rows = {Path(r["input"]).name: r for r in json.loads(options.summary.read_text())["files"]}
     return batch, rows
@@ -170,8 +171,9 @@ def test_the_cutout_keeps_its_alpha_exactly(tmp_path: Path) -> None:
     source = tmp_path / "in"
     source.mkdir()
     make_clip(source / "pan.mp4", frames=5, audio=False)
-    batch, _ = _run(source, tmp_path / "out", save_cutout=True, save_mask=True,
-                    temporal_smoothing=0.0)  # fmt: skip
+    batch, _ = _run(
+        source, tmp_path / "out", save_cutout=True, save_mask=True, temporal_smoothing=0.0
+    )
     assert batch.exit_code == 0
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["pan.cutout.mov", "pan.mask.mp4", "pan.mp4"]
@@ -203,8 +205,13 @@ def test_resume_after_a_kill_redoes_the_unfinished_video(tmp_path: Path) -> None
     proc.communicate(timeout=60)
     names = [p.name for p in out.iterdir()]
     assert "long.mp4" not in names and [n for n in names if n.endswith(".tmp")], names
-    rerun = subprocess.run([*command, "--summary", tmp_path / "s.json"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    rerun = subprocess.run(
+        [*command, "--summary", tmp_path / "s.json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert sorted(p.name for p in out.iterdir()) == ["long.mp4"]  # the temporaries swept
     frames, _, audio, _ = read_clip(out / "long.mp4")
@@ -243,10 +250,12 @@ def test_outputs_are_named_like_photos(tmp_path: Path) -> None:
     source.mkdir()
     for name in ("a.mov", "a.mp4", "b.MKV", "b.jpg"):
         (source / name).write_bytes(b"x")
-    options = Options(input=source, output=tmp_path / "out", bg=BACKGROUND, save_mask=True,
-                      video_codec="vp9").validated()  # fmt: skip
-    jobs = {j.relative.name: ([p.name for p in j.outputs], type(j).__name__)
-            for j in plan_jobs(options)}  # fmt: skip
+    options = Options(
+        input=source, output=tmp_path / "out", bg=BACKGROUND, save_mask=True, video_codec="vp9"
+    ).validated()
+    jobs = {
+        j.relative.name: ([p.name for p in j.outputs], type(j).__name__) for j in plan_jobs(options)
+    }
     assert jobs == {
         "a.mov": (["a.webm", "a.mask.webm"], "VideoJob"),
         "a.mp4": (["a.mp4.webm", "a.mp4.mask.webm"], "VideoJob"),
@@ -260,8 +269,9 @@ def test_one_clip_to_a_named_file(tmp_path: Path) -> None:
     make_clip(clip, frames=3, audio=False)
     with pytest.raises(OptionsError, match=r"comes out as \.mp4"):
         Options(input=clip, output=tmp_path / "x.mov", blur=True).validated()
-    options = Options(input=clip, output=tmp_path / "x.webm", blur=True, video_codec="vp9",
-                      video_quality=40).validated()  # fmt: skip
+    options = Options(
+        input=clip, output=tmp_path / "x.webm", blur=True, video_codec="vp9", video_quality=40
+    ).validated()
     assert run_batch(options, progress=False).exit_code == 0
     frames, _, _, facts = read_clip(tmp_path / "x.webm")
     assert facts["codec"] == "vp9" and len(frames) == 3
@@ -295,8 +305,14 @@ def test_the_writer_keeps_the_frames_times_whatever_time_base_the_muxer_picks(tm
     from operations.video import VideoWriter
 
     # 1/12 s is not a time base MP4 keeps (it picks a finer one once the file starts).
-    writer = VideoWriter(tmp_path / "x.mp4", VIDEO_CODECS["h264"], 32, 24,
-                         time_base=Fraction(1, 12), rate=Fraction(12))  # fmt: skip
+    writer = VideoWriter(
+        tmp_path / "x.mp4",
+        VIDEO_CODECS["h264"],
+        32,
+        24,
+        time_base=Fraction(1, 12),
+        rate=Fraction(12),
+    )
     for index in (0, 1, 2, 5, 6):
         writer.write(np.full((24, 32, 3), 40 * index, np.uint8), index, 1)
     writer.close()

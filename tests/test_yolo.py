@@ -38,10 +38,12 @@ def test_yolo_masks_are_soft_unletterboxed_and_at_the_photo_size(yolo_weights: P
     proto = torch.zeros(2, 120, 160)
     proto[0] = 4.0  # instance 0: logit 4 → 0.982 inside its box
     proto[1] = 0.0  # instance 1: logit 0 → 0.5 inside its box (soft, not thresholded away)
-    pred = torch.tensor([
-        [0, 0, 320, 240, 0.9, 0, 1.0, 0.0],  # x1 y1 x2 y2 conf cls, then 2 coefficients
-        [320, 240, 640, 480, 0.8, 1, 0.0, 1.0],
-    ])  # fmt: skip
+    pred = torch.tensor(
+        [
+            [0, 0, 320, 240, 0.9, 0, 1.0, 0.0],  # x1 y1 x2 y2 conf cls, then 2 coefficients
+            [320, 240, 640, 480, 0.8, 1, 0.0, 1.0],
+        ]
+    )
     image = torch.zeros(1, 3, 480, 640)
     photo = np.zeros((960, 1280, 3), np.uint8)  # the original is twice the network's input
     result = predictor.construct_result(pred.clone(), image, photo, "x.jpg", proto)
@@ -77,13 +79,37 @@ def test_yolo_loads_a_real_format_checkpoint_and_leaves_pillow_alone(yolo_weight
 
 def test_cli_mode_2_end_to_end(yolo_weights: Path, photo_dir: Path, tmp_path: Path, capsys):
     out = tmp_path / "out"
-    code, err = cli(capsys, "-i", photo_dir, "-o", out, "--blur", "--mode", "2",
-                    "--yolo-conf", "0.01", "--classes", "person,dog", "--summary",
-                    tmp_path / "s.json")  # fmt: skip
+    code, err = cli(
+        capsys,
+        "-i",
+        photo_dir,
+        "-o",
+        out,
+        "--blur",
+        "--mode",
+        "2",
+        "--yolo-conf",
+        "0.01",
+        "--classes",
+        "person,dog",
+        "--summary",
+        tmp_path / "s.json",
+    )
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["astronaut.png", "grace_hopper.png"]
-    code, err = cli(capsys, "-i", photo_dir, "-o", tmp_path / "o2", "--blur", "--mode", "yolo",
-                    "--yolo-model", str(yolo_weights), "--overwrite")  # fmt: skip
+    code, err = cli(
+        capsys,
+        "-i",
+        photo_dir,
+        "-o",
+        tmp_path / "o2",
+        "--blur",
+        "--mode",
+        "yolo",
+        "--yolo-model",
+        str(yolo_weights),
+        "--overwrite",
+    )
     assert code == 0, err
 
 
@@ -96,8 +122,12 @@ def test_ultralytics_settings_stay_in_our_folder_whatever_the_working_folder(tmp
     from tests.helpers import ROOT
 
     env = {k: v for k, v in os.environ.items() if k != "YOLO_CONFIG_DIR"}
-    env.update(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"),
-               BACKGROUNDSWAP_HOME=str(tmp_path / "ours"), PYTHONPATH=str(ROOT))  # fmt: skip
+    env.update(
+        HOME=str(tmp_path / "home"),
+        XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"),
+        BACKGROUNDSWAP_HOME=str(tmp_path / "ours"),
+        PYTHONPATH=str(ROOT),
+    )
     code = (
         "from operations.segmenters.yolo import import_ultralytics, weights_spec\n"
         "import_ultralytics()\n"
@@ -105,8 +135,9 @@ def test_ultralytics_settings_stay_in_our_folder_whatever_the_working_folder(tmp
     )
     cwd = tmp_path / "somewhere"
     cwd.mkdir()
-    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
-                         text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == str(tmp_path / "ours" / "models" / "yolov8s-seg.pt")
     assert not (tmp_path / "home" / ".config" / "Ultralytics").exists()
     assert not list(cwd.iterdir())  # nothing written where it was run

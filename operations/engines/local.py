@@ -33,8 +33,14 @@ class LocalEngine(Engine):
         from tqdm import tqdm
 
         # The bar is up at once: loading the model (and compiling, the first time) is shown.
-        self.bar = tqdm(total=0, unit="img", desc="loading the model", bar_format="{desc}",
-                        disable=None if self.progress else True, dynamic_ncols=True)  # fmt: skip
+        self.bar = tqdm(
+            total=0,
+            unit="img",
+            desc="loading the model",
+            bar_format="{desc}",
+            disable=None if self.progress else True,
+            dynamic_ncols=True,
+        )
         self._owned = self.pipeline is None
         self._video_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -60,9 +66,15 @@ class LocalEngine(Engine):
         from tqdm import tqdm
 
         with self._video_lock:
-            bar = tqdm(total=0, unit="frame", desc=shown(job.relative.name)[:40], leave=False,
-                       position=1, disable=None if self.progress else True,
-                       dynamic_ncols=True)  # fmt: skip
+            bar = tqdm(
+                total=0,
+                unit="frame",
+                desc=shown(job.relative.name)[:40],
+                leave=False,
+                position=1,
+                disable=None if self.progress else True,
+                dynamic_ncols=True,
+            )
 
             def progress(done: int, expected: int) -> None:
                 if self._stopping.is_set():  # Ctrl-C: the video stops, not only the queue

@@ -119,24 +119,31 @@ def _probe(address: str) -> None:
     host_port = address.removeprefix("ray://")
     host, _, port = host_port.rpartition(":")
     if not host or not port.isdigit():
-        raise OptionsError("--ray-address", address, "give HOST:PORT (the head's GCS port, "
-                           "6379 unless `ray start --head --port` said otherwise), "
-                           "ray://HOST:PORT or auto")  # fmt: skip
+        raise OptionsError(
+            "--ray-address",
+            address,
+            "give HOST:PORT (the head's GCS port, "
+            "6379 unless `ray start --head --port` said otherwise), "
+            "ray://HOST:PORT or auto",
+        )
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         hint = "is the head started (`ray start --head --port PORT`), and is this its address?"
-        raise OptionsError("--ray-address", address,
-                           f"nothing answers there ({reason}): {hint}") from None  # fmt: skip
+        raise OptionsError(
+            "--ray-address", address, f"nothing answers there ({reason}): {hint}"
+        ) from None
 
 
 def _auth_hint() -> str:
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
         return "the token given (RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH) is not the cluster's"
-    return ("the cluster uses token authentication: give its token with RAY_AUTH_MODE=token and "
-            "RAY_AUTH_TOKEN_PATH=FILE (a copy of the head's ~/.ray/auth_token) or "
-            "RAY_AUTH_TOKEN=TOKEN (see the README's 'Scaling out')")  # fmt: skip
+    return (
+        "the cluster uses token authentication: give its token with RAY_AUTH_MODE=token and "
+        "RAY_AUTH_TOKEN_PATH=FILE (a copy of the head's ~/.ray/auth_token) or "
+        "RAY_AUTH_TOKEN=TOKEN (see the README's 'Scaling out')"
+    )
 
 
 def connect(ray: Any, address: str | None, *, verbose: bool = False) -> None:
@@ -150,8 +157,13 @@ def connect(ray: Any, address: str | None, *, verbose: bool = False) -> None:
         _probe(address)
     level = logging.INFO if verbose else logging.ERROR
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=verbose,
-                 logging_level=level, ignore_reinit_error=True)  # fmt: skip
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=verbose,
+            logging_level=level,
+            ignore_reinit_error=True,
+        )
     except ray.exceptions.AuthenticationError:
         raise OptionsError("--ray-address", address, _auth_hint()) from None
     except ConnectionError as exc:
@@ -164,9 +176,11 @@ def connect(ray: Any, address: str | None, *, verbose: bool = False) -> None:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "version mismatch" in str(exc).lower():  # the versions are on its later lines
             versions = " ".join(str(exc).split())
-            first = (f"Ray's version differs from the cluster's ({versions}): install the "
-                     f"cluster's Ray and Python version on this machine (here: Ray "
-                     f"{ray.__version__})")  # fmt: skip
+            first = (
+                f"Ray's version differs from the cluster's ({versions}): install the "
+                f"cluster's Ray and Python version on this machine (here: Ray "
+                f"{ray.__version__})"
+            )
         raise OptionsError("--ray-address", address, first) from None
 
 
@@ -247,13 +261,19 @@ class RayEngine(Engine):
         """A worker that no node can hold would wait for one forever: say so instead."""
         nodes = [node["Resources"] for node in self.ray.nodes() if node.get("Alive")]
         o = self.options
-        wants = (("--cpus-per-worker", "CPU", o.cpus_per_worker),
-                 ("--gpus-per-worker", "GPU", o.gpus_per_worker))  # fmt: skip
+        wants = (
+            ("--cpus-per-worker", "CPU", o.cpus_per_worker),
+            ("--gpus-per-worker", "GPU", o.gpus_per_worker),
+        )
         for option, resource, wanted in wants:
             largest = max((node.get(resource, 0.0) for node in nodes), default=0.0)
             if wanted > largest:
-                raise OptionsError(option, wanted, f"no node of the cluster has that many "
-                                   f"{resource}s (the most any has: {largest:g})")  # fmt: skip
+                raise OptionsError(
+                    option,
+                    wanted,
+                    f"no node of the cluster has that many "
+                    f"{resource}s (the most any has: {largest:g})",
+                )
 
     def close(self) -> None:
         if getattr(self, "_native", None) is not None:
@@ -312,6 +332,8 @@ class RayEngine(Engine):
                 result = pickle.loads(row["result"])
                 report(by_source[result.input], result)
         except ray.exceptions.GetTimeoutError:
-            reason = (f"{actors} workers could not all start within {ACTOR_START_TIMEOUT} s: "
-                      "the cluster lacks the CPUs (or GPUs) they ask for")  # fmt: skip
+            reason = (
+                f"{actors} workers could not all start within {ACTOR_START_TIMEOUT} s: "
+                "the cluster lacks the CPUs (or GPUs) they ask for"
+            )
             raise OptionsError("--cpus-per-worker", options.cpus_per_worker, reason) from None

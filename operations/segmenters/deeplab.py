@@ -103,8 +103,7 @@ class DeepLabSegmenter(Segmenter):
         if model is None:
             builder = getattr(segmentation, VARIANTS[variant][0])
             try:
-                path = resolve(_weights(variant), weights,
-                               offline=offline)  # fmt: skip
+                path = resolve(_weights(variant), weights, offline=offline)
             except WeightsError as exc:
                 raise SegmenterError(str(exc)) from None
             what = f"a DeepLabv3 {variant} state dict"
@@ -113,8 +112,9 @@ class DeepLabSegmenter(Segmenter):
             except WeightsError as exc:
                 raise SegmenterError(str(exc)) from None
             aux = any(key.startswith("aux_classifier.") for key in state)
-            model = builder(weights=None, weights_backbone=None,
-                            num_classes=len(self.categories), aux_loss=aux)  # fmt: skip
+            model = builder(
+                weights=None, weights_backbone=None, num_classes=len(self.categories), aux_loss=aux
+            )
             try:
                 model.load_state_dict(state)
             except RuntimeError as exc:
@@ -129,8 +129,13 @@ class DeepLabSegmenter(Segmenter):
 
     @classmethod
     def from_options(cls, options: Options) -> DeepLabSegmenter:
-        return cls(options.deeplab_model, weights=options.weights, classes=options.classes,
-                   device=options.device, offline=options.offline)  # fmt: skip
+        return cls(
+            options.deeplab_model,
+            weights=options.weights,
+            classes=options.classes,
+            device=options.device,
+            offline=options.offline,
+        )
 
     def _tensor(self, rgb: np.ndarray) -> torch.Tensor:
         import torch
@@ -176,8 +181,9 @@ class DeepLabSegmenter(Segmenter):
 
 
 def _weights(variant: str) -> WeightsSpec:
-    return torchvision_spec(VARIANTS[variant][0], weights_entry(variant),
-                            download_name=f"deeplab-{variant}")  # fmt: skip
+    return torchvision_spec(
+        VARIANTS[variant][0], weights_entry(variant), download_name=f"deeplab-{variant}"
+    )
 
 
 BACKEND = Backend(

@@ -91,22 +91,37 @@ RELEASE = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
 # The first is the default: ISNet sees 1024² (U²-Net 320²), so it can resolve finer edges, at
 # 1.75 s per 1080p photo on a 2-core CPU (U²-Net 0.6 s), and its licence allows any use.
 MODELS: dict[str, SalientModel] = {
-    "isnet-general-use": SalientModel(ISNET, f"{RELEASE}/isnet-general-use.onnx",
-                                      "fc16ebd8b0c10d971d3513d564d01e29", "Apache-2.0"),
-    "u2net": SalientModel(U2NET, f"{RELEASE}/u2net.onnx",
-                          "60024c5c889badc19c04ad937298a77b", "Apache-2.0"),
-    "u2netp": SalientModel(U2NET, f"{RELEASE}/u2netp.onnx",
-                           "8e83ca70e441ab06c318d82300c84806", "Apache-2.0"),
-    "u2net_human_seg": SalientModel(U2NET, f"{RELEASE}/u2net_human_seg.onnx",
-                                    "c09ddc2e0104f800e3e1bb4652583d1f", "Apache-2.0"),
-    "birefnet-general": SalientModel(BIREFNET, f"{RELEASE}/BiRefNet-general-epoch_244.onnx",
-                                     "7a35a0141cbbc80de11d9c9a28f52697", "MIT"),
+    "isnet-general-use": SalientModel(
+        ISNET, f"{RELEASE}/isnet-general-use.onnx", "fc16ebd8b0c10d971d3513d564d01e29", "Apache-2.0"
+    ),
+    "u2net": SalientModel(
+        U2NET, f"{RELEASE}/u2net.onnx", "60024c5c889badc19c04ad937298a77b", "Apache-2.0"
+    ),
+    "u2netp": SalientModel(
+        U2NET, f"{RELEASE}/u2netp.onnx", "8e83ca70e441ab06c318d82300c84806", "Apache-2.0"
+    ),
+    "u2net_human_seg": SalientModel(
+        U2NET, f"{RELEASE}/u2net_human_seg.onnx", "c09ddc2e0104f800e3e1bb4652583d1f", "Apache-2.0"
+    ),
+    "birefnet-general": SalientModel(
+        BIREFNET,
+        f"{RELEASE}/BiRefNet-general-epoch_244.onnx",
+        "7a35a0141cbbc80de11d9c9a28f52697",
+        "MIT",
+    ),
     "birefnet-general-lite": SalientModel(
-        BIREFNET, f"{RELEASE}/BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",
-        "4fab47adc4ff364be1713e97b7e66334", "MIT"),
-    "birefnet-portrait": SalientModel(BIREFNET, f"{RELEASE}/BiRefNet-portrait-epoch_150.onnx",
-                                      "c3a64a6abf20250d090cd055f12a3b67", "MIT"),
-}  # fmt: skip
+        BIREFNET,
+        f"{RELEASE}/BiRefNet-general-bb_swin_v1_tiny-epoch_232.onnx",
+        "4fab47adc4ff364be1713e97b7e66334",
+        "MIT",
+    ),
+    "birefnet-portrait": SalientModel(
+        BIREFNET,
+        f"{RELEASE}/BiRefNet-portrait-epoch_150.onnx",
+        "c3a64a6abf20250d090cd055f12a3b67",
+        "MIT",
+    ),
+}
 DEFAULT_MODEL = next(iter(MODELS))
 
 
@@ -189,8 +204,10 @@ class SalientSegmenter(Segmenter):
         else:
             path = Path(weights or model).expanduser()
             if not path.is_file():
-                raise SegmenterError(f"--salient-model {model!r}: choose from "
-                                     f"{', '.join(MODELS)}, or give a .onnx file")  # fmt: skip
+                raise SegmenterError(
+                    f"--salient-model {model!r}: choose from "
+                    f"{', '.join(MODELS)}, or give a .onnx file"
+                )
             self.family = _family_of(path)
         options = onnxruntime.SessionOptions()
         # One call at a time (the model lock), each using every core; ONNX Runtime's own
@@ -225,8 +242,12 @@ class SalientSegmenter(Segmenter):
 
     @classmethod
     def from_options(cls, options: Options) -> SalientSegmenter:
-        return cls(options.salient_model, weights=options.weights, device=options.device,
-                   offline=options.offline)  # fmt: skip
+        return cls(
+            options.salient_model,
+            weights=options.weights,
+            device=options.device,
+            offline=options.offline,
+        )
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """``3×h×w`` input for one photo, as the family's authors prepare it."""

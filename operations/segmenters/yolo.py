@@ -111,12 +111,14 @@ def _soft_predictor_class():
                 boxes[:, [0, 2]] *= proto_w / in_w
                 boxes[:, [1, 3]] *= proto_h / in_h
                 soft = ops.crop_mask(soft, boxes)
-                soft = torch.nn.functional.interpolate(soft[None], (in_h, in_w), mode="bilinear",
-                                                       align_corners=False)  # fmt: skip
+                soft = torch.nn.functional.interpolate(
+                    soft[None], (in_h, in_w), mode="bilinear", align_corners=False
+                )
                 masks = ops.scale_masks(soft, orig_img.shape[:2])[0].clamp_(0, 1)
             pred[:, :4] = ops.scale_boxes(img.shape[2:], pred[:, :4], orig_img.shape)
-            return Results(orig_img, path=img_path, names=self.model.names, boxes=pred[:, :6],
-                           masks=masks)  # fmt: skip
+            return Results(
+                orig_img, path=img_path, names=self.model.names, boxes=pred[:, :6], masks=masks
+            )
 
     return SoftMaskPredictor
 
@@ -154,8 +156,10 @@ class YoloSegmenter(Segmenter):
         else:  # a checkpoint path given to --yolo-model
             path = Path(weights or model).expanduser()
             if not path.is_file():
-                raise SegmenterError(f"--yolo-model {model!r}: choose {', '.join(SIZES)} or a "
-                                     "path to a -seg checkpoint")  # fmt: skip
+                raise SegmenterError(
+                    f"--yolo-model {model!r}: choose {', '.join(SIZES)} or a "
+                    "path to a -seg checkpoint"
+                )
         try:
             self.model = YOLO(str(path), task="segment")
         except Exception as exc:  # noqa: BLE001 - Ultralytics raises many types for bad files
@@ -191,9 +195,14 @@ class YoloSegmenter(Segmenter):
 
     @classmethod
     def from_options(cls, options: Options) -> YoloSegmenter:
-        return cls(options.yolo_model, weights=options.weights, classes=options.classes,
-                   confidence=options.yolo_conf, device=options.device,
-                   offline=options.offline)  # fmt: skip
+        return cls(
+            options.yolo_model,
+            weights=options.weights,
+            classes=options.classes,
+            confidence=options.yolo_conf,
+            device=options.device,
+            offline=options.offline,
+        )
 
     def instance_masks(self, rgb: np.ndarray) -> np.ndarray:
         """Soft masks (``N×H×W`` float32) of the selected classes' instances, at ``rgb``'s size."""
@@ -202,10 +211,16 @@ class YoloSegmenter(Segmenter):
     def _instance_masks(self, images: list[np.ndarray]) -> list[np.ndarray]:
         bgr = [cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) for rgb in images]  # Ultralytics wants BGR
         results = self.model.predict(
-            bgr, predictor=self._predictor, conf=self.confidence, classes=self.class_ids,
-            imgsz=IMAGE_SIZE, device=self.device, quantize=16 if self.half else 32,
-            batch=len(bgr), verbose=False,
-        )  # fmt: skip
+            bgr,
+            predictor=self._predictor,
+            conf=self.confidence,
+            classes=self.class_ids,
+            imgsz=IMAGE_SIZE,
+            device=self.device,
+            quantize=16 if self.half else 32,
+            batch=len(bgr),
+            verbose=False,
+        )
         masks = []
         for rgb, result in zip(images, results, strict=True):
             if result.masks is None:
