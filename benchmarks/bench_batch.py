@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from operations.batch import run_batch  # noqa: E402
+from operations.build import build_pipeline  # noqa: E402
 from operations.options import Options  # noqa: E402
-from operations.pipeline import Pipeline  # noqa: E402
 from operations.png import encode_png  # noqa: E402
 from operations.segmenters.mediapipe import MediaPipeSegmenter  # noqa: E402
 
@@ -113,7 +113,10 @@ def main() -> None:
             )
             if args.workers:
                 options.workers = args.workers
-            pipelines[matting] = (options.validated(batch=False), Pipeline(options.validated()))
+            pipelines[matting] = (
+                options.validated(batch=False),
+                build_pipeline(options.validated().recipe()),
+            )
         segmenter = MediaPipeSegmenter()
         graph = segmenter._graph  # the original fed MediaPipe's solution directly
 

@@ -37,7 +37,7 @@ def main() -> None:
             cases += [(p, "real (Ultralytics sample)") for p in sorted(assets.glob("*.jpg"))]
         except ImportError:
             pass
-        segmenter = create_segmenter(Options().validated(batch=False))
+        segmenter = create_segmenter(Options().mode)
         rows = []
         for path, kind in cases:
             doubt = measure(segmenter(np.ascontiguousarray(decode(path).rgb)))

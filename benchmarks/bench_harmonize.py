@@ -112,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-photo", type=int, default=12, help="perturbations per photo")
     args = parser.parse_args()
-    segmenter = create_segmenter(Options().validated(batch=False))
+    segmenter = create_segmenter(Options().mode)
     rng = np.random.default_rng(0)
     rows: dict[str, list[tuple[float, float]]] = {}
 

@@ -146,8 +146,9 @@ def main() -> None:
         )
 
     # 2. Per photo in a batch with our defaults vs the original at full resolution.
+    from operations.batch import run_batch
+    from operations.build import build_pipeline
     from operations.options import Options
-    from operations.pipeline import Pipeline, run_batch
 
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "in"
@@ -165,7 +166,7 @@ def main() -> None:
             offline=True,
             quiet=True,
         ).validated()
-        pipeline = Pipeline(options)
+        pipeline = build_pipeline(options.recipe())
         start = time.perf_counter()
         batch = run_batch(options, pipeline=pipeline, progress=False)
         per_photo = (time.perf_counter() - start) / args.batch

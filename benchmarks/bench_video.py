@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from operations.batch import run_batch  # noqa: E402
+from operations.build import build_pipeline  # noqa: E402
 from operations.options import Options  # noqa: E402
-from operations.pipeline import Pipeline  # noqa: E402
 from operations.temporal import DEFAULT_STRENGTH as DEFAULT  # noqa: E402
 from operations.temporal import TemporalSmoother  # noqa: E402
 from operations.video import VIDEO_CODECS, VideoReader, VideoWriter  # noqa: E402
@@ -131,7 +131,7 @@ def _known_clip(height: int, frames: int, moving: bool, seed: int = 0):
     backdrop = cv2.cvtColor(cv2.imread(str(BACKGROUND)), cv2.COLOR_BGR2RGB)  # no person in it
     backdrop = cv2.resize(backdrop, (width, height), interpolation=cv2.INTER_AREA)
     options = Options(bg=BACKGROUND).validated(batch=False)
-    with Pipeline(options) as pipeline:
+    with build_pipeline(options.recipe()) as pipeline:
         alpha = pipeline.swap(photo).alpha
     rng = np.random.default_rng(seed)
     for index in range(frames):
@@ -147,7 +147,7 @@ def flicker(height: int, frames: int, strengths: list[float]) -> None:
     print("| clip | smoothing | alpha error | alpha error, edge band | flicker, edge band |")
     print("| --- | ---: | ---: | ---: | ---: |")
     options = Options(bg=BACKGROUND).validated(batch=False)
-    with Pipeline(options) as pipeline:
+    with build_pipeline(options.recipe()) as pipeline:
         for moving in (False, True):
             for strength in strengths:
                 smoother = TemporalSmoother(strength)

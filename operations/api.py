@@ -8,9 +8,9 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
-from operations.background import Background, BackgroundSource
-from operations.options import Options
-from operations.pipeline import Pipeline
+from operations.background import Background
+from operations.build import build_background, build_pipeline
+from operations.options import Options, naming_flags
 
 ImageLike = TypeVar("ImageLike", np.ndarray, Image.Image)
 BackgroundLike = str | Path | np.ndarray | Image.Image | None
@@ -97,8 +97,10 @@ class BackgroundSwapper:
         in_memory = None
         if background is not None and not is_path:
             in_memory = Background(np.ascontiguousarray(_as_rgb(background)[0]))
-        source = BackgroundSource(options, image=in_memory)
-        self._pipeline = Pipeline(options, background=source)
+        recipe = options.recipe()
+        with naming_flags():
+            source = build_background(recipe, image=in_memory)
+            self._pipeline = build_pipeline(recipe, background=source)
 
     def __call__(self, image: ImageLike) -> ImageLike:
         rgb, alpha = _as_rgb(image)

@@ -33,16 +33,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageCms
 
-from operations.blur import blur_behind_subject, blur_sigma, gaussian_blur
+from operations.blur import DEFAULT_BLUR_STRENGTH, blur_behind_subject, blur_sigma, gaussian_blur
 from operations.decode import DEFAULT_MAX_PIXELS, decode
-from operations.errors import OptionsError
+from operations.errors import SettingError
 from operations.files import ImageError, find_inputs, is_video, shown
 from operations.resize import resize as _resize
 
 if TYPE_CHECKING:
     from operations.matting import Matte
     from operations.neural_style_transfer import StyleTransfer
-    from operations.options import Options
     from operations.text_to_image import PromptBackgrounds
 
 log = logging.getLogger("backgroundswap")
@@ -50,6 +49,19 @@ log = logging.getLogger("backgroundswap")
 FIT_MODES = ("cover", "contain", "stretch")
 DEFAULT_FIT = "cover"
 BG_MATCH = ("cycle", "name")  # --bg DIR: each photo gets the next one, or the one of its name
+
+
+@dataclass(frozen=True)
+class BackgroundSettings:
+    """What the background source reads."""
+
+    bg: Path | None = None  # an image, a folder of them, or a video
+    fit: str = DEFAULT_FIT
+    match: str = "cycle"  # with a folder: one of BG_MATCH
+    blur: bool = False
+    blur_strength: float = DEFAULT_BLUR_STRENGTH  # percent of the photo's shorter side
+    nst: bool = False  # restyle the photo's own background in the style of the image
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def fit_background(image: np.ndarray, width: int, height: int, mode: str = "cover") -> np.ndarray:
@@ -133,7 +145,7 @@ def _first_frame(path: Path, max_pixels: int) -> np.ndarray:
     """A background video's first frame that decodes.
 
     Raises:
-        OptionsError: not a readable video.
+        SettingError: not a readable video.
     """
     from operations.video import BackgroundVideo
 
@@ -144,7 +156,7 @@ def _first_frame(path: Path, max_pixels: int) -> np.ndarray:
         finally:
             video.close()
     except ImageError as exc:
-        raise OptionsError("--bg", path, str(exc)) from None
+        raise SettingError("bg", path, str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -163,45 +175,46 @@ class BackgroundSource:
     """Decides, for every photo of a run, what goes behind its subject (see the module's list).
 
     Args:
-        options: the run's validated options.
-        image: an in-memory background to use instead of ``options.bg`` (the one-image API).
+        settings: what it reads.
+        image: an in-memory background to use instead of ``settings.bg`` (the one-image API).
         run_background: the run's generated background, already made (a Ray worker's case).
+        prompted: the generator of backgrounds from a prompt (with no image given).
+        style: builds the style network from the style image (``settings.nst``).
 
     Raises:
-        OptionsError: ``--bg`` is not a readable image.
+        SettingError: ``bg`` is not a readable image.
     """
 
     def __init__(
         self,
-        options: Options,
+        settings: BackgroundSettings,
         *,
         image: Background | None = None,
         run_background: RunBackground | None = None,
+        prompted: PromptBackgrounds | None = None,
+        style: Callable[[np.ndarray], StyleTransfer] | None = None,
     ) -> None:
-        self.options = options
+        self.settings = settings
         self.run_background = run_background
         if image is None and run_background is not None:
             image = Background.from_file(run_background.path)
         self.folder: list[Path] = []  # --bg DIR: its files, decoded when first needed
         self.video: Path | None = None  # --bg clip.mp4 (its first frame is `image`)
-        if image is None and options.bg is not None and Path(options.bg).is_dir():
-            self.folder = [Path(options.bg) / rel for rel in find_inputs(Path(options.bg))]
-        elif image is None and options.bg is not None and is_video(Path(options.bg)):
-            self.video = Path(options.bg)
-            image = Background(_first_frame(self.video, options.max_pixels))
-        elif image is None and options.bg is not None:
+        bg = settings.bg
+        if image is None and bg is not None and Path(bg).is_dir():
+            self.folder = [Path(bg) / rel for rel in find_inputs(Path(bg))]
+        elif image is None and bg is not None and is_video(Path(bg)):
+            self.video = Path(bg)
+            image = Background(_first_frame(self.video, settings.max_pixels))
+        elif image is None and bg is not None:
             try:
-                image = Background.from_file(Path(options.bg), max_pixels=options.max_pixels)
+                image = Background.from_file(Path(bg), max_pixels=settings.max_pixels)
             except ImageError as exc:
-                raise OptionsError("--bg", options.bg, str(exc)) from None
+                raise SettingError("bg", bg, str(exc)) from None
         self._decoded: OrderedDict[Path, Background] = OrderedDict()
         self.image = image
-        self.prompted: PromptBackgrounds | None = None
-        if options.prompt is not None and image is None:
-            from operations.text_to_image import PromptBackgrounds
-
-            folder = options.output_folder if options.output is not None else Path.cwd()
-            self.prompted = PromptBackgrounds(options, folder, progress=not options.quiet)
+        self.prompted = prompted if image is None else None
+        self._make_style = style
         self.style: StyleTransfer | None = None
         self._lock = threading.Lock()
 
@@ -219,36 +232,37 @@ class BackgroundSource:
         with self._lock:
             if self.prompted is None or self.image is not None:
                 return self.run_background
-            if self.options.bg_per_image:
+            if self.prompted.settings.per_image:
                 self.prompted.ensure_ready()
                 return None
             size = first_size()
             if size is None:
                 return None
-            rgb, path = self.prompted.get(*size, self.options.seed)
+            seed = self.prompted.settings.seed
+            rgb, path = self.prompted.get(*size, seed)
             self.image = Background(rgb)
-            self.run_background = RunBackground(path, self.options.seed)
+            self.run_background = RunBackground(path, seed)
         log.info("background: %s", path)
         return self.run_background
 
     def load(self) -> None:
         """Build what the photos will need now (the style network and its Gram targets), so a
         missing model stops the run before the first file. Idempotent."""
-        if self.options.nst and self.image is not None:
+        if self.settings.nst and self.image is not None:
             self._style_network(self.image.rgb)
-        elif self.options.nst and self.folder:
+        elif self.settings.nst and self.folder:
             self._style_network(self._from_folder(self.folder[0]).rgb)
 
     def _pick(self, index: int, name: str | None) -> Path:
         """The folder's background for a photo: by position, or by name."""
-        if self.options.bg_match == "cycle" or name is None:
+        if self.settings.match == "cycle" or name is None:
             return self.folder[index % len(self.folder)]
         wanted = name.casefold()
         for path in self.folder:
             if path.stem.casefold() == wanted:
                 return path
         raise ImageError(
-            f"no background named {shown(name)}.* in {shown(self.options.bg)} (--bg-match name)"
+            f"no background named {shown(name)}.* in {shown(self.settings.bg)} (--bg-match name)"
         )
 
     def _from_folder(self, path: Path) -> Background:
@@ -258,7 +272,7 @@ class BackgroundSource:
                 self._decoded.move_to_end(path)
                 return self._decoded[path]
         try:
-            background = Background.from_file(path, max_pixels=self.options.max_pixels)
+            background = Background.from_file(path, max_pixels=self.settings.max_pixels)
         except ImageError as exc:
             raise ImageError(f"background {shown(path.name)}: {exc}") from None
         with self._lock:
@@ -271,16 +285,9 @@ class BackgroundSource:
         """The style-transfer network, built once; its first style's Gram targets with it."""
         with self._lock:
             if self.style is None:
-                from operations.neural_style_transfer import StyleTransfer
-
-                o = self.options
-                self.style = StyleTransfer(
-                    style_rgb,
-                    o.style_settings(),
-                    weights=o.nst_weights,
-                    offline=o.offline,
-                    device=o.device,
-                )
+                if self._make_style is None:
+                    raise ValueError("nst is on but no style network was handed in")
+                self.style = self._make_style(style_rgb)
             return self.style
 
     def for_image(
@@ -310,7 +317,7 @@ class BackgroundSource:
             ``H×W×3`` ``uint8`` RGB, and what the summary records for this photo (a per-photo
             generated background's file and seed).
         """
-        o = self.options
+        o = self.settings
         height, width = rgb.shape[:2]
         sigma = blur_sigma(height, width, o.blur_strength) if o.blur else 0.0
         image, extra = self.image, {}
@@ -318,11 +325,11 @@ class BackgroundSource:
             path = self._pick(index, name)
             image, extra = self._from_folder(path), {"background": str(path)}
         elif image is None and self.prompted is not None:
-            if not o.bg_per_image:  # not prepared by a batch: the first photo sets the aspect
-                self.prepare(lambda: (height, width))
+            if not self.prompted.settings.per_image:  # not prepared by a batch: the first
+                self.prepare(lambda: (height, width))  # photo sets the aspect ratio
                 image = self.image
             else:
-                seed = o.seed + index
+                seed = self.prompted.settings.seed + index
                 generated, path = self.prompted.get(height, width, seed)
                 image, extra = Background(generated), {"background": str(path), "seed": seed}
         if frame is not None and not o.nst:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from operations import __version__
-from operations.background import BackgroundSource
+from operations.build import build_background
 from operations.decode import allow_pixels
 from operations.engines import create_engine
 from operations.files import (
@@ -28,16 +28,16 @@ from operations.files import (
     name_fields,
     plan_outputs,
     shown,
+    side_suffixes,
     sweep,
     write_atomic,
 )
-from operations.jobs import CUTOUT_SUFFIX, MASK_SUFFIX, FileResult, Job, PhotoJob, Status, VideoJob
-from operations.options import Options, OptionsError
+from operations.jobs import FileResult, Job, PhotoJob, Status
+from operations.options import Options, OptionsError, naming_flags
 from operations.pipeline import Pipeline
 from operations.report import FLAG_NAMES, assets_folder, write_page
-from operations.video import CUTOUT_SUFFIX as VIDEO_CUTOUT_SUFFIX
-from operations.video import MASK_SUFFIX as VIDEO_MASK_SUFFIX
 from operations.video import VIDEO_CODECS
+from operations.video_job import VideoJob
 
 log = logging.getLogger("backgroundswap")
 
@@ -83,12 +83,10 @@ def plan_jobs(options: Options) -> list[Job]:
     """
     assert options.input is not None and options.output is not None
     source, target = Path(options.input), Path(options.output)
-    extras = [MASK_SUFFIX] * options.save_mask + [CUTOUT_SUFFIX] * options.save_cutout
+    sides = {"mask": options.save_mask, "cutout": options.save_cutout}
+    extras = side_suffixes(**sides)
     ext = VIDEO_CODECS[options.video_codec].extension
-    video = (
-        ext,
-        [VIDEO_MASK_SUFFIX + ext] * options.save_mask + [VIDEO_CUTOUT_SUFFIX] * options.save_cutout,
-    )
+    video = (ext, side_suffixes(**sides, video_extension=ext))
     now = time.time()
 
     def job(path: Path, relative: Path, outputs: list[Path], index: int) -> Job:
@@ -199,25 +197,32 @@ def run_batch(
     startup = 0.0
     if todo:
         prepare_output(options.output_folder)
-        source = pipeline.background if pipeline is not None else BackgroundSource(options)
 
         def report(job: Job, result: FileResult) -> None:
             results[job.source] = result
             _log_result(job, result)
 
-        # The engine first (models load, a cluster answers), then the run's background (which
-        # may take minutes to generate), then the jobs.
-        engine = create_engine(
-            options, source, pipeline=pipeline, progress=progress, abandon=abandon
-        )
-        with engine:
-            run_background = source.prepare(lambda: first_readable_size(todo))
-            startup = time.perf_counter() - start
-            try:
-                engine.run(todo, report)
-            except KeyboardInterrupt:
-                interrupted = True
-                log.error("interrupted: finished files are kept; rerun to resume")
+        recipe = options.recipe()
+        with naming_flags():  # a stage's error names the flag that sets what it refused
+            source = pipeline.background if pipeline is not None else build_background(recipe)
+            # The engine first (models load, a cluster answers), then the run's background
+            # (which may take minutes to generate), then the jobs.
+            engine = create_engine(
+                options.engine_settings(),
+                recipe,
+                source,
+                pipeline=pipeline,
+                progress=progress,
+                abandon=abandon,
+            )
+            with engine:
+                run_background = source.prepare(lambda: first_readable_size(todo))
+                startup = time.perf_counter() - start
+                try:
+                    engine.run(todo, report)
+                except KeyboardInterrupt:
+                    interrupted = True
+                    log.error("interrupted: finished files are kept; rerun to resume")
     ordered = [results[job.source] for job in jobs if job.source in results]
     shared = run_background.to_dict() if run_background is not None else None
     batch = BatchResult(ordered, time.perf_counter() - start, interrupted, shared, startup=startup)

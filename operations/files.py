@@ -158,6 +158,22 @@ def output_extension(relative: Path, fmt: str) -> str:
     return f".{fmt}"
 
 
+# Side files' suffixes: a photo's (``x.jpg`` → ``x.mask.png``) and a video's (``x.mov`` →
+# ``x.mask.mp4``, the main codec's extension after it; cut-outs are ProRes 4444 ``.mov``).
+MASK_SUFFIX = ".mask.png"
+CUTOUT_SUFFIX = ".cutout.png"
+VIDEO_MASK_SUFFIX = ".mask"
+VIDEO_CUTOUT_SUFFIX = ".cutout.mov"
+
+
+def side_suffixes(*, mask: bool, cutout: bool, video_extension: str | None = None) -> list[str]:
+    """The side files' suffixes, in the outputs' order (mask, cut-out): a photo's, or with
+    ``video_extension`` (the main video codec's, ``.mp4``) a video's."""
+    if video_extension is None:
+        return [MASK_SUFFIX] * mask + [CUTOUT_SUFFIX] * cutout
+    return [VIDEO_MASK_SUFFIX + video_extension] * mask + [VIDEO_CUTOUT_SUFFIX] * cutout
+
+
 def plan_outputs(
     inputs: Iterable[Path],
     fmt: str,

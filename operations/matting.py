@@ -43,6 +43,15 @@ log = logging.getLogger("backgroundswap")
 
 MATTING_METHODS = ("fast", "quality", "off")
 DEFAULT_METHOD = "fast"
+
+
+@dataclass(frozen=True)
+class MattingSettings:
+    """The edge stage's settings: ``method`` is ``fast``, ``quality`` or ``off``."""
+
+    method: str = DEFAULT_METHOD
+
+
 # Tuned on benchmarks/bench_edges.py (synthetic ground truth; see its docstring):
 # The filter is fitted on a copy reduced to the segmenter's own mask size (the coarse mask holds
 # no finer information); the photo's full detail comes back when the fitted linear model is

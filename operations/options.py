@@ -1,34 +1,53 @@
 """The run's settings: one dataclass, validated once; every error names the option and its value.
 
-Each default is a constant of the module that uses it (``encode.DEFAULT_QUALITY``,
-``yolo.DEFAULT_CONFIDENCE``, :class:`StyleSettings`' fields…), read here; the command line takes
-its defaults, choices and destinations from :class:`Options`, so each is typed in one place.
-Validation only checks: the run creates what it needs (the output folder) once it starts.
+Each setting is declared once, as a field of :class:`Options`: its default (a constant of the
+module that uses it: ``encode.DEFAULT_QUALITY``, ``yolo.DEFAULT_CONFIDENCE``…), and in the
+field's metadata its command-line flag (:class:`Flag`: group, help, metavar, the README's
+wording). The parser (``run.build_parser``) and the README's options table
+(:func:`options_table`) are made from these declarations. Validation only checks: the run
+creates what it needs (the output folder) once it starts.
+
+:class:`Options` is the top of the settings' flow: it builds each stage's own settings
+(:meth:`Options.recipe`, :meth:`Options.engine_settings`), and no module below imports it.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import importlib.util
 import os
-from dataclasses import asdict, dataclass, field, make_dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import Field, asdict, dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from operations import engines, temporal, video
 from operations import text_to_image as sd
-from operations.background import BG_MATCH, DEFAULT_FIT, FIT_MODES
+from operations.background import BG_MATCH, DEFAULT_FIT, FIT_MODES, BackgroundSettings
 from operations.blur import DEFAULT_BLUR_STRENGTH
+from operations.build import Recipe
 from operations.decode import DEFAULT_MAX_PIXELS
 from operations.encode import DEFAULT_FORMAT, DEFAULT_QUALITY, OUTPUT_FORMATS
-from operations.errors import OptionsError
+from operations.engines import EngineSettings, default_workers
+from operations.errors import OptionsError, SettingError
 from operations.files import WRITABLE, find_inputs, is_video
+from operations.harmonize import DEFAULT_STRENGTH as DEFAULT_HARMONIZE
+from operations.jobs import JobSettings
+from operations.light_wrap import DEFAULT_WIDTH as DEFAULT_WRAP
+from operations.look import LookSettings
 from operations.matting import DEFAULT_METHOD as DEFAULT_MATTING
-from operations.matting import MATTING_METHODS
+from operations.matting import MATTING_METHODS, MattingSettings
 from operations.models import DEFAULT_DEVICE, DEVICES
 from operations.neural_style_transfer import OPTIMIZERS, StyleSettings
 from operations.report import PAGE_NAME
-from operations.segmenters import DEFAULT_SEGMENTER, backends, resolve_segmenter_name
-from operations.segmenters.base import Backend
+from operations.segmenters import (
+    DEFAULT_SEGMENTER,
+    backends,
+    resolve_segmenter_name,
+    segmenter_help,
+)
+from operations.segmenters.base import Backend, SegmenterSettings
 from operations.shadow import ShadowSettings
 
 __all__ = ["Options", "OptionsError", "default_workers"]
@@ -52,7 +71,6 @@ _PROMPT = (
     "sd_attention_slicing",
     "sd_cpu_offload",
 )
-_FLAGS = {"sd_steps": "--steps", "sd_guidance": "--guidance"}  # flags not named after the field
 
 
 def _check_installed(option: str, value: str | None, extra: str, modules: tuple[str, ...]) -> None:
@@ -75,10 +93,76 @@ def _check_folder_writable(option: str, path: Path) -> None:
         raise OptionsError(option, path, "its folder does not exist or is not writable")
 
 
-def default_workers() -> int:
-    """Threads that decode, composite and encode in parallel; the model takes one at a time."""
-    # One more thread than cores: while one waits for the model, the cores stay busy.
-    return min(8, (os.cpu_count() or 1) + 1)
+def _whole_number(text: str) -> int:
+    try:
+        return int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give two numbers X,Y: {text!r}") from None
+    return x, y
+
+
+def _names(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A setting's command-line flag, declared with its field (in the field's metadata).
+
+    ``help`` is ``--help``'s line (argparse's ``%(default)s`` allowed); ``doc`` the README
+    table's wording when it says more (``{default}`` is the field's default). The flag is
+    ``--`` + the field's name with dashes unless ``name`` says otherwise.
+    """
+
+    group: str
+    help: str
+    short: str | None = None
+    name: str | None = None
+    metavar: str | None = None
+    type: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    nargs: str | None = None
+    const: Any = None
+    required: bool = False
+    doc: str | None = None
+
+    def flags(self, field_name: str) -> list[str]:
+        long = self.name or "--" + field_name.replace("_", "-")
+        return [self.short, long] if self.short else [long]
+
+
+def _option(default: Any = None, *, factory: Callable[[], Any] | None = None, **flag: Any) -> Any:
+    """A settings field with its flag (see :class:`Flag`)."""
+    metadata = {"flag": Flag(**flag)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+IO = "input and output"
+BG = "background"
+CLIPS = (
+    "videos (.mp4 .mov .m4v .mkv .webm .avi …: every frame, with the sound, timing and "
+    "rotation kept)"
+)
+LIGHT = "the scene's light (with a new background)"
+SD = "generated backgrounds (--prompt)"
+NST = "style transfer (--nst)"
+SEG = "segmentation"
+SCALE = "scaling out (--engine ray)"
+RUN = "run"
+
+
+def _groups() -> list[str]:
+    """The help's groups in order; each backend's own settings come after segmentation's."""
+    return [IO, BG, CLIPS, LIGHT, SD, NST, SEG, *(f"--mode {b}" for b in backends()), SCALE, RUN]
 
 
 @dataclass
@@ -89,81 +173,494 @@ class _Settings:
     declared by their modules (:attr:`Backend.options`) and added by :data:`Options` below.
     """
 
-    input: Path | None = None
-    output: Path | None = None
-    bg: Path | None = None
-    mode: str = DEFAULT_SEGMENTER
-    prompt: str | None = None
-    nst: bool = False
-    blur: bool = False
-    blur_strength: float = DEFAULT_BLUR_STRENGTH
-    fit: str = DEFAULT_FIT
-    matting: str = DEFAULT_MATTING
-    harmonize: float | None = None  # strength 0-1 (--harmonize alone: harmonize.DEFAULT_STRENGTH)
-    light_wrap: int | None = None  # px; 0: light_wrap.DEFAULT_WIDTH of the photo's long side
-    shadow: bool = False
-    shadow_offset: tuple[float, float] = ShadowSettings.offset
-    shadow_softness: float = ShadowSettings.softness
-    shadow_opacity: float = ShadowSettings.opacity
-    save_mask: bool = False
-    save_cutout: bool = False
-    temporal_smoothing: float = temporal.DEFAULT_STRENGTH  # videos: 0 turns it off
-    video_codec: str = video.DEFAULT_VIDEO_CODEC
-    video_quality: int = video.DEFAULT_VIDEO_QUALITY
-    format: str = DEFAULT_FORMAT
-    quality: int = DEFAULT_QUALITY
-    overwrite: bool = False
-    recursive: bool = False
-    device: str = DEFAULT_DEVICE
-    classes: list[str] | None = None
-    weights: Path | None = None
-    offline: bool = False
-    batch_size: int = 1
-    nst_size: int = StyleSettings.size
-    nst_steps: int = StyleSettings.steps
-    nst_optimizer: str = StyleSettings.optimizer
-    nst_content_weight: float = StyleSettings.content_weight
-    nst_style_weight: float = StyleSettings.style_weight
-    nst_tv_weight: float = StyleSettings.tv_weight
-    nst_weights: Path | None = None
-    negative_prompt: str | None = None
-    sd_model: str = sd.DEFAULT_MODEL
-    sd_size: int | None = None  # None: the model's native size
-    seed: int = sd.DEFAULT_SEED
-    sd_steps: int = sd.DEFAULT_STEPS
-    sd_guidance: float = sd.DEFAULT_GUIDANCE
-    bg_per_image: bool = False
-    bg_match: str = "cycle"  # with --bg DIR: "cycle" through it, or pair by "name"
-    sd_attention_slicing: bool = False
-    sd_cpu_offload: bool = False
-    engine: str = engines.DEFAULT_ENGINE
-    ray_address: str | None = None  # None: start a local Ray instance
-    cpus_per_worker: float = 1.0
-    gpus_per_worker: float = 0.0
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    workers: int = field(default_factory=default_workers)
-    summary: Path | None = None
-    report: Path | bool | None = None  # True: report.html in the output folder
-    quiet: bool = False
-    verbose: bool = False
+    input: Path | None = _option(
+        group=IO,
+        short="-i",
+        type=Path,
+        required=True,
+        metavar="DIR|PHOTO",
+        help="folder of photos, or one photo",
+        doc="folder of photos (and videos), or one photo or video (required)",
+    )
+    output: Path | None = _option(
+        group=IO,
+        short="-o",
+        type=Path,
+        required=True,
+        metavar="DIR|FILE",
+        help="folder for the results (created if missing; must not be --input); with one photo "
+        "in, also a file name (result.png, result.jpg)",
+        doc="folder for the results, created if missing (required). It may not be the input "
+        "folder; if it lies inside it, it is never read as input. With one photo in, it may "
+        "name the file (`-i photo.jpg -o result.png`; its extension sets the format, side files "
+        "go beside it as `result.mask.png`)",
+    )
+    recursive: bool = _option(
+        False,
+        group=IO,
+        short="-r",
+        help="also read sub-folders; the output mirrors them",
+        doc="read sub-folders too; the output mirrors them",
+    )
+    format: str = _option(
+        DEFAULT_FORMAT,
+        group=IO,
+        choices=OUTPUT_FORMATS,
+        help="output format; 'same' keeps the input's (default: %(default)s)",
+        doc="output format (default `{default}`); `same` keeps the input's format when it is one "
+        "we write (PNG, JPEG, WebP, TIFF, BMP), otherwise PNG",
+    )
+    quality: int = _option(
+        DEFAULT_QUALITY,
+        group=IO,
+        type=int,
+        metavar="1-100",
+        help="JPEG/WebP quality (default: %(default)s)",
+        doc="JPEG/WebP quality (default {default})",
+    )
+    overwrite: bool = _option(
+        False,
+        group=IO,
+        help="redo files whose outputs exist (default: skip them, so reruns resume)",
+        doc="redo files whose outputs exist (by default they are skipped, so a rerun resumes)",
+    )
+    save_mask: bool = _option(
+        False,
+        group=IO,
+        help="also write the subject's alpha as NAME.mask.png",
+        doc="also write the subject's alpha as `NAME.mask.png` (8-bit grey)",
+    )
+    save_cutout: bool = _option(
+        False,
+        group=IO,
+        help="also write the subject alone as a transparent NAME.cutout.png",
+        doc="also write the subject alone as `NAME.cutout.png` (RGBA)",
+    )
+    max_pixels: int = _option(
+        DEFAULT_MAX_PIXELS,
+        group=IO,
+        type=_whole_number,
+        metavar="N",
+        help="refuse images with more pixels than this, e.g. decompression bombs "
+        "(default: %(default)s)",
+        doc="refuse images larger than N pixels (default {default:,}: a 100 MP frame passes, a "
+        "decompression bomb does not)",
+    )
+    summary: Path | None = _option(
+        group=IO,
+        type=Path,
+        metavar="FILE.json",
+        help="write a JSON report: per file input, output, status, seconds, error, doubt",
+        doc="write a report: per file `input`, `output`, `status` (`ok`, `skipped`, `failed`), "
+        "`seconds`, `error`, `warnings`, `doubt` (0–1), `flags` and the `signals` behind them "
+        "(see [Reviewing results](#reviewing-results---report)); plus counts and the options "
+        "used. A name that is not valid UTF-8 is given readably in `input` (undecodable bytes as "
+        "U+FFFD) and exactly in `input_bytes`, percent-encoded (`urllib.parse.unquote_to_bytes` "
+        "restores it). The file is written atomically; a summary inside the input folder is "
+        "never read as an input",
+    )
+    report: Path | bool | None = _option(
+        group=IO,
+        nargs="?",
+        const=True,
+        type=Path,
+        metavar="FILE.html",
+        help="write a review page: every result beside its input, the doubtful ones first "
+        f"(default FILE: {PAGE_NAME} in the output folder; thumbnails in report_files/). "
+        "`backgroundswap report OUTPUT_DIR` rebuilds it later",
+        doc="write a review page: every result beside its input, the doubtful ones first "
+        f"(default `{PAGE_NAME}` in the output folder, thumbnails in `report_files/` beside it). "
+        "`backgroundswap report OUTPUT_DIR` rebuilds it later. See "
+        "[Reviewing results](#reviewing-results---report)",
+    )
+
+    bg: Path | None = _option(
+        group=BG,
+        short="-b",
+        type=Path,
+        metavar="FILE|DIR",
+        help="background image, a folder of them (see --bg-match), or a video (each frame of a "
+        "video gets the frame at its time, looped; a photo gets the first frame)",
+        doc="background image, a video (see [Videos](#videos)), or a folder of images: each "
+        "photo gets the next one in name order, round and round, or with `--bg-match name` the "
+        "one named like the photo (`cat.jpg` → `DIR/cat.*`; a photo with none fails with that "
+        "reason). The summary records each photo's background",
+    )
+    bg_match: str = _option(
+        "cycle",
+        group=BG,
+        choices=BG_MATCH,
+        help="with --bg DIR: cycle = each photo gets the next background in name order; name = "
+        "the one named like the photo (cat.jpg → DIR/cat.*) (default: %(default)s)",
+        doc="how photos and a `--bg` folder's backgrounds are paired (default `{default}`)",
+    )
+    prompt: str | None = _option(
+        group=BG,
+        short="-p",
+        metavar="TEXT",
+        help="generate the background from a text prompt with Stable Diffusion (when no --bg)",
+        doc="generate the background from a text prompt with Stable Diffusion (instead of "
+        "`--bg`). One background per run by default, generated at the first photo's aspect "
+        "ratio (long side: the model's native size, rounded to its size step) and fitted to "
+        "each photo like any background",
+    )
+    fit: str = _option(
+        DEFAULT_FIT,
+        group=BG,
+        choices=FIT_MODES,
+        help="fit the background to each photo: cover = fill and centre-crop, "
+        "contain = whole background with black bars, stretch = distort to fit "
+        "(default: %(default)s)",
+        doc="how the background meets each photo's size: `cover` (default) scales to fill and "
+        "crops the centre; `contain` shows the whole background with black bars; `stretch` "
+        "distorts it to fit (the original tool's behaviour)",
+    )
+    matting: str = _option(
+        DEFAULT_MATTING,
+        group=BG,
+        choices=MATTING_METHODS,
+        help="edge refinement: fast = follow the photo's own edges and remove the old "
+        "background's colour from them; quality = closed-form matting, several times slower; "
+        "off = the model's soft mask as it is (default: %(default)s)",
+        doc="edge refinement. `fast` (default) fits the mask to the photo's own edges, hair "
+        "strands included, and removes the old background's colour from the edge pixels; "
+        "`quality` uses closed-form matting, for stills that matter (about a second per "
+        "megapixel); `off` keeps the model's soft mask and the photo's colours as they are",
+    )
+    blur: bool = _option(
+        False,
+        group=BG,
+        help="blur the background; without --bg, blur the photo's own background (portrait mode)",
+        doc="blur the background layer. Without `--bg`: portrait mode, the photo's own "
+        "background blurred without smearing the subject into it",
+    )
+    blur_strength: float = _option(
+        DEFAULT_BLUR_STRENGTH,
+        group=BG,
+        type=float,
+        metavar="PCT",
+        help="blur sigma as a percentage of the photo's shorter side (default: %(default)s)",
+        doc="Gaussian sigma as a percentage of the photo's shorter side (default {default}), so "
+        "mixed resolutions get the same look",
+    )
+    nst: bool = _option(
+        False,
+        group=BG,
+        short="-n",
+        help="repaint each photo's own background in the style of the --bg image (VGG19 neural "
+        "style transfer, masked so the subject is untouched)",
+        doc="repaint each photo's own background in the style of the `--bg` image (VGG19 neural "
+        "style transfer, masked so the subject is untouched); slow on a CPU (about a minute a "
+        "photo), fast on a GPU",
+    )
+
+    video_codec: str = _option(
+        video.DEFAULT_VIDEO_CODEC,
+        group=CLIPS,
+        choices=tuple(video.VIDEO_CODECS),
+        help="h264 = .mp4 that plays everywhere; hevc = smaller .mp4; vp9 = .webm "
+        "(default: %(default)s; cut-outs are ProRes 4444 .mov, which keeps the alpha)",
+        doc="videos' output: `.mp4` (default), smaller `.mp4`, `.webm`; cut-outs are ProRes "
+        "4444 `.mov` whatever this says",
+    )
+    video_quality: int = _option(
+        video.DEFAULT_VIDEO_QUALITY,
+        group=CLIPS,
+        type=int,
+        metavar="1-100",
+        help="higher is better and larger; mapped onto the codec's CRF (%(default)s = x264's "
+        "CRF 20) (default: %(default)s)",
+        doc="videos: higher is better and larger, mapped onto the codec's CRF (default {default} "
+        "= x264's CRF 20)",
+    )
+    temporal_smoothing: float = _option(
+        temporal.DEFAULT_STRENGTH,
+        group=CLIPS,
+        type=float,
+        metavar="0-0.99",
+        help="steady a still subject's edge from frame to frame: the weight of the previous "
+        "frame's alpha where the picture did not move (it follows at once where it did); "
+        "0 = off (default: %(default)s)",
+        doc="videos: the weight of the last frame's alpha where the picture did not move "
+        "(default {default}; 0 = off)",
+    )
+
+    harmonize: float | None = _option(
+        group=LIGHT,
+        nargs="?",
+        const=DEFAULT_HARMONIZE,
+        type=float,
+        metavar="STRENGTH",
+        help="move the subject's colour and light toward the new background's, 0-1 "
+        f"(given alone: {DEFAULT_HARMONIZE}); texture and detail are kept, the change is bounded",
+        doc="move the subject's colour and light toward the new background's, 0–1 (given alone: "
+        f"{DEFAULT_HARMONIZE}); texture and detail kept, the change bounded. See "
+        "[The scene's light](#the-scenes-light---harmonize---light-wrap---shadow)",
+    )
+    light_wrap: int | None = _option(  # px; 0: light_wrap.DEFAULT_WIDTH of the long side
+        group=LIGHT,
+        nargs="?",
+        const=0,
+        type=_whole_number,
+        metavar="PX",
+        help="let the background's light bleed PX pixels into the subject's edge "
+        f"(given alone: {DEFAULT_WRAP * 100:g} %% of the photo's long side)",
+        doc="let the background's light bleed into the subject's edge, PX wide (given alone: "
+        f"{DEFAULT_WRAP * 100:g} % of the photo's long side)",
+    )
+    shadow: bool = _option(
+        False,
+        group=LIGHT,
+        help="cast a soft drop shadow of the subject on the new background",
+        doc="cast a soft drop shadow of the subject on the new background (never on the subject)",
+    )
+    shadow_offset: tuple[float, float] = _option(
+        ShadowSettings.offset,
+        group=LIGHT,
+        type=_pair,
+        metavar="X,Y",
+        help="the shadow's offset right and down, in %% of the long side (default: "
+        f"{','.join(map(str, ShadowSettings.offset))})",
+        doc="the shadow's offset right and down, in % of the long side (default "
+        f"`{','.join(map(str, ShadowSettings.offset))}`)",
+    )
+    shadow_softness: float = _option(
+        ShadowSettings.softness,
+        group=LIGHT,
+        type=float,
+        metavar="PCT",
+        help="the shadow's blur, in %% of the long side (default: %(default)s)",
+    )
+    shadow_opacity: float = _option(
+        ShadowSettings.opacity,
+        group=LIGHT,
+        type=float,
+        metavar="0-1",
+        help="how dark the shadow is under the subject (default: %(default)s)",
+    )
+
+    negative_prompt: str | None = _option(
+        group=SD, metavar="TEXT", help="what the background must not show"
+    )
+    sd_model: str = _option(
+        sd.DEFAULT_MODEL,
+        group=SD,
+        metavar="ID|DIR",
+        help="diffusers model id or local pipeline folder (default: %(default)s, "
+        "CreativeML OpenRAIL-M licence)",
+        doc="any diffusers text-to-image model id or local pipeline folder (default `{default}`, "
+        "CreativeML OpenRAIL-M licence: read it before commercial use)",
+    )
+    seed: int = _option(
+        sd.DEFAULT_SEED,
+        group=SD,
+        type=int,
+        metavar="SEED",
+        help="random seed: the same seed gives the same background (default: %(default)s)",
+    )
+    sd_steps: int = _option(
+        sd.DEFAULT_STEPS,
+        group=SD,
+        name="--steps",
+        type=int,
+        metavar="N",
+        help="denoising steps (default: %(default)s)",
+    )
+    sd_guidance: float = _option(
+        sd.DEFAULT_GUIDANCE,
+        group=SD,
+        name="--guidance",
+        type=float,
+        metavar="SCALE",
+        help="classifier-free guidance scale (default: %(default)s)",
+    )
+    sd_size: int | None = _option(  # None: the model's native size
+        group=SD,
+        type=int,
+        metavar="PX",
+        help="long side to generate at (default: the model's native size)",
+    )
+    bg_per_image: bool = _option(
+        False,
+        group=SD,
+        help="generate one background per photo (seed + the photo's index) instead "
+        "of one for the run",
+        doc="one background per photo, at its own aspect ratio, seed + the photo's index "
+        "(recorded in the summary JSON)",
+    )
+    sd_attention_slicing: bool = _option(
+        False, group=SD, help="lower GPU memory use, a little slower"
+    )
+    sd_cpu_offload: bool = _option(
+        False, group=SD, help="CUDA: keep only the running part of the model on the GPU"
+    )
+
+    nst_size: int = _option(
+        StyleSettings.size,
+        group=NST,
+        type=int,
+        metavar="PX",
+        help="working size, long side; larger = finer strokes, slower (default: %(default)s)",
+        doc="style transfer's working size, long side (default {default}: VGG's receptive field "
+        "makes the strokes' size relative to it; a forward and backward pass stays under a "
+        "second on a 2-core CPU); the result is enlarged to the photo",
+    )
+    nst_steps: int = _option(
+        StyleSettings.steps,
+        group=NST,
+        type=int,
+        metavar="N",
+        help="loss evaluations at the finest of two pyramid levels; stops early "
+        "when the loss stops improving (default: %(default)s)",
+        doc="loss evaluations at the finer of two pyramid levels (half as many at the coarser "
+        "one); stops early when the loss improves by less than 0.1 % (default {default})",
+    )
+    nst_optimizer: str = _option(
+        StyleSettings.optimizer,
+        group=NST,
+        choices=OPTIMIZERS,
+        help="(default: %(default)s)",
+        doc="the optimiser (default `{default}`)",
+    )
+    nst_content_weight: float = _option(
+        StyleSettings.content_weight,
+        group=NST,
+        type=float,
+        metavar="W",
+        help="(default: %(default)g)",
+        doc="the content loss's weight (default {default:g}: the original tool's)",
+    )
+    nst_style_weight: float = _option(
+        StyleSettings.style_weight,
+        group=NST,
+        type=float,
+        metavar="W",
+        help="(default: %(default)g)",
+        doc="the style loss's weight (default {default:g}: the original tool's)",
+    )
+    nst_tv_weight: float = _option(
+        StyleSettings.tv_weight,
+        group=NST,
+        type=float,
+        metavar="W",
+        help="total-variation weight (default: %(default)g)",
+        doc="the total-variation loss's weight (default {default:g}: the original tool's)",
+    )
+    nst_weights: Path | None = _option(
+        group=NST,
+        type=Path,
+        metavar="FILE",
+        help="a local torchvision VGG19 weights file (vgg19-dcbb9e9d.pth)",
+        doc="a local torchvision VGG19 weights file (`vgg19-dcbb9e9d.pth`)",
+    )
+
+    mode: str = _option(
+        DEFAULT_SEGMENTER,
+        group=SEG,
+        short="-m",
+        metavar="MODE",
+        help=f"segmentation backend, by number or name: {segmenter_help()} (default: %(default)s)",
+        doc="segmentation backend: `0`/`mediapipe` (default; people), `1`/`deeplab` "
+        "(torchvision DeepLabv3; the 20 PASCAL VOC classes: people, animals, vehicles…), "
+        "`2`/`yolo` (Ultralytics YOLOv8-seg; the 80 COCO classes, every instance), `3`/`salient` "
+        "(class-agnostic salient object: whatever the photo is of — a lion, a shoe, a bottle)",
+    )
+    classes: list[str] | None = _option(
+        group=SEG,
+        type=_names,
+        metavar="NAME[,NAME...]",
+        help="DeepLab/YOLO: the classes that count as subject, by the model's own names (VOC "
+        "for DeepLab: person, dog, cat…; COCO for YOLO); default: every class it detects",
+        doc="DeepLab/YOLO: the classes that count as subject, in the model's own names "
+        "(`person,dog`); default every class the model detects. An unknown name stops with the "
+        "list of valid ones; with a backend that has no classes it is refused, as is any "
+        "backend's own option (`--yolo-conf`…) given with another backend",
+    )
+    weights: Path | None = _option(
+        group=SEG,
+        type=Path,
+        metavar="FILE",
+        help="a local weights file for the chosen backend, instead of the cache or a download",
+    )
+    offline: bool = _option(
+        False,
+        group=SEG,
+        help="never use the network (also HF_HUB_OFFLINE=1 or YOLO_OFFLINE=1); weights must be "
+        "cached or given with --weights",
+        doc="never use the network (`HF_HUB_OFFLINE=1` does the same): weights must be cached or "
+        "given with `--weights`",
+    )
+    device: str = _option(
+        DEFAULT_DEVICE,
+        group=SEG,
+        choices=DEVICES,
+        help="where models run (default: %(default)s; MediaPipe is CPU only)",
+        doc="where models run (`auto`: CUDA, then MPS, then CPU). On CUDA, DeepLab and YOLO run "
+        "in half precision. A device asked for by name that is not there is an error, never a "
+        "silent CPU run; MediaPipe runs on the CPU only; salient models on the CPU or, with "
+        "`onnxruntime-gpu` installed in place of `onnxruntime`, CUDA",
+    )
+    batch_size: int = _option(
+        1,
+        group=SEG,
+        type=int,
+        metavar="N",
+        help="segment up to N images per model call (DeepLab/YOLO; worth it on a GPU); raises "
+        "--workers to at least N (default: %(default)s)",
+        doc="DeepLab/YOLO/salient: segment up to N images per model call (worth it on a GPU; "
+        "salient models whose graph has a free batch axis); raises `--workers` to N",
+    )
+
+    engine: str = _option(
+        engines.DEFAULT_ENGINE,
+        group=SCALE,
+        choices=tuple(engines.ENGINES),
+        help="local: threads on this machine; ray: a Ray cluster's workers, "
+        "same outputs (default: %(default)s)",
+        doc="where the photos are processed: threads on this machine (default), or a Ray "
+        "cluster's workers (see [Scaling out](#scaling-out-ray))",
+    )
+    ray_address: str | None = _option(  # None: start a local Ray instance
+        group=SCALE,
+        metavar="ADDRESS",
+        help="the cluster's head, HOST:PORT (its `ray start --head --port`), ray://HOST:PORT or "
+        "auto (default: start a local Ray instance)",
+        doc="the cluster's head, `HOST:PORT` (`ray://HOST:PORT` and `auto` also work); default: "
+        "a local Ray instance",
+    )
+    cpus_per_worker: float = _option(
+        1.0,
+        group=SCALE,
+        type=float,
+        metavar="F",
+        help="CPUs per Ray worker: one worker (one model, F + 1 threads) per F CPUs of the "
+        "cluster (default: %(default)s)",
+    )
+    gpus_per_worker: float = _option(
+        0.0,
+        group=SCALE,
+        type=float,
+        metavar="F",
+        help="GPUs per Ray worker (0.5: two workers share a GPU) (default: %(default)s)",
+    )
+    workers: int = _option(
+        factory=default_workers,
+        group=RUN,
+        type=int,
+        metavar="N",
+        help="threads that decode, composite and encode in parallel (local engine; a Ray "
+        "worker has --cpus-per-worker + 1) (default: %(default)s)",
+        doc="threads that decode, composite and encode in parallel (default: cores + 1, at most "
+        "8); the model itself takes one image at a time. The local engine's: refused with "
+        "`--engine ray`",
+    )
+    quiet: bool = _option(
+        False, group=RUN, short="-q", help="no progress bar or summary line; errors only"
+    )
+    verbose: bool = _option(False, group=RUN, short="-v", help="log every file")
 
     def to_dict(self) -> dict[str, object]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
-
-    def shadow_settings(self) -> ShadowSettings:
-        """The shadow these options ask for."""
-        return ShadowSettings(tuple(self.shadow_offset), self.shadow_softness, self.shadow_opacity)
-
-    def style_settings(self) -> StyleSettings:
-        """The style-transfer settings these options ask for."""
-        return StyleSettings(
-            size=self.nst_size,
-            steps=self.nst_steps,
-            optimizer=self.nst_optimizer,
-            content_weight=self.nst_content_weight,
-            style_weight=self.nst_style_weight,
-            tv_weight=self.nst_tv_weight,
-        )
 
     def validated(self, *, batch: bool = True) -> Options:  # type: ignore[valid-type]
         """Return a checked, normalised copy (``mode`` becomes the backend's name).
@@ -178,35 +675,31 @@ class _Settings:
         try:
             mode = resolve_segmenter_name(self.mode)
         except ValueError as exc:
-            raise OptionsError("--mode", self.mode, str(exc)) from None
+            raise self._error("mode", str(exc)) from None
         if self.prompt is not None:
             if not self.prompt.strip():
-                raise OptionsError("--prompt", self.prompt, "is empty")
+                raise self._error("prompt", "is empty")
             if self.bg is not None:
-                raise OptionsError("--prompt", self.prompt, "give --bg or --prompt, not both")
+                raise self._error("prompt", "give --bg or --prompt, not both")
         if self.bg_per_image and self.prompt is None:
             raise OptionsError("--bg-per-image", None, "goes with --prompt")
         if self.sd_steps < 1:
-            raise OptionsError("--steps", self.sd_steps, "must be at least 1")
+            raise self._error("sd_steps", "must be at least 1")
         if self.sd_guidance < 0:
-            raise OptionsError("--guidance", self.sd_guidance, "must not be negative")
+            raise self._error("sd_guidance", "must not be negative")
         if self.sd_size is not None and not 64 <= self.sd_size <= 2048:
-            raise OptionsError("--sd-size", self.sd_size, "must be between 64 and 2048 px")
+            raise self._error("sd_size", "must be between 64 and 2048 px")
         if self.nst and self.bg is None and self.prompt is None:
             raise OptionsError("--nst", None, "needs a style image: give --bg FILE or --prompt")
         if not 32 <= self.nst_size <= 4096:
-            raise OptionsError("--nst-size", self.nst_size, "must be between 32 and 4096 px")
+            raise self._error("nst_size", "must be between 32 and 4096 px")
         if self.nst_steps < 1:
-            raise OptionsError("--nst-steps", self.nst_steps, "must be at least 1")
-        for option, value in (
-            ("--nst-content-weight", self.nst_content_weight),
-            ("--nst-style-weight", self.nst_style_weight),
-            ("--nst-tv-weight", self.nst_tv_weight),
-        ):
-            if value < 0:
-                raise OptionsError(option, value, "must not be negative")
+            raise self._error("nst_steps", "must be at least 1")
+        for name in ("nst_content_weight", "nst_style_weight", "nst_tv_weight"):
+            if getattr(self, name) < 0:
+                raise self._error(name, "must not be negative")
         if self.nst_weights is not None and not Path(self.nst_weights).is_file():
-            raise OptionsError("--nst-weights", self.nst_weights, "no such file")
+            raise self._error("nst_weights", "no such file")
         if self.bg is not None:
             bg = Path(self.bg)
             if not bg.exists():
@@ -216,28 +709,14 @@ class _Settings:
             if not bg.is_file() and not bg.is_dir():
                 raise OptionsError("--bg", bg, "not a file or a folder")
         if not 0 < self.blur_strength <= 50:
-            raise OptionsError(
-                "--blur-strength", self.blur_strength, "must be > 0 and ≤ 50 (percent)"
-            )
-        choices = {
-            "--fit": (self.fit, FIT_MODES),
-            "--matting": (self.matting, MATTING_METHODS),
-            "--format": (self.format, OUTPUT_FORMATS),
-            "--device": (self.device, DEVICES),
-            "--nst-optimizer": (self.nst_optimizer, OPTIMIZERS),
-            "--bg-match": (self.bg_match, BG_MATCH),
-            "--engine": (self.engine, tuple(engines.ENGINES)),
-            "--video-codec": (self.video_codec, tuple(video.VIDEO_CODECS)),
-        }
-        for option, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise OptionsError(option, value, f"choose from {', '.join(allowed)}")
+            raise self._error("blur_strength", "must be > 0 and ≤ 50 (percent)")
+        for name, spec in _flags().items():  # the declared choices (--fit, --engine…)
+            if spec.choices is not None and getattr(self, name) not in spec.choices:
+                raise self._error(name, f"choose from {', '.join(spec.choices)}")
         if self.harmonize is not None and not 0 <= self.harmonize <= 1:
-            raise OptionsError("--harmonize", self.harmonize, "must be between 0 and 1")
+            raise self._error("harmonize", "must be between 0 and 1")
         if self.light_wrap is not None and not 0 <= self.light_wrap <= 1000:
-            raise OptionsError(
-                "--light-wrap", self.light_wrap, "must be between 0 (automatic) and 1000 px"
-            )
+            raise self._error("light_wrap", "must be between 0 (automatic) and 1000 px")
         if len(self.shadow_offset) != 2 or any(abs(v) > 50 for v in self.shadow_offset):
             raise OptionsError(
                 "--shadow-offset",
@@ -245,33 +724,32 @@ class _Settings:
                 "give X,Y, each within ±50 (% of the long side)",
             )
         if not 0 <= self.shadow_softness <= 50:
-            raise OptionsError("--shadow-softness", self.shadow_softness, "must be 0–50 (%)")
+            raise self._error("shadow_softness", "must be 0–50 (%)")
         if not 0 < self.shadow_opacity <= 1:
-            raise OptionsError("--shadow-opacity", self.shadow_opacity, "must be > 0 and ≤ 1")
+            raise self._error("shadow_opacity", "must be > 0 and ≤ 1")
         if not 1 <= self.quality <= 100:
-            raise OptionsError("--quality", self.quality, "must be between 1 and 100")
+            raise self._error("quality", "must be between 1 and 100")
         if not 1 <= self.video_quality <= 100:
-            raise OptionsError("--video-quality", self.video_quality, "must be between 1 and 100")
+            raise self._error("video_quality", "must be between 1 and 100")
         if not 0 <= self.temporal_smoothing < 1:
-            raise OptionsError(
-                "--temporal-smoothing",
-                self.temporal_smoothing,
+            raise self._error(
+                "temporal_smoothing",
                 "must be at least 0 (off) and below 1",
             )
         if self.weights is not None and not Path(self.weights).is_file():
-            raise OptionsError("--weights", self.weights, "no such file")
+            raise self._error("weights", "no such file")
         if self.classes is not None and not [c for c in self.classes if c.strip()]:
             raise OptionsError("--classes", ",".join(self.classes), "give at least one class name")
         if self.max_pixels < 1:
-            raise OptionsError("--max-pixels", self.max_pixels, "must be positive")
+            raise self._error("max_pixels", "must be positive")
         if self.workers < 1:
-            raise OptionsError("--workers", self.workers, "must be at least 1")
+            raise self._error("workers", "must be at least 1")
         if self.cpus_per_worker <= 0:
-            raise OptionsError("--cpus-per-worker", self.cpus_per_worker, "must be positive")
+            raise self._error("cpus_per_worker", "must be positive")
         if self.gpus_per_worker < 0:
-            raise OptionsError("--gpus-per-worker", self.gpus_per_worker, "must not be negative")
+            raise self._error("gpus_per_worker", "must not be negative")
         if self.batch_size < 1:
-            raise OptionsError("--batch-size", self.batch_size, "must be at least 1")
+            raise self._error("batch_size", "must be at least 1")
         if self.quiet and self.verbose:
             raise OptionsError("--quiet", None, "cannot be combined with --verbose")
         for name, backend in backends().items():
@@ -333,7 +811,7 @@ class _Settings:
             for name in names:
                 value = getattr(self, name)
                 if not applies and value != getattr(defaults, name):
-                    flag = _FLAGS.get(name, "--" + name.replace("_", "-"))
+                    flag = flag_for(name)
                     shown_value = None if isinstance(value, bool) else value  # a flag: its name
                     raise OptionsError(flag, shown_value, f"goes with {goes_with}")
 
@@ -358,11 +836,110 @@ class _Settings:
             where = "the CPU" if backend.devices == ("cpu",) else ", ".join(backend.devices)
             use = " or ".join(backend.devices)
             reason = f"the {backend.name} backend runs on {where} only; use {use}, or auto"
-            raise OptionsError("--device", self.device, reason)
+            raise self._error("device", reason)
         if self.classes is not None and not backend.classes:
             aware = " or ".join(b.name for b in backends().values() if b.classes)
             reason = f"the {backend.name} backend has no classes; they go with --mode {aware}"
             raise OptionsError("--classes", ",".join(self.classes), reason)
+
+    def _error(self, name: str, reason: str) -> OptionsError:
+        """The error for the setting ``name`` at its value, naming its flag."""
+        return OptionsError(flag_for(name), getattr(self, name), reason)
+
+    def recipe(self) -> Recipe:
+        """Each stage's own settings, as these options ask (see :mod:`operations.build`)."""
+        backend = backends()[resolve_segmenter_name(self.mode)]
+        own = tuple((o.field, getattr(self, o.field)) for o in backend.options)
+        segmenter = SegmenterSettings(
+            device=self.device,
+            weights=self.weights,
+            offline=self.offline,
+            classes=tuple(self.classes) if self.classes is not None else None,
+            batch_size=self.batch_size,
+            own=own,
+        )
+        background = BackgroundSettings(
+            bg=self.bg,
+            fit=self.fit,
+            match=self.bg_match,
+            blur=self.blur,
+            blur_strength=self.blur_strength,
+            nst=self.nst,
+            max_pixels=self.max_pixels,
+        )
+        prompt = None
+        if self.prompt is not None:
+            prompt = sd.PromptSettings(
+                self.prompt,
+                negative_prompt=self.negative_prompt,
+                model=self.sd_model,
+                size=self.sd_size,
+                seed=self.seed,
+                steps=self.sd_steps,
+                guidance=self.sd_guidance,
+                per_image=self.bg_per_image,
+                attention_slicing=self.sd_attention_slicing,
+                cpu_offload=self.sd_cpu_offload,
+                device=self.device,
+                offline=self.offline,
+            )
+        style = None
+        if self.nst:
+            style = StyleSettings(
+                size=self.nst_size,
+                steps=self.nst_steps,
+                optimizer=self.nst_optimizer,
+                content_weight=self.nst_content_weight,
+                style_weight=self.nst_style_weight,
+                tv_weight=self.nst_tv_weight,
+            )
+        shadow = None
+        if self.shadow:
+            shadow = ShadowSettings(
+                tuple(self.shadow_offset), self.shadow_softness, self.shadow_opacity
+            )
+        folder = self.output_folder if self.output is not None else None
+        jobs = JobSettings(
+            max_pixels=self.max_pixels,
+            quality=self.quality,
+            save_mask=self.save_mask,
+            save_cutout=self.save_cutout,
+            overwrite=self.overwrite,
+            report_page=self.report_page if self.output is not None else None,
+            output_folder=folder,
+            video_codec=self.video_codec,
+            video_quality=self.video_quality,
+            temporal_smoothing=self.temporal_smoothing,
+            workers=self.workers,
+        )
+        return Recipe(
+            mode=backend.name,
+            segmenter=segmenter,
+            background=background,
+            prompt=prompt,
+            style=style,
+            style_weights=self.nst_weights,
+            device=self.device,
+            offline=self.offline,
+            matting=MattingSettings(self.matting),
+            look=LookSettings(self.harmonize, self.light_wrap, shadow),
+            jobs=jobs,
+            folder=folder,
+            progress=not self.quiet,
+        )
+
+    def engine_settings(self) -> EngineSettings:
+        """The engine's settings, as these options ask for them."""
+        return EngineSettings(
+            name=self.engine,
+            workers=self.workers,
+            ray_address=self.ray_address,
+            cpus_per_worker=self.cpus_per_worker,
+            gpus_per_worker=self.gpus_per_worker,
+            batch_size=self.batch_size,
+            verbose=self.verbose,
+            quiet=self.quiet,
+        )
 
     @property
     def output_file(self) -> bool:
@@ -451,11 +1028,108 @@ class _Settings:
             _check_folder_writable("--summary", summary)
 
 
+def _backend_field(backend: Backend, option: Any) -> tuple[str, Any, Field]:
+    flag = Flag(
+        group=f"--mode {backend.name}",
+        name=option.flag,
+        type=option.type,
+        choices=option.choices,
+        metavar=option.metavar,
+        help=f"{option.help} (default: %(default)s)",
+        doc=option.doc,
+    )
+    return option.field, Any, field(default=option.default, metadata={"flag": flag})
+
+
 # The run's settings class: the core settings above plus every registered backend's own,
 # declared in the backend's module, so adding a backend touches no file but its own.
 Options = make_dataclass(
     "Options",
-    [(o.field, Any, field(default=o.default)) for b in backends().values() for o in b.options],
+    [_backend_field(b, o) for b in backends().values() for o in b.options],
     bases=(_Settings,),
     namespace={"__doc__": _Settings.__doc__, "__module__": __name__},
 )
+
+
+def _flags() -> dict[str, Flag]:
+    """Every setting that has a flag, by field name, in the help's order: group by group, each
+    group's in the order they are declared."""
+    declared = [(f.name, f.metadata["flag"]) for f in fields(Options) if "flag" in f.metadata]
+    order = {title: n for n, title in enumerate(_groups())}
+    return dict(sorted(declared, key=lambda item: order[item[1].group]))
+
+
+def flag_for(name: str) -> str:
+    """The command-line flag of the setting ``name`` (``sd_steps`` → ``--steps``)."""
+    spec = _flags().get(name)
+    return spec.flags(name)[-1] if spec is not None else "--" + name.replace("_", "-")
+
+
+def as_options_error(exc: SettingError) -> OptionsError:
+    """A stage's error about one of its settings, naming the flag that sets it."""
+    if isinstance(exc, OptionsError):
+        return exc
+    error = OptionsError(flag_for(exc.setting), exc.value, exc.reason)
+    error.setting = exc.setting
+    return error
+
+
+@contextlib.contextmanager
+def naming_flags() -> Iterator[None]:
+    """Within the block, a stage's :class:`SettingError` comes out as an :class:`OptionsError`."""
+    try:
+        yield
+    except OptionsError:
+        raise
+    except SettingError as exc:
+        raise as_options_error(exc) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
+    """Every declared setting's flag on ``parser``, in its group; returns the groups by title."""
+    defaults = Options()
+    groups = {title: parser.add_argument_group(title) for title in _groups()}
+    for name, spec in _flags().items():
+        default = getattr(defaults, name)
+        settings: dict[str, Any] = {"dest": name, "help": spec.help, "default": default}
+        if default is False and spec.type is None:
+            settings["action"] = "store_true"
+        else:
+            extra = {
+                "type": spec.type,
+                "choices": spec.choices,
+                "metavar": spec.metavar,
+                "nargs": spec.nargs,
+                "const": spec.const,
+            }
+            settings.update({k: v for k, v in extra.items() if v is not None})
+        if spec.required:
+            settings["required"] = True
+        groups[spec.group].add_argument(*spec.flags(name), **settings)
+    return groups
+
+
+def _usage(name: str, spec: Flag) -> str:
+    """The table's first cell: ``-i``, ``--input DIR|PHOTO``."""
+    flags = spec.flags(name)
+    shown = spec.metavar or ("|".join(spec.choices) if spec.choices else None)
+    if shown is not None:
+        shown = f"[{shown}]" if spec.nargs == "?" else shown
+        flags[-1] = f"{flags[-1]} {shown}"
+    return ", ".join(f"`{flag}`" for flag in flags).replace("|", "\\|")
+
+
+def options_table() -> str:
+    """The README's table of options, from the declarations (Markdown)."""
+    defaults = Options()
+    lines = ["| option | meaning |", "| --- | --- |"]
+    for name, spec in _flags().items():
+        default = getattr(defaults, name)
+        if spec.doc is not None:
+            text = spec.doc.format(default=default)
+        else:
+            text = spec.help.replace("%(default)g", f"{default:g}" if default is not None else "")
+            text = text.replace("%(default)s", str(default)).replace("%%", "%")
+        lines.append(f"| {_usage(name, spec)} | {text.replace('|', chr(92) + '|')} |")
+    lines.append("| `--version` | print the version |")
+    return "\n".join(lines) + "\n"

@@ -1,10 +1,10 @@
 """The per-image pipeline: one photo in, one composite out.
 
-:class:`Pipeline` holds what is built once per run (the segmenter, the background source and the
-networks it needs) and offers one pure step, :meth:`Pipeline.swap`, that reads as the flow:
-segment → refine edges → background → (harmonise, shadow) → composite (→ light wrap). Files,
-batches and engines are elsewhere (:mod:`operations.jobs`, :mod:`operations.batch`,
-:mod:`operations.engines`).
+:class:`Pipeline` is handed what is built once per run (the segmenter, the background source and
+the networks it holds; :mod:`operations.build` makes them) and offers one pure step,
+:meth:`Pipeline.swap`, that reads as the flow: segment → refine edges → background → (harmonise,
+shadow) → composite (→ light wrap). Files, batches and engines are elsewhere
+(:mod:`operations.jobs`, :mod:`operations.batch`, :mod:`operations.engines`).
 """
 
 from __future__ import annotations
@@ -14,16 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from operations.background import BackgroundSource
-from operations.composite import composite
 from operations.doubt import Doubt, measure
-from operations.harmonize import harmonize
-from operations.light_wrap import light_wrap, wrap_width
-from operations.matting import Matte, refine
+from operations.look import LookSettings, finish
+from operations.matting import Matte, MattingSettings, refine
 from operations.matting import warm_up as warm_up_matting
-from operations.options import Options
-from operations.segmenters import create_segmenter
 from operations.segmenters.base import Segmenter
-from operations.shadow import cast_shadow
 
 # An alpha whose strongest pixel is below this found no subject: say so instead of failing.
 NO_SUBJECT_ALPHA = 0.05
@@ -51,30 +46,31 @@ class SwapResult:
 
 
 class Pipeline:
-    """Everything that is the same for every image, built once; then one image at a time.
+    """Everything that is the same for every image, handed in once; then one image at a time.
 
     Args:
-        options: the run's validated options.
-        segmenter: a segmenter to use instead of the one ``options.mode`` names.
-        background: a background source to use instead of one built from ``options``.
+        segmenter: the model (the pipeline closes it).
+        background: the run's background source.
+        matting: the edge stage's settings.
+        look: the scene's light (harmonise, shadow, light wrap).
 
     Raises:
-        OptionsError: ``--bg`` is not a readable image.
-        SegmenterError, StyleTransferError: a model cannot be loaded.
+        StyleTransferError: the style network (``--nst``) cannot be loaded.
     """
 
     def __init__(
         self,
-        options: Options,
+        segmenter: Segmenter,
+        background: BackgroundSource,
         *,
-        segmenter: Segmenter | None = None,
-        background: BackgroundSource | None = None,
+        matting: MattingSettings | None = None,
+        look: LookSettings | None = None,
     ) -> None:
-        self.options = options
-        self.background = background if background is not None else BackgroundSource(options)
-        self.segmenter = segmenter if segmenter is not None else create_segmenter(options)
-        if options.matting != "off":
-            warm_up_matting(options.matting)
+        self.segmenter, self.background = segmenter, background
+        self.matting = matting if matting is not None else MattingSettings()
+        self.look = look if look is not None else LookSettings()
+        if self.matting.method != "off":
+            warm_up_matting(self.matting.method)
         self.background.load()
 
     def close(self) -> None:
@@ -123,7 +119,7 @@ class Pipeline:
     ) -> Matte:
         """The subject's matte: ``coarse`` refined to the image's edges, under its own
         transparency (``alpha_in``) if it has any."""
-        matte = refine(rgb, coarse, self.options.matting, mask_side=self.segmenter.mask_side)
+        matte = refine(rgb, coarse, self.matting.method, mask_side=self.segmenter.mask_side)
         return matte.times(alpha_in) if alpha_in is not None else matte
 
     def compose(
@@ -144,17 +140,4 @@ class Pipeline:
         behind, extra = self.background.for_image(
             rgb, matte, icc_profile, index, name, frame=background
         )
-        return SwapResult(self._composite(matte, behind), matte, warnings, extra)
-
-    def _composite(self, matte: Matte, behind: np.ndarray) -> np.ndarray:
-        """Subject over background, with the scene's light on it if asked: harmonised colours,
-        a shadow on the background, the background's light wrapped into its edge."""
-        o = self.options
-        subject = harmonize(matte, behind, o.harmonize) if o.harmonize else matte
-        if o.shadow:
-            behind = cast_shadow(behind, matte.alpha, o.shadow_settings())
-        image = composite(subject, behind)
-        if o.light_wrap is not None:
-            height, width = behind.shape[:2]
-            image = light_wrap(image, behind, matte.alpha, wrap_width(height, width, o.light_wrap))
-        return image
+        return SwapResult(finish(matte, behind, self.look), matte, warnings, extra)

@@ -29,7 +29,7 @@ from urllib.parse import quote, unquote_to_bytes
 import numpy as np
 
 from operations.encode import EncodeSettings, encode
-from operations.files import WRITABLE, ImageError, shown, write_atomic
+from operations.files import MASK_SUFFIX, WRITABLE, ImageError, shown, write_atomic
 from operations.resize import shrink
 
 log = logging.getLogger("backgroundswap")
@@ -103,7 +103,6 @@ def write_thumbnails(
 def _thumbnails_from_files(row: dict, thumbs: Thumbnails) -> None:
     """A result's thumbnails made from its files (a page rebuilt for a run that made none)."""
     from operations.decode import decode
-    from operations.jobs import MASK_SUFFIX  # (jobs imports this module)
 
     settings = EncodeSettings(quality=THUMB_QUALITY)
     thumbs.input.parent.mkdir(parents=True, exist_ok=True)

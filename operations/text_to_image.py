@@ -17,7 +17,6 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -33,14 +32,29 @@ from operations.models import (
     torch_device,
 )
 
-if TYPE_CHECKING:
-    from operations.options import Options
-
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # CreativeML OpenRAIL-M licence
 DEFAULT_STEPS = 30
 DEFAULT_GUIDANCE = 7.5
 DEFAULT_SEED = 0
 CACHE_FOLDER = "generated-backgrounds"  # inside the output folder
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """What generating backgrounds from a prompt reads."""
+
+    prompt: str
+    negative_prompt: str | None = None
+    model: str = DEFAULT_MODEL  # a diffusers model id or a local pipeline folder
+    size: int | None = None  # long side to generate at; None: the model's native size
+    seed: int = DEFAULT_SEED
+    steps: int = DEFAULT_STEPS
+    guidance: float = DEFAULT_GUIDANCE
+    per_image: bool = False  # one background per photo (seed + its index), not one per run
+    attention_slicing: bool = False
+    cpu_offload: bool = False
+    device: str = DEFAULT_DEVICE
+    offline: bool = False
 
 
 class GenerationError(RuntimeError):
@@ -240,9 +254,8 @@ class PromptBackgrounds:
     never loads (or downloads) it.
     """
 
-    def __init__(self, options: Options, folder: Path, *, progress: bool = True) -> None:
-        assert options.prompt is not None
-        self.options = options
+    def __init__(self, settings: PromptSettings, folder: Path, *, progress: bool = True) -> None:
+        self.settings = settings
         self.folder = folder
         self.progress = progress
         self._generator: BackgroundGenerator | None = None
@@ -252,13 +265,13 @@ class PromptBackgrounds:
     def _pipeline(self) -> BackgroundGenerator:
         with self._lock:
             if self._generator is None:
-                o = self.options
+                o = self.settings
                 self._generator = BackgroundGenerator(
-                    o.sd_model,
+                    o.model,
                     device=o.device,
                     offline=o.offline,
-                    attention_slicing=o.sd_attention_slicing,
-                    cpu_offload=o.sd_cpu_offload,
+                    attention_slicing=o.attention_slicing,
+                    cpu_offload=o.cpu_offload,
                     progress=self.progress,
                 )
             return self._generator
@@ -268,16 +281,16 @@ class PromptBackgrounds:
         self._pipeline()
 
     def request(self, height: int, width: int, seed: int) -> GenerationRequest:
-        o = self.options
-        native = o.sd_size or self._native()
+        o = self.settings
+        native = o.size or self._native()
         gen_w, gen_h = generation_size(height, width, native)
         return GenerationRequest(
-            o.prompt or "",
+            o.prompt,
             o.negative_prompt,
-            o.sd_model,
+            o.model,
             seed,
-            o.sd_steps,
-            o.sd_guidance,
+            o.steps,
+            o.guidance,
             gen_w,
             gen_h,
         )
@@ -285,7 +298,7 @@ class PromptBackgrounds:
     def _native(self) -> int:
         """The model's native size, read from its config without loading its weights."""
         if self.native is None:
-            self.native = model_native_size(self.options.sd_model)
+            self.native = model_native_size(self.settings.model)
             if self.native is None:  # config not readable without the pipeline: load it
                 self.native = self._pipeline().native
         return self.native

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from operations.files import ImageError
+from operations.files import VIDEO_CUTOUT_SUFFIX, ImageError
 
 if TYPE_CHECKING:
     import av
@@ -84,8 +84,7 @@ DEFAULT_VIDEO_QUALITY = 60
 CUTOUT_CODEC = VideoCodec(
     "prores_ks", "mov", ".mov", "yuva444p10le", 0, (("profile", "4444"), ("alpha_bits", "16"))
 )
-MASK_SUFFIX = ".mask"  # + the main codec's extension
-CUTOUT_SUFFIX = ".cutout" + CUTOUT_CODEC.extension
+assert VIDEO_CUTOUT_SUFFIX.endswith(CUTOUT_CODEC.extension)  # files.py names the cut-outs
 
 
 def crf(codec: VideoCodec, quality: int) -> int:

@@ -9,8 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from operations.options import Options
-from operations.segmenters.base import Backend, Segmenter
+from operations.segmenters.base import Backend, Segmenter, SegmenterSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "input"
@@ -32,7 +31,7 @@ class DiscSegmenter(Segmenter):
         self.calls = 0
 
     @classmethod
-    def from_options(cls, options: Options) -> DiscSegmenter:
+    def from_settings(cls, settings: SegmenterSettings) -> DiscSegmenter:
         return cls()
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:

@@ -14,9 +14,11 @@ from operations.background import (
     fit_background,
 )
 from operations.blur import blur_behind_subject, blur_sigma
+from operations.build import build_background
 from operations.files import ImageError
 from operations.matting import Matte
-from operations.options import Options, OptionsError
+from operations.options import Options, OptionsError, naming_flags
+from operations.text_to_image import PromptSettings
 from tests.helpers import random_rgb
 
 
@@ -85,7 +87,8 @@ def _matte(rgb: np.ndarray) -> Matte:
 
 
 def _source(**settings) -> BackgroundSource:
-    return BackgroundSource(Options(**settings).validated(batch=False))
+    with naming_flags():  # as the batch and the API build it: errors name the flag
+        return build_background(Options(**settings).validated(batch=False).recipe())
 
 
 def test_a_file_is_fitted_to_each_photo_and_blurred_when_asked(tmp_path: Path) -> None:
@@ -119,8 +122,9 @@ def test_an_unreadable_file_names_the_option(tmp_path: Path) -> None:
 class FakePrompted:
     """Stands in for the diffusion pipeline: a flat image per seed, and a count of calls."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, settings: PromptSettings) -> None:
         self.folder, self.calls, self.ready = folder, [], False
+        self.settings = settings  # the real generator's: seed, one per photo or per run
 
     def ensure_ready(self) -> None:
         self.ready = True
@@ -132,7 +136,7 @@ class FakePrompted:
 
 def test_one_generated_background_per_run_at_the_first_photos_aspect(tmp_path: Path) -> None:
     source = _source(prompt="a beach", seed=4)
-    source.prompted = FakePrompted(tmp_path)
+    source.prompted = FakePrompted(tmp_path, source.prompted.settings)
     prepared = source.prepare(lambda: (40, 60))
     assert prepared == RunBackground(tmp_path / "bg-4.png", 4)
     assert source.prepare(lambda: (10, 10)) == prepared  # made once
@@ -141,13 +145,13 @@ def test_one_generated_background_per_run_at_the_first_photos_aspect(tmp_path: P
     assert (behind == 4).all() and extra == {}  # the run's seed, not the photo's index
     assert source.prompted.calls == [(40, 60, 4)]
     nothing = _source(prompt="a beach")
-    nothing.prompted = FakePrompted(tmp_path)
+    nothing.prompted = FakePrompted(tmp_path, nothing.prompted.settings)
     assert nothing.prepare(lambda: None) is None  # no readable photo: nothing to make
 
 
 def test_one_generated_background_per_photo(tmp_path: Path) -> None:
     source = _source(prompt="a beach", seed=10, bg_per_image=True)
-    source.prompted = fake = FakePrompted(tmp_path)
+    source.prompted = fake = FakePrompted(tmp_path, source.prompted.settings)
     assert source.prepare(lambda: (40, 60)) is None and fake.ready  # loaded, nothing made
     photo = random_rgb(30, 50)
     behind, extra = source.for_image(photo, _matte(photo), index=2)
@@ -159,7 +163,7 @@ def test_a_worker_uses_the_runs_background_without_a_diffusion_model(tmp_path: P
     path = tmp_path / "generated.png"
     Image.fromarray(_halves()).save(path)
     options = Options(prompt="a beach", sd_model="not/loaded").validated(batch=False)
-    source = BackgroundSource(options, run_background=RunBackground(path, 0))
+    source = build_background(options.recipe(), run_background=RunBackground(path, 0))
     assert source.prompted is None  # nothing to generate on this worker
     photo = random_rgb(40, 60)
     behind, _ = source.for_image(photo, _matte(photo))

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from operations.batch import plan_jobs, run_batch
+from operations.build import build_pipeline
 from operations.options import Options, OptionsError
-from operations.pipeline import Pipeline
 from tests.helpers import DiscSegmenter, save_rgb
 
 
@@ -43,7 +43,7 @@ def test_batch_with_reused_pipeline_and_summary(tmp_path: Path, background_file:
         save_cutout=True,
     ).validated()
     segmenter = DiscSegmenter()
-    pipeline = Pipeline(options, segmenter=segmenter)
+    pipeline = build_pipeline(options.recipe(), segmenter=segmenter)
     batch = run_batch(options, pipeline=pipeline, progress=False)
     assert batch.exit_code == 1 and batch.count("ok") == 5 and batch.count("failed") == 1
     assert segmenter.calls == 5  # the model is built once and called once per photo
@@ -71,8 +71,8 @@ def test_batch_with_reused_pipeline_and_summary(tmp_path: Path, background_file:
 def test_a_model_that_cannot_load_stops_the_run_before_a_background_is_generated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from operations import build
     from operations.background import BackgroundSource
-    from operations.engines import local
     from operations.segmenters.base import SegmenterError
 
     save_rgb(tmp_path / "in" / "a.png")
@@ -83,7 +83,7 @@ def test_a_model_that_cannot_load_stops_the_run_before_a_background_is_generated
     def no_model(*args, **kwargs):
         raise SegmenterError("weights are not cached")
 
-    monkeypatch.setattr(local, "Pipeline", no_model)
+    monkeypatch.setattr(build, "build_pipeline", no_model)
     with pytest.raises(SegmenterError):
         run_batch(options, progress=False)
     assert generated == []  # minutes of generation are not spent on a run that cannot go on
@@ -141,7 +141,9 @@ def test_names_that_are_not_utf8_are_processed_and_reported_exactly(tmp_path: Pa
         input=source, output=tmp_path / "out", blur=True, summary=tmp_path / "s.json"
     ).validated()
     batch = run_batch(
-        options, pipeline=Pipeline(options, segmenter=DiscSegmenter()), progress=False
+        options,
+        pipeline=build_pipeline(options.recipe(), segmenter=DiscSegmenter()),
+        progress=False,
     )
     assert batch.count("ok") == 1
     row = json.loads((tmp_path / "s.json").read_bytes())["files"][0]
@@ -155,7 +157,7 @@ def test_a_summary_inside_the_input_folder_is_not_read_as_an_input(tmp_path: Pat
     options = Options(
         input=source, output=tmp_path / "out", blur=True, summary=source / "report.json"
     ).validated()
-    pipeline = Pipeline(options, segmenter=DiscSegmenter())
+    pipeline = build_pipeline(options.recipe(), segmenter=DiscSegmenter())
     run_batch(options, pipeline=pipeline, progress=False)
     again = run_batch(options, pipeline=pipeline, progress=False)
     assert [Path(f.input).name for f in again.files] == ["p00.png", "p01.png"]
@@ -167,7 +169,9 @@ def test_a_broken_link_fails_with_its_reason(tmp_path: Path) -> None:
     (source / "gone.png").symlink_to(tmp_path / "deleted.png")
     options = Options(input=source, output=tmp_path / "out", blur=True).validated()
     batch = run_batch(
-        options, pipeline=Pipeline(options, segmenter=DiscSegmenter()), progress=False
+        options,
+        pipeline=build_pipeline(options.recipe(), segmenter=DiscSegmenter()),
+        progress=False,
     )
     (failed,) = [f for f in batch.files if f.status == "failed"]
     assert failed.error.startswith("broken symbolic link: it points to")
@@ -183,7 +187,11 @@ def test_a_rerun_removes_what_a_killed_run_left_behind(tmp_path: Path) -> None:
         path.write_bytes(b"half a file")
         os.utime(path, (time.time() - 60, time.time() - 60))
     options = Options(input=source, output=out, blur=True).validated()
-    run_batch(options, pipeline=Pipeline(options, segmenter=DiscSegmenter()), progress=False)
+    run_batch(
+        options,
+        pipeline=build_pipeline(options.recipe(), segmenter=DiscSegmenter()),
+        progress=False,
+    )
     assert sorted(p.name for p in out.iterdir()) == ["p00.png", "p01.png"]
 
 

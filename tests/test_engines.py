@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from operations.background import BackgroundSource
+from operations.build import build_background, build_pipeline
 from operations.engines import ENGINES, create_engine
 from operations.engines.local import LocalEngine
-from operations.jobs import FileResult, Job
+from operations.jobs import FileResult, Job, JobSettings
 from operations.options import Options
 from operations.pipeline import Pipeline
 from tests.helpers import ROOT, DiscSegmenter
@@ -26,10 +26,10 @@ from tests.helpers import ROOT, DiscSegmenter
 class SlowJob(Job):
     """A job that takes a while and records the thread it ran on."""
 
-    def process(self, pipeline: Pipeline) -> FileResult:  # no claims: the paths are made up
-        return self.work(pipeline)
+    def process(self, pipeline: Pipeline, settings: JobSettings, progress=None) -> FileResult:
+        return self.work(pipeline, settings)  # no claims: the paths are made up
 
-    def work(self, pipeline: Pipeline) -> FileResult:
+    def work(self, pipeline: Pipeline, settings: JobSettings, progress=None) -> FileResult:
         time.sleep(0.01 if self.index == 0 else 0.05)
         return FileResult(
             str(self.source),
@@ -46,8 +46,14 @@ def _jobs(count: int) -> list[Job]:
 
 def _local(workers: int) -> LocalEngine:
     options = Options(blur=True, workers=workers).validated(batch=False)
-    pipeline = Pipeline(options, segmenter=DiscSegmenter())
-    engine = create_engine(options, pipeline.background, pipeline=pipeline, progress=False)
+    pipeline = build_pipeline(options.recipe(), segmenter=DiscSegmenter())
+    engine = create_engine(
+        options.engine_settings(),
+        options.recipe(),
+        pipeline.background,
+        pipeline=pipeline,
+        progress=False,
+    )
     assert isinstance(engine, LocalEngine)
     return engine
 
@@ -90,19 +96,23 @@ def test_ctrl_c_keeps_and_reports_the_jobs_that_finished() -> None:
 def test_engines_are_chosen_by_name_and_own_what_they_build() -> None:
     assert set(ENGINES) == {"local", "ray"}
     options = Options(blur=True).validated(batch=False)
-    source = BackgroundSource(options)
-    with create_engine(options, source, progress=False) as engine:
+    source = build_background(options.recipe())
+    with create_engine(
+        options.engine_settings(), options.recipe(), source, progress=False
+    ) as engine:
         assert type(engine).name == "local" and engine.pipeline is not None
         assert engine.pipeline.background is source
         segmenter = engine.pipeline.segmenter
     assert engine.pipeline is None and segmenter._graph is None  # closed with the engine
-    given = Pipeline(options, segmenter=DiscSegmenter())
-    with create_engine(options, given.background, pipeline=given) as engine:
+    given = build_pipeline(options.recipe(), segmenter=DiscSegmenter())
+    with create_engine(
+        options.engine_settings(), options.recipe(), given.background, pipeline=given
+    ) as engine:
         pass
     assert engine.pipeline is given  # a caller's pipeline is the caller's to close
     ray_options = Options(blur=True, engine="ray").validated(batch=False)
     with pytest.raises(ValueError, match="builds its pipelines on its workers"):
-        create_engine(ray_options, source, pipeline=given)
+        create_engine(ray_options.engine_settings(), ray_options.recipe(), source, pipeline=given)
 
 
 def _imports(path: Path) -> set[str]:
@@ -149,11 +159,12 @@ def test_the_layouts_import_rules() -> None:
 def test_choosing_the_local_engine_imports_no_ray() -> None:
     code = (
         "import sys\n"
-        "from operations.background import BackgroundSource\n"
+        "from operations.build import build_background\n"
         "from operations.engines import create_engine\n"
         "from operations.options import Options\n"
         "options = Options(blur=True).validated(batch=False)\n"
-        "create_engine(options, BackgroundSource(options)).close()\n"
+        "recipe = options.recipe()\n"
+        "create_engine(options.engine_settings(), recipe, build_background(recipe)).close()\n"
         "assert 'ray' not in sys.modules and 'operations.engines.ray' not in sys.modules\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

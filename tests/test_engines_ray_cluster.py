@@ -229,6 +229,7 @@ def test_cluster_refusals_become_one_line(error, expected, monkeypatch) -> None:
 
     from operations.engines.ray import connect
     from operations.errors import OptionsError
+    from operations.options import naming_flags  # the flag is named at the top
 
     if error == "auth":
         error = ray.exceptions.AuthenticationError("RPC error: InvalidAuthToken")
@@ -238,7 +239,7 @@ def test_cluster_refusals_become_one_line(error, expected, monkeypatch) -> None:
         server.bind(("127.0.0.1", 0))
         server.listen()
         address = f"127.0.0.1:{server.getsockname()[1]}"
-        with pytest.raises(OptionsError) as caught:
+        with pytest.raises(OptionsError) as caught, naming_flags():
             connect(_FakeRay(error), address)
     message = str(caught.value)
     assert message.startswith(f"--ray-address '{address}': ") and "\n" not in message

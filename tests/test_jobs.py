@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from operations.jobs import PhotoJob
+from operations.build import build_pipeline
+from operations.jobs import JobSettings, PhotoJob
 from operations.options import Options
 from operations.pipeline import Pipeline
 from tests.helpers import DiscSegmenter, save_rgb
@@ -15,7 +16,11 @@ from tests.helpers import DiscSegmenter, save_rgb
 
 def _pipeline(**settings) -> Pipeline:
     options = Options(blur=True, **settings).validated(batch=False)
-    return Pipeline(options, segmenter=DiscSegmenter())
+    return build_pipeline(options.recipe(), segmenter=DiscSegmenter())
+
+
+def _settings(**settings) -> JobSettings:
+    return Options(blur=True, **settings).validated(batch=False).recipe().jobs
 
 
 def test_a_photo_job_writes_its_outputs(tmp_path: Path) -> None:
@@ -26,7 +31,8 @@ def test_a_photo_job_writes_its_outputs(tmp_path: Path) -> None:
     result = _pipeline(save_mask=True, save_cutout=True).swap  # the same step, in memory
     decoded = np.asarray(Image.open(source))
     expected = result(np.ascontiguousarray(decoded))
-    outcome = job.process(_pipeline(save_mask=True, save_cutout=True))
+    sides = {"save_mask": True, "save_cutout": True}
+    outcome = job.process(_pipeline(**sides), _settings(**sides))
     assert outcome.status == "ok" and outcome.output == str(out / "a.png") and job.done()
     np.testing.assert_array_equal(np.asarray(Image.open(out / "a.png")), expected.image)
     mask = np.asarray(Image.open(out / "a.mask.png"))
@@ -37,11 +43,13 @@ def test_a_photo_job_writes_its_outputs(tmp_path: Path) -> None:
 def test_a_failing_job_reports_one_line_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     missing = PhotoJob(tmp_path / "gone.jpg", Path("gone.jpg"), (out / "gone.png",))
-    result = missing.process(_pipeline())
+    result = missing.process(_pipeline(), _settings())
     assert result.status == "failed" and result.output is None
     assert result.error == "input disappeared: deleted or moved during the run"
     text = tmp_path / "notes.jpg"
     text.write_text("not a photo")
-    result = PhotoJob(text, Path("notes.jpg"), (out / "notes.png",)).process(_pipeline())
+    result = PhotoJob(text, Path("notes.jpg"), (out / "notes.png",)).process(
+        _pipeline(), _settings()
+    )
     assert result.status == "failed" and result.error.startswith("not an image")
     assert not out.exists() or not list(out.iterdir())  # no output, no claim, no temporary

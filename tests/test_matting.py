@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from operations.background import Background, BackgroundSource
+from operations.background import Background
+from operations.build import build_background, build_pipeline
 from operations.composite import blend, composite
 from operations.decode import decode
 from operations.matting import refine
 from operations.options import Options
-from operations.pipeline import Pipeline
 from tests.helpers import SAMPLES, DiscSegmenter
 
 
@@ -101,10 +101,10 @@ def test_matting_off_reproduces_the_plain_soft_blend_exactly() -> None:
     image = _synthetic().image
     background = np.full_like(image, 128)
     options = Options(matting="off").validated(batch=False)
-    pipeline = Pipeline(
-        options,
+    pipeline = build_pipeline(
+        options.recipe(),
         segmenter=DiscSegmenter(),
-        background=BackgroundSource(options, image=Background(background)),
+        background=build_background(options.recipe(), image=Background(background)),
     )
     result = pipeline.swap(image)
     coarse = DiscSegmenter().predict(image)

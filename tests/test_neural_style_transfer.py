@@ -10,9 +10,9 @@ from PIL import Image
 
 import run
 from operations.batch import run_batch
+from operations.build import build_pipeline
 from operations.neural_style_transfer import StyleSettings, StyleTransfer, StyleTransferError
 from operations.options import Options
-from operations.pipeline import Pipeline
 from tests.helpers import DiscSegmenter, random_rgb, save_rgb
 
 SMALL = StyleSettings(size=48, steps=8, levels=2)
@@ -56,7 +56,7 @@ def test_the_subject_keeps_its_pixels_exactly(vgg_weights: Path, tmp_path: Path)
     style = tmp_path / "style.png"
     Image.fromarray(_stripes(64, 64)).save(style)
     options = Options(bg=style, nst=True, nst_size=48, nst_steps=6).validated(batch=False)
-    pipeline = Pipeline(options, segmenter=DiscSegmenter())
+    pipeline = build_pipeline(options.recipe(), segmenter=DiscSegmenter())
     photo = random_rgb(60, 80, seed=5)
     result = pipeline.swap(photo)
     solid = result.alpha == 1.0
@@ -75,7 +75,7 @@ def test_style_targets_are_computed_once_per_run(vgg_weights: Path, tmp_path: Pa
     options = Options(
         input=source, output=tmp_path / "out", bg=style, nst=True, nst_size=40, nst_steps=4
     ).validated()
-    pipeline = Pipeline(options, segmenter=DiscSegmenter())
+    pipeline = build_pipeline(options.recipe(), segmenter=DiscSegmenter())
     batch = run_batch(options, pipeline=pipeline, progress=False)
     assert batch.count("ok") == 3
     style = pipeline.background.style

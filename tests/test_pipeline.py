@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operations.background import Background, BackgroundSource
+from operations.background import Background
+from operations.build import build_background, build_pipeline
 from operations.options import Options
 from operations.pipeline import Pipeline
 from tests.helpers import DiscSegmenter, random_rgb
@@ -16,7 +17,7 @@ from tests.helpers import DiscSegmenter, random_rgb
 
 def _pipeline(**settings) -> Pipeline:
     options = Options(**settings).validated(batch=False)
-    return Pipeline(options, segmenter=DiscSegmenter())
+    return build_pipeline(options.recipe(), segmenter=DiscSegmenter())
 
 
 def test_swap_keeps_subject_and_replaces_background(background_file: Path) -> None:
@@ -55,8 +56,8 @@ def test_bad_photo_array_is_refused(background_file: Path) -> None:
 
 def test_background_object_reused_across_sizes() -> None:
     options = Options(blur=True).validated(batch=False)
-    source = BackgroundSource(options, image=Background(random_rgb(30, 40)))
-    pipeline = Pipeline(options, segmenter=DiscSegmenter(), background=source)
+    source = build_background(options.recipe(), image=Background(random_rgb(30, 40)))
+    pipeline = build_pipeline(options.recipe(), segmenter=DiscSegmenter(), background=source)
     for height, width in [(20, 20), (40, 10), (20, 20)]:
         assert pipeline.swap(random_rgb(height, width)).image.shape == (height, width, 3)
 

@@ -95,7 +95,7 @@ def test_a_registered_backend_is_created_with_its_declared_options(
     from operations.options import Options
 
     options = Options(mode="7", batch_size=3)
-    segmenter = segmenters.create_segmenter(options)
+    segmenter = segmenters.create_segmenter(options.mode, options.recipe().segmenter)
     assert isinstance(segmenter, DiscSegmenter)
     assert segmenter._batcher is not None  # --batch-size reaches the batcher
     assert segmenter(np.zeros((8, 8, 3), np.uint8)).shape == (8, 8)

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from operations import text_to_image
+from operations.build import build_pipeline
 from operations.text_to_image import (
     BackgroundGenerator,
     GenerationError,
@@ -149,7 +150,6 @@ def test_nst_with_a_prompt_uses_the_generated_image_as_style(
 ) -> None:
     from operations.batch import run_batch
     from operations.options import Options
-    from operations.pipeline import Pipeline
     from tests.helpers import DiscSegmenter
 
     source = tmp_path / "in"
@@ -165,7 +165,7 @@ def test_nst_with_a_prompt_uses_the_generated_image_as_style(
         nst_steps=4,
         offline=True,
     ).validated()
-    pipeline = Pipeline(options, segmenter=DiscSegmenter())
+    pipeline = build_pipeline(options.recipe(), segmenter=DiscSegmenter())
     batch = run_batch(options, pipeline=pipeline, progress=False)
     assert batch.count("ok") == 1
     generated = Image.open(batch.background["background"])  # type: ignore[index]

@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 from operations.batch import plan_jobs, run_batch
+from operations.build import build_pipeline
 from operations.options import Options, OptionsError
-from operations.pipeline import Pipeline
 from operations.video import CUTOUT_CODEC, VIDEO_CODECS, BackgroundVideo, VideoReader, crf
 from tests.helpers import BACKGROUND, ROOT, SAMPLES, make_clip, read_clip
 
@@ -181,7 +181,7 @@ def test_the_cutout_keeps_its_alpha_exactly(tmp_path: Path) -> None:
     assert facts["codec"] == "prores" and len(cutouts) == 5
     # The same frames through the same pipeline in memory: the alpha that went in.
     options = Options(input=source, output=out, bg=BACKGROUND).validated()
-    with VideoReader(source / "pan.mp4") as reader, Pipeline(options) as pipeline:
+    with VideoReader(source / "pan.mp4") as reader, build_pipeline(options.recipe()) as pipeline:
         for frame, cutout in zip(reader.frames(), cutouts, strict=True):
             alpha = pipeline.swap(frame.rgb).alpha
             expected = np.clip(alpha * 255 + 0.5, 0, 255).astype(np.uint8)

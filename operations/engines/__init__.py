@@ -1,26 +1,29 @@
 """Engines: where a batch's jobs run. Peers behind one small interface, chosen by name.
 
-An engine is opened with the run's options and background source (building what it can before
-the run's background is made: the local pipeline and its model, a Ray connection), then takes
-the jobs that are left to do, runs every job's own "process me" step
-(:meth:`operations.jobs.Job.process`) on pipelines where the work happens, and hands each result
-back as it comes. The batch (:mod:`operations.batch`) plans
-the jobs, skips finished ones, and writes the summary; an engine knows nothing of that, and no
-engine imports another. A new engine is one module here and one line in :data:`ENGINES`.
+An engine is opened with its settings, the recipe of the run's parts and the run's background
+source (building what it can before the run's background is made: the local pipeline and its
+model, a Ray connection), then takes the jobs that are left to do, runs every job's own
+"process me" step (:meth:`operations.jobs.Job.process`) on pipelines built by
+:mod:`operations.build` where the work happens, and hands each result back as it comes. The
+batch (:mod:`operations.batch`) plans the jobs, skips finished ones, and writes the summary; an
+engine knows nothing of that, and no engine imports another. A new engine is one module here
+and one line in :data:`ENGINES`.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from operations.background import BackgroundSource
+    from operations.build import Recipe
     from operations.jobs import FileResult, Job
-    from operations.options import Options
     from operations.pipeline import Pipeline
 
 # name → "module:Class"; import paths, so choosing an engine imports only that engine.
@@ -33,37 +36,59 @@ DEFAULT_ENGINE = "local"
 Report = Callable[["Job", "FileResult"], None]
 
 
+def default_workers() -> int:
+    """Threads that decode, composite and encode in parallel; the model takes one at a time."""
+    # One more thread than cores: while one waits for the model, the cores stay busy.
+    return min(8, (os.cpu_count() or 1) + 1)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What an engine reads: which one, and how many workers of what size."""
+
+    name: str = DEFAULT_ENGINE
+    workers: int = field(default_factory=default_workers)  # the local engine's threads
+    ray_address: str | None = None  # None: start a local Ray instance
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    batch_size: int = 1  # images per model call (a Ray call takes at least that many)
+    verbose: bool = False
+    quiet: bool = False  # no progress bar unless asked
+
+
 class Engine(ABC):
     """Runs jobs and reports each one's result; a context manager that frees what it built.
 
     Args:
-        options: the run's validated options.
+        settings: the engine's own settings.
+        recipe: what the run's pipelines (and their jobs) are built from.
         background: the run's background source; :meth:`BackgroundSource.prepare` is called on
             it after the engine is opened and before :meth:`run`.
         pipeline: an already built pipeline to run the jobs on (the caller closes it); engines
             that build their pipelines elsewhere refuse one.
-        progress: show a progress bar; ``None`` shows it unless ``options.quiet``.
+        progress: show a progress bar; ``None`` shows it unless ``settings.quiet``.
         abandon: once set, an interrupted engine stops waiting for the jobs in progress.
 
     Raises:
-        OptionsError, SegmenterError, StyleTransferError: what it builds cannot be built.
+        SettingError, SegmenterError, StyleTransferError: what it builds cannot be built.
     """
 
     name: ClassVar[str]
 
     def __init__(
         self,
-        options: Options,
+        settings: EngineSettings,
+        recipe: Recipe,
         background: BackgroundSource,
         *,
         pipeline: Pipeline | None = None,
         progress: bool | None = None,
         abandon: threading.Event | None = None,
     ) -> None:
-        self.options = options
+        self.settings, self.recipe = settings, recipe
         self.background = background
         self.pipeline = pipeline
-        self.progress = (not options.quiet) if progress is None else progress
+        self.progress = (not settings.quiet) if progress is None else progress
         self.abandon = abandon if abandon is not None else threading.Event()
         self.open()
 
@@ -89,14 +114,15 @@ class Engine(ABC):
 
 
 def create_engine(
-    options: Options,
+    settings: EngineSettings,
+    recipe: Recipe,
     background: BackgroundSource,
     *,
     pipeline: Pipeline | None = None,
     progress: bool | None = None,
     abandon: threading.Event | None = None,
 ) -> Engine:
-    """Open the engine ``options.engine`` names."""
-    module_name, _, class_name = ENGINES[options.engine].partition(":")
+    """Open the engine ``settings.name`` names."""
+    module_name, _, class_name = ENGINES[settings.name].partition(":")
     cls: type[Engine] = getattr(importlib.import_module(module_name), class_name)
-    return cls(options, background, pipeline=pipeline, progress=progress, abandon=abandon)
+    return cls(settings, recipe, background, pipeline=pipeline, progress=progress, abandon=abandon)

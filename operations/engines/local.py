@@ -16,11 +16,11 @@ import cv2
 
 from operations.engines import Engine, Report
 from operations.files import shown
-from operations.jobs import Interrupted, VideoJob
-from operations.pipeline import Pipeline
+from operations.jobs import Interrupted
 
 if TYPE_CHECKING:
     from operations.jobs import FileResult, Job
+    from operations.pipeline import Pipeline
 
 
 class LocalEngine(Engine):
@@ -46,7 +46,9 @@ class LocalEngine(Engine):
         self._stopping = threading.Event()
         try:
             if self.pipeline is None:
-                self.pipeline = Pipeline(self.options, background=self.background)
+                from operations.build import build_pipeline
+
+                self.pipeline = build_pipeline(self.recipe, background=self.background)
         except BaseException:
             self.bar.close()
             raise
@@ -58,11 +60,11 @@ class LocalEngine(Engine):
             self.pipeline = None
 
     def _process(self, job: Job, pipeline: Pipeline) -> FileResult:
-        """A photo as it is; a video alone (it has threads of its own for its frames, and two
-        at once would only hold twice the frames), with a bar of its frames under the bar of
-        files."""
-        if not isinstance(job, VideoJob):
-            return job.process(pipeline)
+        """A photo as it is; a job that runs alone (a video: it has threads of its own for its
+        frames, and two at once would only hold twice the frames) alone, with a bar of its
+        frames under the bar of files."""
+        if not job.runs_alone:
+            return job.process(pipeline, self.recipe.jobs)
         from tqdm import tqdm
 
         with self._video_lock:
@@ -84,7 +86,7 @@ class LocalEngine(Engine):
                 bar.update(done - bar.n)
 
             try:
-                return job.process(pipeline, progress)
+                return job.process(pipeline, self.recipe.jobs, progress)
             finally:
                 bar.close()
 
@@ -96,7 +98,7 @@ class LocalEngine(Engine):
         pipeline.background.load()
         self._stopping.clear()
 
-        workers = self.options.workers
+        workers = self.settings.workers
         bar = self.bar  # its clock starts now: its rate is the summary line's
         bar.bar_format = None
         bar.set_description_str("", refresh=False)

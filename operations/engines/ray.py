@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from operations.engines import Engine, Report
-from operations.errors import OptionsError
+from operations.errors import SettingError
 
 if TYPE_CHECKING:
     from operations.background import RunBackground
+    from operations.build import Recipe
     from operations.jobs import Job
-    from operations.options import Options
 
 
 GCS_RETRIES = 8  # seconds a driver waits for a cluster that answers but will not let it in
@@ -48,8 +48,8 @@ def _import_ray(address: str | None = None) -> Any:
         import ray
         import ray.data
     except ImportError:
-        raise OptionsError(
-            "--engine",
+        raise SettingError(
+            "engine",
             "ray",
             "needs ray, which is not installed: pip install -r requirements-ray.txt",
         ) from None
@@ -63,7 +63,7 @@ class Worker:
     constructor arguments: Ray cannot restart an actor whose constructor arguments were lost.
     """
 
-    OPTIONS: ClassVar[Options | None] = None
+    RECIPE: ClassVar[Recipe | None] = None
     RUN_BACKGROUND: ClassVar[RunBackground | None] = None
     THREADS: ClassVar[int] = 1
 
@@ -71,18 +71,18 @@ class Worker:
         import cv2
         import ray
 
-        from operations.background import BackgroundSource
-        from operations.pipeline import Pipeline
+        from operations.build import build_background, build_pipeline
 
-        assert self.OPTIONS is not None
-        source = BackgroundSource(self.OPTIONS, run_background=self.RUN_BACKGROUND)
-        self.pipeline = Pipeline(self.OPTIONS, background=source)
+        assert self.RECIPE is not None
+        source = build_background(self.RECIPE, run_background=self.RUN_BACKGROUND)
+        self.pipeline = build_pipeline(self.RECIPE, background=source)
         if self.THREADS > 1:  # parallel across images, as the local engine is
             cv2.setNumThreads(1)
         self.node = ray.get_runtime_context().get_node_id()  # recorded in the summary
 
     def _process(self, job: bytes) -> bytes:
-        result = pickle.loads(job).process(self.pipeline)
+        assert self.RECIPE is not None
+        result = pickle.loads(job).process(self.pipeline, self.RECIPE.jobs)
         result.extra["ray_node"] = self.node
         return pickle.dumps(result)
 
@@ -91,9 +91,9 @@ class Worker:
 
 
 def _worker_class(
-    options: Options, run_background: RunBackground | None, threads: int
+    recipe: Recipe, run_background: RunBackground | None, threads: int
 ) -> type[Worker]:
-    settings = {"OPTIONS": options, "RUN_BACKGROUND": run_background, "THREADS": threads}
+    settings = {"RECIPE": recipe, "RUN_BACKGROUND": run_background, "THREADS": threads}
     return type("BackgroundSwapWorker", (Worker,), settings)
 
 
@@ -119,8 +119,8 @@ def _probe(address: str) -> None:
     host_port = address.removeprefix("ray://")
     host, _, port = host_port.rpartition(":")
     if not host or not port.isdigit():
-        raise OptionsError(
-            "--ray-address",
+        raise SettingError(
+            "ray_address",
             address,
             "give HOST:PORT (the head's GCS port, "
             "6379 unless `ray start --head --port` said otherwise), "
@@ -131,8 +131,8 @@ def _probe(address: str) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         hint = "is the head started (`ray start --head --port PORT`), and is this its address?"
-        raise OptionsError(
-            "--ray-address", address, f"nothing answers there ({reason}): {hint}"
+        raise SettingError(
+            "ray_address", address, f"nothing answers there ({reason}): {hint}"
         ) from None
 
 
@@ -150,7 +150,7 @@ def connect(ray: Any, address: str | None, *, verbose: bool = False) -> None:
     """``ray.init`` (a local instance when ``address`` is ``None``), every failure one line.
 
     Raises:
-        OptionsError: the cluster cannot be reached or refuses this driver; the message names
+        SettingError: the cluster cannot be reached or refuses this driver; the message names
             the address and the likely fix (the head's port, its auth token, Ray's version).
     """
     if address not in (None, "auto"):
@@ -165,13 +165,13 @@ def connect(ray: Any, address: str | None, *, verbose: bool = False) -> None:
             ignore_reinit_error=True,
         )
     except ray.exceptions.AuthenticationError:
-        raise OptionsError("--ray-address", address, _auth_hint()) from None
+        raise SettingError("ray_address", address, _auth_hint()) from None
     except ConnectionError as exc:
         # An auth failure surfaces as "Failed to connect" once Ray has given up; the port
         # answered (probed above), so the token is the likely cause, else the address.
         reason = str(exc).splitlines()[0]
         hint = _auth_hint() if address not in (None, "auto") else "is a cluster running here?"
-        raise OptionsError("--ray-address", address, f"{reason}; {hint}") from None
+        raise SettingError("ray_address", address, f"{reason}; {hint}") from None
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "version mismatch" in str(exc).lower():  # the versions are on its later lines
@@ -181,7 +181,7 @@ def connect(ray: Any, address: str | None, *, verbose: bool = False) -> None:
                 f"cluster's Ray and Python version on this machine (here: Ray "
                 f"{ray.__version__})"
             )
-        raise OptionsError("--ray-address", address, first) from None
+        raise SettingError("ray_address", address, first) from None
 
 
 class NativeStderr:
@@ -236,7 +236,7 @@ class RayEngine(Engine):
     def open(self) -> None:
         if self.pipeline is not None:
             raise ValueError("the ray engine builds its pipelines on its workers; pass none")
-        options = self.options
+        options = self.settings
         # Before the run's background is made: a missing Ray stops the run at once.
         self.ray = _import_ray(options.ray_address)
         # Ray's C++ core writes its retries and notices straight to the process's stderr: they
@@ -245,13 +245,13 @@ class RayEngine(Engine):
         try:
             if not self.ray.is_initialized():
                 connect(self.ray, options.ray_address, verbose=options.verbose)
-        except OptionsError as exc:
+        except SettingError as exc:
             native, self._native = self._native, None
             if native is not None:
                 native.restore(keep=True)
             if native is not None and native.written:
                 reason = f"{exc.reason} (Ray's own messages: {native.path})"
-                raise OptionsError(exc.option, exc.value, reason) from None
+                raise SettingError(exc.setting, exc.value, reason) from None
             raise
         except BaseException:
             self.close()
@@ -260,15 +260,15 @@ class RayEngine(Engine):
     def _check_fits(self) -> None:
         """A worker that no node can hold would wait for one forever: say so instead."""
         nodes = [node["Resources"] for node in self.ray.nodes() if node.get("Alive")]
-        o = self.options
+        o = self.settings
         wants = (
-            ("--cpus-per-worker", "CPU", o.cpus_per_worker),
-            ("--gpus-per-worker", "GPU", o.gpus_per_worker),
+            ("cpus_per_worker", "CPU", o.cpus_per_worker),
+            ("gpus_per_worker", "GPU", o.gpus_per_worker),
         )
         for option, resource, wanted in wants:
             largest = max((node.get(resource, 0.0) for node in nodes), default=0.0)
             if wanted > largest:
-                raise OptionsError(
+                raise SettingError(
                     option,
                     wanted,
                     f"no node of the cluster has that many "
@@ -281,7 +281,7 @@ class RayEngine(Engine):
             self._native = None
 
     def run(self, jobs: Sequence[Job], report: Report) -> None:
-        options, ray = self.options, self.ray
+        options, ray = self.settings, self.ray
         if not options.verbose:
             logging.getLogger("ray.data").setLevel(logging.ERROR)
         context = ray.data.DataContext.get_current()
@@ -306,7 +306,7 @@ class RayEngine(Engine):
         per_call = max(options.batch_size, min(ROWS_PER_CALL, math.ceil(len(rows) / actors)))
         blocks = math.ceil(len(rows) / per_call)
         dataset = ray.data.from_items(rows, override_num_blocks=blocks)
-        worker = _worker_class(options, self.background.run_background, threads)
+        worker = _worker_class(self.recipe, self.background.run_background, threads)
         pool = ray.data.ActorPoolStrategy(
             size=actors,
             max_concurrent_calls_per_actor=threads,  # calls of one actor on its threads
@@ -336,4 +336,4 @@ class RayEngine(Engine):
                 f"{actors} workers could not all start within {ACTOR_START_TIMEOUT} s: "
                 "the cluster lacks the CPUs (or GPUs) they ask for"
             )
-            raise OptionsError("--cpus-per-worker", options.cpus_per_worker, reason) from None
+            raise SettingError("cpus_per_worker", options.cpus_per_worker, reason) from None

@@ -5,9 +5,10 @@ A backend is one module in this folder that defines a
 ``BACKEND`` (:class:`~operations.segmenters.base.Backend`: name, ``--mode`` number, options,
 devices, downloadable weights, model table rows), plus one line in :data:`BACKEND_MODULES`
 below. The CLI, :class:`~operations.options.Options`, the ``download`` command and the README's
-model table all read the declarations. Backend modules import their heavy libraries (torch,
-ultralytics, mediapipe, onnxruntime) only inside the segmenter, so reading the declarations
-(``--help``, option validation) stays cheap.
+model table all read the declarations; a segmenter is built from its name and its own
+:class:`~operations.segmenters.base.SegmenterSettings` (:func:`create_segmenter`). Backend
+modules import their heavy libraries (torch, ultralytics, mediapipe, onnxruntime) only inside
+the segmenter, so reading the declarations (``--help``, option validation) stays cheap.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from operations.options import Options
-    from operations.segmenters.base import Backend, Segmenter
+    from operations.segmenters.base import Backend, Segmenter, SegmenterSettings
 
 # The registry: one line per backend, in --mode order.
 BACKEND_MODULES: list[str] = [
@@ -96,11 +96,16 @@ def resolve_segmenter_name(mode: str) -> str:
     raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(segmenter_choices())}")
 
 
-def create_segmenter(options: Options) -> Segmenter:
-    """Build the backend that ``options.mode`` names from the run's options."""
-    backend = backends()[resolve_segmenter_name(options.mode)]
-    segmenter = backend.segmenter.from_options(options)
-    segmenter.enable_batching(options.batch_size)
+def create_segmenter(mode: str, settings: SegmenterSettings | None = None) -> Segmenter:
+    """Build the backend that ``mode`` (a name or ``--mode`` number) names, from its settings
+    (default: the backend's own defaults)."""
+    from operations.segmenters.base import SegmenterSettings
+
+    backend = backends()[resolve_segmenter_name(mode)]
+    if settings is None:
+        settings = SegmenterSettings(own=tuple((o.field, o.default) for o in backend.options))
+    segmenter = backend.segmenter.from_settings(settings)
+    segmenter.enable_batching(settings.batch_size)
     return segmenter
 
 

@@ -16,12 +16,30 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from operations.models import WeightsSpec
-    from operations.options import Options
 
 
 class SegmenterError(RuntimeError):
     """A segmenter could not be built (missing weights, unsupported device, …)."""
+
+
+@dataclass(frozen=True)
+class SegmenterSettings:
+    """What a backend is built from: the settings every backend may read, and its own
+    (``own``: its declared :class:`BackendOption` fields and their values, ``mp_model`` …)."""
+
+    device: str = "auto"
+    weights: Path | None = None  # a local weights file instead of the cache or a download
+    offline: bool = False
+    classes: tuple[str, ...] | None = None  # the class names that count as subject
+    batch_size: int = 1  # images per model call
+    own: tuple[tuple[str, Any], ...] = ()
+
+    def __getitem__(self, name: str) -> Any:
+        """A backend's own setting, by field name (``settings["mp_model"]``)."""
+        return dict(self.own)[name]
 
 
 class Segmenter(ABC):
@@ -68,8 +86,8 @@ class Segmenter(ABC):
 
     @classmethod
     @abstractmethod
-    def from_options(cls, options: Options) -> Segmenter:
-        """Build the backend from the run's validated options."""
+    def from_settings(cls, settings: SegmenterSettings) -> Segmenter:
+        """Build the backend from its settings."""
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         if self._batcher is not None:
@@ -134,7 +152,8 @@ class _Batcher:
 @dataclass(frozen=True)
 class BackendOption:
     """A setting a backend declares: it becomes an :class:`~operations.options.Options` field
-    (named after the flag: ``--yolo-conf`` → ``yolo_conf``) and a command-line flag.
+    (named after the flag: ``--yolo-conf`` → ``yolo_conf``), a command-line flag, and an entry
+    of :attr:`SegmenterSettings.own`.
 
     ``check`` returns why a value is invalid (``None`` when it is fine); ``choices`` are checked
     by the parser and by :meth:`Options.validated` alike.
@@ -147,6 +166,7 @@ class BackendOption:
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
     check: Callable[[Any], str | None] | None = None
+    doc: str | None = None  # the README table's wording, if it says more than ``help``
 
     @property
     def field(self) -> str:

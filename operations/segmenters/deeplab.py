@@ -30,7 +30,7 @@ from operations.segmenters.base import Backend, BackendOption, ModelCard, Segmen
 if TYPE_CHECKING:
     import torch
 
-    from operations.options import Options
+    from operations.segmenters.base import SegmenterSettings
 
 # --deeplab-model → (torchvision builder, weights enum)
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -128,13 +128,13 @@ class DeepLabSegmenter(Segmenter):
             self.model.half()
 
     @classmethod
-    def from_options(cls, options: Options) -> DeepLabSegmenter:
+    def from_settings(cls, settings: SegmenterSettings) -> DeepLabSegmenter:
         return cls(
-            options.deeplab_model,
-            weights=options.weights,
-            classes=options.classes,
-            device=options.device,
-            offline=options.offline,
+            settings["deeplab_model"],
+            weights=settings.weights,
+            classes=settings.classes,
+            device=settings.device,
+            offline=settings.offline,
         )
 
     def _tensor(self, rgb: np.ndarray) -> torch.Tensor:
@@ -193,7 +193,11 @@ BACKEND = Backend(
     segmenter=DeepLabSegmenter,
     options=(
         BackendOption(
-            "--deeplab-model", DEFAULT_VARIANT, choices=tuple(VARIANTS), help="DeepLabv3 backbone"
+            "--deeplab-model",
+            DEFAULT_VARIANT,
+            choices=tuple(VARIANTS),
+            help="DeepLabv3 backbone",
+            doc="DeepLabv3 backbone (default `{default}`, the original tool's)",
         ),
     ),
     devices=("cpu", "cuda", "mps"),

@@ -23,7 +23,7 @@ from operations.resize import shrink
 from operations.segmenters.base import Backend, BackendOption, ModelCard, Segmenter, SegmenterError
 
 if TYPE_CHECKING:
-    from operations.options import Options
+    from operations.segmenters.base import SegmenterSettings
 
 # model name -> (MediaPipe's model_selection, the model's input width and height)
 MODELS: dict[str, tuple[int, tuple[int, int]]] = {
@@ -91,8 +91,8 @@ class MediaPipeSegmenter(Segmenter):
             ) from error
 
     @classmethod
-    def from_options(cls, options: Options) -> MediaPipeSegmenter:
-        return cls(model=options.mp_model)
+    def from_settings(cls, settings: SegmenterSettings) -> MediaPipeSegmenter:
+        return cls(model=settings["mp_model"])
 
     def _segment(self, small: np.ndarray) -> np.ndarray:
         return self._graph.process(small).segmentation_mask
@@ -122,6 +122,8 @@ BACKEND = Backend(
             DEFAULT_MODEL,
             choices=tuple(MODELS),
             help="MediaPipe model: general (256×256) or landscape (256×144, faster)",
+            doc="MediaPipe's model: `general` (256×256 input, default) or `landscape` (256×144, "
+            "a little faster)",
         ),
     ),
     devices=("cpu",),

@@ -52,7 +52,7 @@ from operations.segmenters.base import (
 )
 
 if TYPE_CHECKING:
-    from operations.options import Options
+    from operations.segmenters.base import SegmenterSettings
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 ONNXRUNTIME = "onnxruntime==1.32.0"
@@ -241,12 +241,12 @@ class SalientSegmenter(Segmenter):
         self.path = path
 
     @classmethod
-    def from_options(cls, options: Options) -> SalientSegmenter:
+    def from_settings(cls, settings: SegmenterSettings) -> SalientSegmenter:
         return cls(
-            options.salient_model,
-            weights=options.weights,
-            device=options.device,
-            offline=options.offline,
+            settings["salient_model"],
+            weights=settings.weights,
+            device=settings.device,
+            offline=settings.offline,
         )
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
@@ -309,6 +309,9 @@ BACKEND = Backend(
             metavar="NAME|FILE.onnx",
             check=_model,
             help=f"salient-object model: {', '.join(MODELS)}, or a .onnx file",
+            doc="salient-object model: `{default}` (default), "
+            + ", ".join(f"`{m}`" for m in MODELS if m != DEFAULT_MODEL)
+            + ", or any such `.onnx` file (its input size is read from the graph)",
         ),
     ),
     devices=("cpu", "cuda"),

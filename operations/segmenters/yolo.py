@@ -28,7 +28,7 @@ from operations.models import (
 from operations.segmenters.base import Backend, BackendOption, ModelCard, Segmenter, SegmenterError
 
 if TYPE_CHECKING:
-    from operations.options import Options
+    from operations.segmenters.base import SegmenterSettings
 
 SIZES = ("n", "s", "m", "l", "x")
 DEFAULT_SIZE = "n"
@@ -194,14 +194,14 @@ class YoloSegmenter(Segmenter):
         return [by_name[c] for c in classes]
 
     @classmethod
-    def from_options(cls, options: Options) -> YoloSegmenter:
+    def from_settings(cls, settings: SegmenterSettings) -> YoloSegmenter:
         return cls(
-            options.yolo_model,
-            weights=options.weights,
-            classes=options.classes,
-            confidence=options.yolo_conf,
-            device=options.device,
-            offline=options.offline,
+            settings["yolo_model"],
+            weights=settings.weights,
+            classes=settings.classes,
+            confidence=settings["yolo_conf"],
+            device=settings.device,
+            offline=settings.offline,
         )
 
     def instance_masks(self, rgb: np.ndarray) -> np.ndarray:
@@ -251,6 +251,7 @@ BACKEND = Backend(
             DEFAULT_SIZE,
             metavar="n|s|m|l|x|PATH",
             help="YOLOv8-seg size, or a -seg checkpoint file",
+            doc="YOLOv8-seg size, or any `-seg` checkpoint file (default `{default}`)",
         ),
         BackendOption(
             "--yolo-conf",
@@ -259,6 +260,7 @@ BACKEND = Backend(
             metavar="0-1",
             check=_confidence,
             help="keep instances at least this confident",
+            doc="YOLO: keep instances at least this confident (default {default})",
         ),
     ),
     devices=("cpu", "cuda", "mps"),

@@ -1,0 +1,37 @@
+"""The scene's look: the subject over its background, with the scene's light on it if asked —
+colours harmonised toward the background's (:mod:`operations.harmonize`), a drop shadow on the
+background (:mod:`operations.shadow`), the background's light wrapped into the subject's edge
+(:mod:`operations.light_wrap`). With none of them, a plain composite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from operations.composite import composite
+from operations.harmonize import harmonize
+from operations.light_wrap import light_wrap, wrap_width
+from operations.matting import Matte
+from operations.shadow import ShadowSettings, cast_shadow
+
+
+@dataclass(frozen=True)
+class LookSettings:
+    """What the scene's light does; every step is off by default."""
+
+    harmonize: float | None = None  # strength 0–1
+    light_wrap: int | None = None  # px; 0: light_wrap.DEFAULT_WIDTH of the photo's long side
+    shadow: ShadowSettings | None = None
+
+
+def finish(matte: Matte, behind: np.ndarray, look: LookSettings) -> np.ndarray:
+    """``matte``'s subject over ``behind`` (``H×W×3`` ``uint8``), in the scene's light."""
+    subject = harmonize(matte, behind, look.harmonize) if look.harmonize else matte
+    if look.shadow is not None:
+        behind = cast_shadow(behind, matte.alpha, look.shadow)
+    image = composite(subject, behind)
+    if look.light_wrap is not None:
+        height, width = behind.shape[:2]
+        image = light_wrap(image, behind, matte.alpha, wrap_width(height, width, look.light_wrap))
+    return image
