@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from operations.options import Options, OptionsError
+from tests.helpers import ROOT
 
 
 def test_defaults_are_valid_and_mode_numbers_become_names() -> None:
@@ -175,3 +176,15 @@ def test_the_same_options_are_fine_where_they_apply() -> None:
         nst=False,
     ).validated(batch=False)
     Options(bg="README.md", nst=True, nst_steps=10).validated(batch=False)
+
+
+def test_the_readmes_options_table_is_the_declarations() -> None:
+    from operations.options import options_table
+
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("<!-- options-table -->\n") + len("<!-- options-table -->\n")
+    end = readme.index("<!-- /options-table -->")
+    assert readme[start:end] == options_table(), "run python scripts/make_options_table.py --write"
+    flags = [line.split(" | ")[0] for line in options_table().splitlines()[2:]]
+    assert "| `-i`, `--input DIR\\|PHOTO`" in flags and "| `--steps N`" in flags
+    assert "| `--harmonize [STRENGTH]`" in flags and "| `--fit cover\\|contain\\|stretch`" in flags

@@ -11,14 +11,14 @@ import math
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 from operations.models import models_home
 from operations.segmenters.base import SegmenterError
 from operations.segmenters.salient import SalientSegmenter, rembg_dir
 from tests.helpers import BACKGROUND, cli
+from tests.models import write_graph
 
 LEFT, RIGHT = (140, 250, 60), (170, 90, 30)  # the photo's two halves; 250 is its maximum
 
@@ -36,39 +36,6 @@ EXPECTED = {
     "birefnet-general": [_sigmoid((r / 255 - 0.485) / 0.229) for r in (140, 170)],
 }
 SIZES = {"u2net": 320, "isnet-general-use": 1024, "birefnet-general": 1024}
-
-
-def write_graph(
-    path: Path,
-    size: tuple[int, int],
-    *,
-    batch: int | str = "N",
-    gain: float = 1.0,
-    dtype: int = TensorProto.FLOAT,
-) -> Path:
-    """An ONNX graph ``N×3×H×W → (gain · channel 0, −channel 0)``: two outputs, like the real
-    models' several side outputs, of which the first is the one to read."""
-    height, width = size
-    image = helper.make_tensor_value_info("input.1", dtype, [batch, 3, height, width])
-    first = helper.make_tensor_value_info("d0", dtype, [batch, 1, height, width])
-    second = helper.make_tensor_value_info("d1", dtype, [batch, 1, height, width])
-    constants = [
-        helper.make_tensor("starts", TensorProto.INT64, [1], [0]),
-        helper.make_tensor("ends", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("gain", dtype, [], [gain]),
-    ]
-    nodes = [
-        helper.make_node("Slice", ["input.1", "starts", "ends", "axes"], ["red"]),
-        helper.make_node("Mul", ["red", "gain"], ["d0"]),
-        helper.make_node("Neg", ["red"], ["d1"]),
-    ]
-    graph = helper.make_graph(nodes, "tiny", [image], [first, second], constants)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
 
 
 def _photo(height: int = 30, width: int = 50) -> np.ndarray:
