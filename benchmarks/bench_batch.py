@@ -125,8 +125,7 @@ def main() -> None:
 
             def run(out: Path) -> None:
                 options.output = out
-                # The workers read the pipeline's options: both say where the page goes.
-                options.report = pipeline.options.report = out / "report.html" if report else None
+                options.report = out / "report.html" if report else None
                 batch = run_batch(options, pipeline=pipeline, progress=False)
                 assert batch.count("ok") == len(photos), batch.summary_line()
 
