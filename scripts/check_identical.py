@@ -3,8 +3,9 @@
 ``python scripts/check_identical.py --against REV`` checks out REV in a temporary git worktree,
 then runs each case below with both trees' ``run.py`` (photos and videos, every backend's
 plumbing with random weights in the real formats, both engines) and compares the files they
-wrote: results, masks, cut-outs, generated backgrounds and thumbnails byte for byte (WebM by its
-streams' packets: Matroska writes random ids); summaries by their rows (times and dates apart).
+wrote: results, masks, cut-outs, generated backgrounds and thumbnails byte for byte (videos by
+every byte of their streams' packets: see VIDEOS); summaries by their rows (times and dates
+apart).
 Exit 0 when all are the same. Made for refactors that must not change a single output; it takes
 a few minutes (Ray's start-up is most of it).
 """
@@ -152,16 +153,23 @@ def _inputs(folder: Path) -> dict[str, str]:
     }
 
 
-# Matroska (WebM) writes random segment and track ids: the same video twice differs in them.
-# Such files are compared by their streams' packets (every byte of video and sound).
-RANDOM_IDS = (".webm", ".mkv")
+# Videos are compared by their streams' packets, every byte of picture and sound, stream by
+# stream: Matroska (WebM) writes random segment and track ids, and how the sound's packets
+# interleave with the picture's follows the threads' timing (the same run twice differs there).
+VIDEOS = (".mp4", ".mov", ".webm", ".mkv")
 
 
-def _packets(path: Path) -> list[tuple[str, int | None, int | None, bytes]]:
+def _packets(path: Path) -> dict[int, list[tuple[int | None, int | None, bytes]]]:
     import av
 
+    streams: dict[int, list[tuple[int | None, int | None, bytes]]] = {}
     with av.open(str(path)) as container:
-        return [(p.stream.type, p.pts, p.dts, bytes(p)) for p in container.demux() if p.size]
+        for packet in container.demux():
+            if packet.size:
+                streams.setdefault(packet.stream.index, []).append(
+                    (packet.pts, packet.dts, bytes(packet))
+                )
+    return streams
 
 
 def _rows(path: Path) -> list[dict[str, object]]:
@@ -205,7 +213,7 @@ def _compare(old: Path, new: Path) -> list[str]:
     for name in sorted(names & names_new):
         if name.suffix == ".html" or name.name == "results.json":  # dates and times inside
             continue
-        if name.suffix in RANDOM_IDS:
+        if name.suffix in VIDEOS:
             same = _packets(old / name) == _packets(new / name)
         else:
             same = (old / name).read_bytes() == (new / name).read_bytes()
