@@ -319,13 +319,18 @@ class _Settings:
         DEFAULT_MATTING,
         group=BG,
         choices=MATTING_METHODS,
-        help="edge refinement: fast = follow the photo's own edges and remove the old "
-        "background's colour from them; quality = closed-form matting, several times slower; "
-        "off = the model's soft mask as it is (default: %(default)s)",
-        doc="edge refinement. `fast` (default) fits the mask to the photo's own edges, hair "
-        "strands included, and removes the old background's colour from the edge pixels; "
-        "`quality` uses closed-form matting, for stills that matter (about a second per "
-        "megapixel); `off` keeps the model's soft mask and the photo's colours as they are",
+        help="edge refinement: fast = a coarse mask (mediapipe, deeplab, yolo) follows the "
+        "photo's own edges, a fine one (salient) is kept; the old background's colour is "
+        "removed from the edge pixels; quality = closed-form matting (coarse masks) or "
+        "multi-level colour estimation (fine ones), several times slower; off = the model's "
+        "soft mask and the photo's colours as they are (default: %(default)s)",
+        doc="edge refinement. `fast` (default): a coarse mask (MediaPipe, DeepLab, YOLO) is "
+        "fitted to the photo's own edges, hair strands included; a fine one (the salient "
+        "models') is kept as the model gave it; either way the old background's colour is "
+        "taken out of the edge pixels. `quality`: closed-form matting for a coarse mask (about "
+        "a second per megapixel), pymatting's multi-level colour estimation for a fine one; "
+        "`off`: the model's soft mask and the photo's colours as they are. See "
+        "[Edge quality](#edge-quality)",
     )
     blur: bool = _option(
         False,

@@ -119,7 +119,14 @@ class Pipeline:
     ) -> Matte:
         """The subject's matte: ``coarse`` refined to the image's edges, under its own
         transparency (``alpha_in``) if it has any."""
-        matte = refine(rgb, coarse, self.matting.method, mask_side=self.segmenter.mask_side)
+        segmenter = self.segmenter
+        matte = refine(
+            rgb,
+            coarse,
+            self.matting.method,
+            mask_side=segmenter.mask_side,
+            fine=segmenter.fine_mask,
+        )
         return matte.times(alpha_in) if alpha_in is not None else matte
 
     def compose(

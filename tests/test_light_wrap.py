@@ -31,3 +31,29 @@ def test_the_default_width_follows_the_photo_size() -> None:
     assert wrap_width(1000, 1500) == 15
     assert wrap_width(100, 80) == 2
     assert wrap_width(1000, 1500, 7) == 7
+
+
+def test_whiskers_and_single_strands_survive() -> None:
+    """A 1-px white line (a whisker) and a soft 2-px strand, each crossing a bright red
+    background away from any body, next to a solid dark body: the light may tint the thin
+    structures, never erase them; the body's rim still takes the light."""
+    alpha = np.zeros((120, 160), np.float32)
+    image = np.zeros((120, 160, 3), np.uint8)
+    background = np.zeros((120, 160, 3), np.uint8)
+    background[:] = (230, 20, 20)
+    alpha[20:100, 10:50] = 1.0  # the body: black
+    alpha[60, 60:150] = 1.0  # a whisker: white, one pixel wide
+    image[60, 60:150] = 255
+    alpha[30:32, 60:150] = 0.5  # a soft strand: half transparent, white
+    image[30:32, 60:150] = 255
+    composite = image.astype(np.float32) * alpha[..., None] + background * (1 - alpha[..., None])
+    image = np.clip(composite + 0.5, 0, 255).astype(np.uint8)
+    out = light_wrap(image, background, alpha, 8).astype(int)
+    whisker, strand = out[60, 70:140], out[30:32, 70:140]
+    # The whisker keeps its white: its green and blue (which the red light lacks) barely drop.
+    assert whisker[:, 1].min() >= 0.85 * 255 and whisker[:, 2].min() >= 0.85 * 255
+    # The strand keeps at least 85 % of its contrast against the background.
+    behind = background[30:32, 70:140, 1].astype(int)
+    before = image[30:32, 70:140, 1].astype(int) - behind
+    assert (before > 100).all() and (strand[..., 1] - behind >= 0.85 * before).all()
+    assert out[60, 11, 0] > 60  # the body's rim is lit as before

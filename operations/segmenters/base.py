@@ -56,6 +56,10 @@ class Segmenter(ABC):
     # The long side of the model's own mask, in pixels: how coarse its edges are once enlarged to
     # a photo's size (edge refinement sizes its search band from it).
     mask_side: int = 256
+    # The mask's character: a coarse one (a people model's 256² blur, a class model's) is snapped
+    # to the photo's edges; a fine one (a salient model's matte-like alpha, hair included) is
+    # kept as it is, and only its soft pixels' colours are worked (operations.matting).
+    fine_mask: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

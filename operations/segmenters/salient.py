@@ -177,6 +177,8 @@ def _providers(device: str) -> list[str]:
 class SalientSegmenter(Segmenter):
     """U²-Net, ISNet or BiRefNet (or any such ``.onnx`` file), one ONNX Runtime session."""
 
+    fine_mask: ClassVar[bool] = True  # matte-like alphas at 320–1024 px: kept, not snapped
+
     name: ClassVar[str] = "salient"
     thread_safe: ClassVar[bool] = False  # one session, one call at a time; it uses every core
 
