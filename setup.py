@@ -36,6 +36,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.11",
+    package_data={"operations.segmenters": ["models/*"]},
     packages=find_packages(include=["operations", "operations.*"]),
     py_modules=["run"],
     install_requires=pins("requirements.txt"),
@@ -43,6 +44,8 @@ setup(
     entry_points={"console_scripts": ["backgroundswap = run:main"]},
     classifiers=[
         "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
         "License :: OSI Approved :: MIT License",
         "Topic :: Multimedia :: Graphics",
     ],

@@ -57,11 +57,18 @@ def make_photos(folder: Path, count: int, size: int) -> list[Path]:
 
 
 def original(photos: list[Path], out: Path, graph) -> None:
+    import mediapipe as mp
+
     background = cv2.imread(str(BACKGROUND))
     for path in photos:
         image = cv2.imread(str(path))
         height, width = image.shape[:2]
-        mask = graph.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)).segmentation_mask
+        rgb = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        # The whole photo to MediaPipe, which shrinks it itself (the original fed it so).
+        (mask,) = graph.segment(
+            mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb)
+        ).confidence_masks
+        mask = mask.numpy_view()[..., 0] if mask.numpy_view().ndim == 3 else mask.numpy_view()
         mask = cv2.GaussianBlur(mask, (5, 5), 11)
         condition = np.stack((mask,) * 3, axis=-1) > 0.1
         bg = cv2.resize(background, (width, height))
@@ -118,7 +125,7 @@ def main() -> None:
                 build_pipeline(options.validated().recipe()),
             )
         segmenter = MediaPipeSegmenter()
-        graph = segmenter._graph  # the original fed MediaPipe's solution directly
+        graph = segmenter._graph  # the original fed MediaPipe the photo directly
 
         def ours(matting: str, report: bool = False) -> Callable[[Path], None]:
             options, pipeline = pipelines[matting]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import ClassVar
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
 from operations.segmenters.base import Backend, Segmenter, SegmenterSettings
@@ -158,3 +160,21 @@ def read_clip(path: Path, fmt: str = "rgb24") -> tuple[list[np.ndarray], list[fl
             else []
         )
     return frames, times, audio, facts
+
+
+def installed(*modules: str) -> bool:
+    """Whether every one of ``modules`` can be imported (an extra's packages)."""
+    return all(importlib.util.find_spec(module) is not None for module in modules)
+
+
+def needs(*modules: str) -> pytest.MarkDecorator:
+    """Skip a test where an extra it needs is not installed (the core-only CI run)."""
+    return pytest.mark.skipif(
+        not installed(*modules), reason=f"needs {', '.join(modules)}: an extra not installed here"
+    )
+
+
+# The extras' packages, as the tests need them.
+TORCH = ("torch", "torchvision")
+SD = ("torch", "diffusers", "transformers")
+RAY = ("ray",)

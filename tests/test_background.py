@@ -19,7 +19,7 @@ from operations.files import ImageError
 from operations.matting import Matte
 from operations.options import Options, OptionsError, naming_flags
 from operations.text_to_image import PromptSettings
-from tests.helpers import random_rgb
+from tests.helpers import SD, needs, random_rgb
 
 
 def _halves(height: int = 100, width: int = 200) -> np.ndarray:
@@ -134,6 +134,7 @@ class FakePrompted:
         return np.full((height // 2, width // 2, 3), seed, np.uint8), self.folder / f"bg-{seed}.png"
 
 
+@needs(*SD)
 def test_one_generated_background_per_run_at_the_first_photos_aspect(tmp_path: Path) -> None:
     source = _source(prompt="a beach", seed=4)
     source.prompted = FakePrompted(tmp_path, source.prompted.settings)
@@ -149,6 +150,7 @@ def test_one_generated_background_per_run_at_the_first_photos_aspect(tmp_path: P
     assert nothing.prepare(lambda: None) is None  # no readable photo: nothing to make
 
 
+@needs(*SD)
 def test_one_generated_background_per_photo(tmp_path: Path) -> None:
     source = _source(prompt="a beach", seed=10, bg_per_image=True)
     source.prompted = fake = FakePrompted(tmp_path, source.prompted.settings)
@@ -159,6 +161,7 @@ def test_one_generated_background_per_photo(tmp_path: Path) -> None:
     assert extra == {"background": str(tmp_path / "bg-12.png"), "seed": 12}
 
 
+@needs(*SD)
 def test_a_worker_uses_the_runs_background_without_a_diffusion_model(tmp_path: Path) -> None:
     path = tmp_path / "generated.png"
     Image.fromarray(_halves()).save(path)

@@ -14,7 +14,7 @@ from PIL import Image
 from operations.batch import plan_jobs, run_batch
 from operations.build import build_pipeline
 from operations.options import Options, OptionsError
-from tests.helpers import DiscSegmenter, save_rgb
+from tests.helpers import SD, DiscSegmenter, needs, save_rgb
 
 
 def test_plan_jobs_refuses_an_empty_folder(tmp_path: Path, background_file: Path) -> None:
@@ -68,6 +68,7 @@ def test_batch_with_reused_pipeline_and_summary(tmp_path: Path, background_file:
     assert again.count("failed") == 1  # the broken file is tried (and reported) again
 
 
+@needs(*SD)
 def test_a_model_that_cannot_load_stops_the_run_before_a_background_is_generated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

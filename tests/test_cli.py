@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import run
-from tests.helpers import BACKGROUND, ROOT, cli, save_rgb
+from tests.helpers import BACKGROUND, ROOT, SD, TORCH, cli, installed, needs, save_rgb
 
 
 def _files(folder: Path) -> list[str]:
@@ -186,13 +186,21 @@ def _usage_cases(tmp: Path) -> list[tuple[list[str], str]]:
     bad = str(tmp / "corrupt.pt")
     bg = str(BACKGROUND)
     base = ["-i", str(photos), "-o", str(tmp / "out")]
+
+    def torch_or(message: str) -> str:  # without the extra, such runs stop for the extra itself
+        return message if installed(*TORCH, "ultralytics") else "requirements-torch.txt"
+
+    sd_or = "is not cached" if installed(*SD) else "requirements-sd.txt"
     return [
         # A corrupt or wrong weights file is named as such, in one line.
-        ([*base, "-b", bg, "-m", "1", "--weights", bad], "is not a DeepLabv3 resnet101 state dict"),
-        ([*base, "-b", bg, "-m", "2", "--weights", bad], "is not a YOLO -seg checkpoint"),
-        ([*base, "-b", bg, "--nst", "--nst-weights", bad], "is not a torchvision VGG19 state"),
+        ([*base, "-b", bg, "-m", "1", "--weights", bad], torch_or("is not a DeepLabv3 resnet101")),
+        ([*base, "-b", bg, "-m", "2", "--weights", bad], torch_or("is not a YOLO -seg checkpoint")),
+        ([*base, "-b", bg, "--nst", "--nst-weights", bad], torch_or("is not a torchvision VGG19")),
         # Missing weights name the exact download command.
-        ([*base, "-b", bg, "-m", "2", "--yolo-model", "m", "--offline"], "download yolo-m"),
+        (
+            [*base, "-b", bg, "-m", "2", "--yolo-model", "m", "--offline"],
+            torch_or("download yolo-m"),
+        ),
         (["-i", str(tmp / "missing"), "-o", str(tmp / "o"), "-b", bg], "--input"),
         (["-i", str(empty), "-o", str(tmp / "o"), "-b", bg], "holds no files"),
         ([*base, "-b", str(tmp / "nope.jpg")], "--bg"),
@@ -200,12 +208,19 @@ def _usage_cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["-i", str(photos), "-o", str(tmp / "a_file" / "sub"), "-b", bg], "--output"),
         (["-i", str(photos), "-o", str(photos), "-b", bg], "is the input folder"),
         ([*base, "-b", bg, "-m", "7"], "unknown mode"),
-        # Sizes no test caches: the weights are missing and downloads are off.
-        ([*base, "-b", bg, "-m", "1", "--deeplab-model", "resnet50", "--offline"], "not cached"),
-        ([*base, "-b", bg, "--mode", "yolo", "--yolo-model", "x", "--offline"], "not cached"),
+        # Sizes no test caches: the weights are missing and downloads are off (with the torch
+        # extra; without it, the same runs stop at once for the missing extra).
+        (
+            [*base, "-b", bg, "-m", "1", "--deeplab-model", "resnet50", "--offline"],
+            torch_or("not cached"),
+        ),
+        (
+            [*base, "-b", bg, "--mode", "yolo", "--yolo-model", "x", "--offline"],
+            torch_or("not cached"),
+        ),
         ([*base, "-b", bg, "--yolo-conf", "1.5"], "--yolo-conf"),
         ([*base, "-b", bg, "--weights", str(tmp / "missing.pt")], "--weights"),
-        ([*base, "-p", "a beach at sunset", "--offline"], "is not cached"),
+        ([*base, "-p", "a beach at sunset", "--offline"], sd_or),
         ([*base, "-p", "a beach", "-b", bg], "not both"),
         ([*base, "-b", bg, "--bg-per-image"], "goes with --prompt"),
         ([*base, "--blur", "--nst"], "needs a style image"),
@@ -241,6 +256,7 @@ def test_console_script_entry_point_is_main() -> None:
     assert script.load() is run.main  # the installed command is this CLI
 
 
+@needs(*TORCH)
 def test_download_command(vgg_weights: Path, capsys) -> None:
     assert run.main(["download", "vgg19"]) == 0
     assert "already cached" in capsys.readouterr().err

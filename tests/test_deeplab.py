@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from operations.decode import decode
 from operations.segmenters.base import SegmenterError
 from tests.helpers import BACKGROUND, SAMPLES, cli
+
+torch = pytest.importorskip("torch", reason="the torch extra is not installed")
 
 
 class KnownLogits(torch.nn.Module):

@@ -19,7 +19,7 @@ from operations.engines.local import LocalEngine
 from operations.jobs import FileResult, Job, JobSettings
 from operations.options import Options
 from operations.pipeline import Pipeline
-from tests.helpers import ROOT, DiscSegmenter
+from tests.helpers import RAY, ROOT, DiscSegmenter, needs
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,7 @@ def test_ctrl_c_keeps_and_reports_the_jobs_that_finished() -> None:
     assert len(set(reported)) == len(reported)
 
 
+@needs(*RAY)
 def test_engines_are_chosen_by_name_and_own_what_they_build() -> None:
     assert set(ENGINES) == {"local", "ray"}
     options = Options(blur=True).validated(batch=False)

@@ -56,3 +56,40 @@ def test_any_size_and_a_blank_image(segmenter) -> None:
 def test_unknown_model_is_a_clear_error() -> None:
     with pytest.raises(SegmenterError, match="general"):
         MediaPipeSegmenter("portrait")
+
+
+@pytest.mark.parametrize("photo", ["astronaut", "grace_hopper"])
+def test_the_same_masks_as_mediapipe_0_10_21(segmenter, photo: str) -> None:
+    """The Tasks API on the carried model gives the masks the legacy solutions API of
+    ``mediapipe==0.10.21`` gave (saved, 16-bit, in ``tests/data/mediapipe-0.10.21/``), at the
+    model's own resolution. Tolerance 1e-3: the same weights run by the same TFLite kernels; what
+    differs is only float rounding between builds (measured: at most 1.3e-5 between 0.10.21 and
+    1.2.2), well under the 16-bit file's own step (1.5e-5) times a hundred."""
+    from PIL import Image
+
+    from operations.resize import shrink
+
+    model = "general" if segmenter.input_size == (256, 256) else "landscape"
+    reference = SAMPLES.parent / "tests" / "data" / "mediapipe-0.10.21" / f"{photo}.{model}.png"
+    expected = np.asarray(Image.open(reference), dtype=np.float32) / 65535.0
+    small = shrink(decode(SAMPLES / f"{photo}.jpg").rgb, *segmenter.input_size)
+    mask = np.clip(segmenter._segment(small), 0.0, 1.0)
+    assert mask.shape == expected.shape
+    assert np.abs(mask - expected).max() < 1e-3
+
+
+def test_the_model_file_is_resolved_like_every_models(tmp_path, monkeypatch) -> None:
+    """The package carries the model (offline out of the box); a copy in the tool's cache or a
+    file given with --weights comes first; a missing one names what to do."""
+    from operations.segmenters.mediapipe import CARRIED, weights_spec
+
+    spec = weights_spec("general")
+    assert (CARRIED / spec.filename).is_file() and spec.sha256_prefix is not None
+    monkeypatch.setenv("BACKGROUNDSWAP_HOME", str(tmp_path))
+    with MediaPipeSegmenter("general", offline=True) as seg:
+        assert seg.path == CARRIED / spec.filename
+    with pytest.raises(SegmenterError, match=r"--weights .*no such file"):
+        MediaPipeSegmenter("general", weights=tmp_path / "missing.tflite")
+    (tmp_path / "broken.tflite").write_bytes(b"not a model")
+    with pytest.raises(SegmenterError, match="could not start MediaPipe"):
+        MediaPipeSegmenter("general", weights=tmp_path / "broken.tflite")

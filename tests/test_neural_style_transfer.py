@@ -13,7 +13,9 @@ from operations.batch import run_batch
 from operations.build import build_pipeline
 from operations.neural_style_transfer import StyleSettings, StyleTransfer, StyleTransferError
 from operations.options import Options
-from tests.helpers import DiscSegmenter, random_rgb, save_rgb
+from tests.helpers import TORCH, DiscSegmenter, needs, random_rgb, save_rgb
+
+pytestmark = needs(*TORCH)
 
 SMALL = StyleSettings(size=48, steps=8, levels=2)
 

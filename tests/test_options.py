@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from operations.options import Options, OptionsError
-from tests.helpers import ROOT
+from tests.helpers import ROOT, SD, TORCH, installed, needs
 
 
 def test_defaults_are_valid_and_mode_numbers_become_names() -> None:
     options = Options(blur=True).validated(batch=False)
     assert options.mode == "mediapipe"
-    assert Options(blur=True, mode="2").validated(batch=False).mode == "yolo"
+    if installed("torch", "ultralytics"):
+        assert Options(blur=True, mode="2").validated(batch=False).mode == "yolo"
 
 
 @pytest.mark.parametrize(
@@ -105,6 +106,7 @@ def test_the_cli_sets_every_option_and_takes_its_defaults_from_options() -> None
     assert parsed.sd_steps == 7 and parsed.sd_guidance == 2.0
 
 
+@needs("torch", "ultralytics")
 def test_backend_settings_follow_the_backends_declarations() -> None:
     options = Options(mode="yolo", yolo_conf=0.5, classes=["dog"]).validated(batch=False)
     assert options.yolo_conf == 0.5 and options.classes == ["dog"]
@@ -120,11 +122,32 @@ def test_backend_settings_follow_the_backends_declarations() -> None:
 @pytest.mark.parametrize(
     ("settings", "missing", "command"),
     [
-        ({"mode": "deeplab"}, "torch", "pip install -r requirements-torch.txt"),
-        ({"mode": "yolo"}, "ultralytics", "pip install -r requirements-torch.txt"),
+        # Each with the extra's other packages installed, so the one taken away is the one named.
+        pytest.param(
+            {"mode": "deeplab"},
+            "torch",
+            "pip install -r requirements-torch.txt",
+            marks=needs(*TORCH),
+        ),
+        pytest.param(
+            {"mode": "yolo"},
+            "ultralytics",
+            "pip install -r requirements-torch.txt",
+            marks=needs(*TORCH),
+        ),
         ({"mode": "salient"}, "onnxruntime", "pip install -r requirements-salient.txt"),
-        ({"nst": True, "bg": "README.md"}, "torch", "pip install -r requirements-torch.txt"),
-        ({"prompt": "a beach"}, "diffusers", "pip install -r requirements-sd.txt"),
+        pytest.param(
+            {"nst": True, "bg": "README.md"},
+            "torch",
+            "pip install -r requirements-torch.txt",
+            marks=needs(*TORCH),
+        ),
+        pytest.param(
+            {"prompt": "a beach"},
+            "diffusers",
+            "pip install -r requirements-sd.txt",
+            marks=needs(*SD),
+        ),
         ({"engine": "ray"}, "ray", "pip install -r requirements-ray.txt"),
     ],
 )
@@ -155,7 +178,6 @@ def test_a_missing_extra_stops_at_once_with_the_install_command(
         ({"sd_steps": 5}, "--steps '5': goes with --prompt"),
         ({"seed": 3}, "--seed '3': goes with --prompt"),
         ({"cpus_per_worker": 2.0}, "--cpus-per-worker '2.0': goes with --engine ray"),
-        ({"weights": "README.md"}, "--weights 'README.md': goes with a backend with weights"),
     ],
 )
 def test_options_that_would_be_silently_ignored_are_refused(settings: dict, message: str) -> None:
@@ -165,6 +187,22 @@ def test_options_that_would_be_silently_ignored_are_refused(settings: dict, mess
     assert str(info.value).startswith(message), str(info.value)
 
 
+def test_weights_go_with_a_backend_that_has_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    from operations import segmenters
+
+    monkeypatch.setattr(segmenters, "BACKEND_MODULES", list(segmenters.BACKEND_MODULES))
+    monkeypatch.setattr(segmenters, "_loaded", None)
+    segmenters.register_backend("tests.helpers")  # the disc stand-in declares no weights
+    with pytest.raises(OptionsError) as info:
+        Options(blur=True, mode="7", weights="README.md").validated(batch=False)
+    assert str(info.value).startswith("--weights 'README.md': goes with a backend with weights")
+    # MediaPipe's model is resolved like every other: a local .tflite file may be given.
+    assert (
+        Options(blur=True, weights="README.md").validated(batch=False).weights.name == "README.md"
+    )
+
+
+@needs(*TORCH)
 def test_the_same_options_are_fine_where_they_apply() -> None:
     Options(
         bg="README.md",

@@ -12,13 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from onnx import TensorProto
 
 from operations.models import models_home
 from operations.segmenters.base import SegmenterError
 from operations.segmenters.salient import SalientSegmenter, rembg_dir
 from tests.helpers import BACKGROUND, cli
 from tests.models import write_graph
+
+pytest.importorskip("onnxruntime", reason="the salient extra is not installed")
+onnx = pytest.importorskip("onnx", reason="onnx (one of the tests' tools) is not installed")
+TensorProto = onnx.TensorProto
 
 LEFT, RIGHT = (140, 250, 60), (170, 90, 30)  # the photo's two halves; 250 is its maximum
 

@@ -20,7 +20,9 @@ from operations.text_to_image import (
     generation_size,
     model_native_size,
 )
-from tests.helpers import cli, save_rgb
+from tests.helpers import SD, cli, needs, save_rgb
+
+pytestmark = needs(*SD)
 
 
 def test_generation_size_keeps_the_aspect_and_the_model_step() -> None:

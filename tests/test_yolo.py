@@ -7,13 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from operations.decode import decode
 from operations.files import ImageError
 from operations.segmenters.base import SegmenterError
 from tests.helpers import SAMPLES, cli
+
+torch = pytest.importorskip("torch", reason="the torch extra is not installed")
+pytest.importorskip("ultralytics", reason="the torch extra is not installed")
 
 
 def test_soft_union_of_instances() -> None:
