@@ -12,6 +12,8 @@ this image at this size". Its kinds:
 - generated once per run (``--prompt``): made (or taken from the cache) by :meth:`prepare` at the
   first photo's aspect ratio, then used like a file;
 - generated per photo (``--prompt --bg-per-image``): the run's seed plus the photo's index;
+- painted around each photo's subject (``--prompt --around``): an inpainting model fills
+  everything but the subject, at the photo's own framing, seed plus the photo's index;
 - the photo's own background, blurred behind the subject (``--blur`` alone: portrait mode);
 - the photo's own background, restyled (``--nst``) in the style of the file or generated image.
 
@@ -232,7 +234,7 @@ class BackgroundSource:
         with self._lock:
             if self.prompted is None or self.image is not None:
                 return self.run_background
-            if self.prompted.settings.per_image:
+            if self.prompted.settings.per_image or self.prompted.settings.around:
                 self.prompted.ensure_ready()
                 return None
             size = first_size()
@@ -324,6 +326,13 @@ class BackgroundSource:
         if self.folder:
             path = self._pick(index, name)
             image, extra = self._from_folder(path), {"background": str(path)}
+        elif image is None and self.prompted is not None and self.prompted.settings.around:
+            from operations.text_to_image import keep_mask
+
+            seed = self.prompted.settings.seed + index
+            painted, path = self.prompted.around(rgb, keep_mask(matte.alpha), seed)
+            extra = {"background": str(path), "seed": seed}
+            return (gaussian_blur(painted, sigma) if sigma else painted), extra
         elif image is None and self.prompted is not None:
             if not self.prompted.settings.per_image:  # not prepared by a batch: the first
                 self.prepare(lambda: (height, width))  # photo sets the aspect ratio

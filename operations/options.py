@@ -62,6 +62,7 @@ _NST = (
     "nst_tv_weight",
 )
 _PROMPT = (
+    "around",
     "negative_prompt",
     "sd_model",
     "sd_size",
@@ -493,6 +494,30 @@ class _Settings:
         doc="one background per photo, at its own aspect ratio, seed + the photo's index "
         "(recorded in the summary JSON)",
     )
+    around: bool = _option(
+        False,
+        group=SD,
+        help="paint the background around each photo's subject, at the photo's own framing, "
+        "with an inpainting model (default with it: "
+        f"{sd.DEFAULT_INPAINT_MODEL}); the subject's pixels stay as shot; seed + the photo's "
+        "index",
+        doc="generate the scene *around* each photo's subject: an inpainting model paints "
+        "everything but the subject (its mask, dilated a little), at the photo's own size and "
+        "framing, so the floor meets the feet and the light follows the photo; the subject is "
+        "composited back with the edge stage, its pixels as shot. One background per photo, "
+        "seed + the photo's index (in the summary). Default model with it: "
+        f"`{sd.DEFAULT_INPAINT_MODEL}` (CreativeML OpenRAIL-M); any inpainting pipeline (SDXL "
+        "inpainting, a local folder) via `--sd-model`. See [Generated around the "
+        "subject](#generated-around-the-subject---around)",
+    )
+    strength: float = _option(
+        sd.DEFAULT_STRENGTH,
+        group=SD,
+        type=float,
+        metavar="0-1",
+        help="with --around: 1 paints the background anew, less keeps more of the photo's "
+        "(default: %(default)s)",
+    )
     sd_attention_slicing: bool = _option(
         False, group=SD, help="lower GPU memory use, a little slower"
     )
@@ -686,6 +711,25 @@ class _Settings:
                 raise self._error("prompt", "is empty")
             if self.bg is not None:
                 raise self._error("prompt", "give --bg or --prompt, not both")
+        if self.around and self.bg_per_image:
+            raise OptionsError("--bg-per-image", None, "--around already paints one per photo")
+        if self.around and self.nst:
+            raise OptionsError(
+                "--around",
+                None,
+                "paints a new background; --nst restyles the photo's own: give one",
+            )
+        if not 0 < self.strength <= 1:
+            raise self._error("strength", "must be > 0 and ≤ 1")
+        if self.around and (channels := sd.model_in_channels(self._sd_model())) not in (
+            None,
+            sd.INPAINT_CHANNELS,
+        ):
+            raise OptionsError(
+                "--sd-model",
+                self._sd_model(),
+                sd.not_inpainting(self._sd_model(), channels).split(": ", 1)[1],
+            )
         if self.bg_per_image and self.prompt is None:
             raise OptionsError("--bg-per-image", None, "goes with --prompt")
         if self.sd_steps < 1:
@@ -793,7 +837,12 @@ class _Settings:
         rules = [
             (("blur_strength",), self.blur, "--blur"),
             (("bg_match",), self.bg is not None and Path(self.bg).is_dir(), "--bg DIR"),
-            (("fit",), image and not self.nst, "--bg or --prompt (without --nst)"),
+            (
+                ("fit",),
+                image and not self.nst and not self.around,
+                "--bg or --prompt (without --nst or --around)",
+            ),
+            (("strength",), self.around, "--around"),
             (("harmonize", "shadow"), image, "a new background (--bg or --prompt)"),
             (("shadow_offset", "shadow_softness", "shadow_opacity"), self.shadow, "--shadow"),
             (("quality",), lossy, "JPEG or WebP output (--format, or -o FILE.jpg)"),
@@ -877,12 +926,14 @@ class _Settings:
             prompt = sd.PromptSettings(
                 self.prompt,
                 negative_prompt=self.negative_prompt,
-                model=self.sd_model,
+                model=self._sd_model(),
                 size=self.sd_size,
                 seed=self.seed,
                 steps=self.sd_steps,
                 guidance=self.sd_guidance,
                 per_image=self.bg_per_image,
+                around=self.around,
+                strength=self.strength,
                 attention_slicing=self.sd_attention_slicing,
                 cpu_offload=self.sd_cpu_offload,
                 device=self.device,
@@ -932,6 +983,13 @@ class _Settings:
             folder=folder,
             progress=not self.quiet,
         )
+
+    def _sd_model(self) -> str:
+        """The diffusion model: ``--sd-model``, or with ``--around`` and no model given, the
+        default inpainting one."""
+        if self.around and self.sd_model == sd.DEFAULT_MODEL:
+            return sd.DEFAULT_INPAINT_MODEL
+        return self.sd_model
 
     def engine_settings(self) -> EngineSettings:
         """The engine's settings, as these options ask for them."""

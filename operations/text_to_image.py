@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import urllib.error
@@ -32,7 +33,16 @@ from operations.models import (
     torch_device,
 )
 
+log = logging.getLogger("backgroundswap")
+
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # CreativeML OpenRAIL-M licence
+# --around: an inpainting model paints everything but the subject (CreativeML OpenRAIL-M too).
+DEFAULT_INPAINT_MODEL = "stable-diffusion-v1-5/stable-diffusion-inpainting"
+DEFAULT_STRENGTH = 1.0  # --around: 1 paints the background anew; less keeps some of the photo's
+INPAINT_CHANNELS = 9  # an inpainting UNet's input: latents 4, mask 1, the kept image's latents 4
+# The subject kept by --around: its mask (α > 0.5) dilated by this share of the photo's long side
+# (at least KEEP_MIN px), so the painting never reaches into the subject's own edge.
+KEEP_DILATION, KEEP_MIN = 0.005, 3
 DEFAULT_STEPS = 30
 DEFAULT_GUIDANCE = 7.5
 DEFAULT_SEED = 0
@@ -51,6 +61,8 @@ class PromptSettings:
     steps: int = DEFAULT_STEPS
     guidance: float = DEFAULT_GUIDANCE
     per_image: bool = False  # one background per photo (seed + its index), not one per run
+    around: bool = False  # paint the background around each photo's subject (inpainting)
+    strength: float = DEFAULT_STRENGTH  # with around: how far from the photo the painting goes
     attention_slicing: bool = False
     cpu_offload: bool = False
     device: str = DEFAULT_DEVICE
@@ -73,9 +85,19 @@ class GenerationRequest:
     guidance: float
     width: int
     height: int
+    around: str | None = None  # painted around a subject: the photo's and mask's digest
+    strength: float | None = None
+
+    def parameters(self) -> dict[str, object]:
+        """The request's fields, without the painting-around ones when it paints none (so a
+        plain request's key and PNG text are what they were before those existed)."""
+        fields = asdict(self)
+        if self.around is None:
+            del fields["around"], fields["strength"]
+        return fields
 
     def key(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True)
+        text = json.dumps(self.parameters(), sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -117,7 +139,8 @@ def _reachable(url: str, timeout: float) -> str | None:
 
 
 class BackgroundGenerator:
-    """A diffusers text-to-image pipeline, loaded once per run."""
+    """A diffusers text-to-image (or, with ``inpaint``, inpainting) pipeline, loaded once per
+    run."""
 
     def __init__(
         self,
@@ -129,6 +152,7 @@ class BackgroundGenerator:
         cpu_offload: bool = False,
         progress: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
+        inpaint: bool = False,
     ) -> None:
         import torch
 
@@ -139,7 +163,13 @@ class BackgroundGenerator:
         # fp16 on CUDA halves memory and time; the CPU computes in fp32 (no CUDA autocast there).
         dtype = torch.float16 if self.device == "cuda" else torch.float32
         self.model = model
-        self.pipeline = self._load(model, dtype, offline or offline_from_environment(), timeout)
+        self.pipeline = self._load(
+            model, dtype, offline or offline_from_environment(), timeout, inpaint
+        )
+        if inpaint:
+            channels = int(self.pipeline.unet.config.in_channels)
+            if channels != INPAINT_CHANNELS:
+                raise GenerationError(not_inpainting(model, channels))
         if attention_slicing:
             self.pipeline.enable_attention_slicing()
         if cpu_offload and self.device == "cuda":
@@ -156,11 +186,13 @@ class BackgroundGenerator:
         self._lock = threading.Lock()
 
     @staticmethod
-    def _load(model: str, dtype: object, offline: bool, timeout: float) -> object:
+    def _load(model: str, dtype: object, offline: bool, timeout: float, inpaint: bool) -> object:
         _bound_hub_waits(timeout)
         import diffusers
         import transformers
-        from diffusers import AutoPipelineForText2Image
+        from diffusers import AutoPipelineForInpainting, AutoPipelineForText2Image
+
+        kind = AutoPipelineForInpainting if inpaint else AutoPipelineForText2Image
 
         # Loading chatter (component bars, "accelerate" advice) is not for a batch tool's output.
         diffusers.utils.logging.set_verbosity_error()
@@ -169,7 +201,7 @@ class BackgroundGenerator:
         transformers.utils.logging.disable_progress_bar()
 
         def load(local_only: bool) -> object:
-            return AutoPipelineForText2Image.from_pretrained(
+            return kind.from_pretrained(
                 model,
                 dtype=dtype,
                 local_files_only=local_only,
@@ -207,6 +239,21 @@ class BackgroundGenerator:
 
     def generate(self, request: GenerationRequest) -> np.ndarray:
         """One image for the request (``height×width×3`` ``uint8`` RGB), deterministic per seed."""
+        return self._run(request)
+
+    def paint_around(
+        self, request: GenerationRequest, rgb: np.ndarray, paint: np.ndarray
+    ) -> np.ndarray:
+        """Everything of ``rgb`` where ``paint`` is set, painted anew from the request's prompt
+        (``rgb`` and ``paint`` at the request's size; ``uint8`` RGB out, the same size)."""
+        return self._run(
+            request,
+            image=Image.fromarray(rgb),
+            mask_image=Image.fromarray(paint.astype(np.uint8) * 255),
+            strength=request.strength,
+        )
+
+    def _run(self, request: GenerationRequest, **inputs: object) -> np.ndarray:
         import torch
 
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
@@ -220,14 +267,44 @@ class BackgroundGenerator:
                 guidance_scale=request.guidance,
                 generator=generator,
                 output_type="np",
+                **inputs,
             ).images[0]
         return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def not_inpainting(model: str, channels: int) -> str:
+    """Why a model cannot paint around a subject, and the fix."""
+    return (
+        f"--sd-model {model!r}: a text-to-image model, not an inpainting one (its UNet takes "
+        f"{channels} channels, not {INPAINT_CHANNELS}): --around needs an inpainting model, such "
+        f"as {DEFAULT_INPAINT_MODEL} (the default) or an SDXL inpainting one; or drop --around"
+    )
+
+
+def model_in_channels(model: str) -> int | None:
+    """The UNet's input channels from a local or cached pipeline's config (``None``: unknown
+    without loading it)."""
+    config = _config(model, "unet")
+    try:
+        return int(config["in_channels"]) if config else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def keep_mask(alpha: np.ndarray) -> np.ndarray:
+    """The subject kept by ``--around``: ``α > 0.5``, dilated a little (``H×W`` ``bool``)."""
+    import cv2
+
+    height, width = alpha.shape
+    radius = max(KEEP_MIN, round(KEEP_DILATION * max(height, width)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate((alpha > 0.5).astype(np.uint8), kernel) > 0
 
 
 def save_generated(path: Path, rgb: np.ndarray, request: GenerationRequest) -> None:
     """Save a generated background as PNG with its parameters in text chunks."""
     info = PngImagePlugin.PngInfo()
-    for key, value in asdict(request).items():
+    for key, value in request.parameters().items():
         info.add_text(key, "" if value is None else str(value))
     image = Image.fromarray(rgb)
     write_atomic(path, lambda f: image.save(f, format="PNG", pnginfo=info))
@@ -273,7 +350,13 @@ class PromptBackgrounds:
                     attention_slicing=o.attention_slicing,
                     cpu_offload=o.cpu_offload,
                     progress=self.progress,
+                    inpaint=o.around,
                 )
+                if self._generator.device == "cpu":
+                    log.warning(
+                        "generating backgrounds on the CPU: minutes per image at the model's "
+                        "native size (a GPU takes seconds); --device cuda uses one"
+                    )
             return self._generator
 
     def ensure_ready(self) -> None:
@@ -303,6 +386,36 @@ class PromptBackgrounds:
                 self.native = self._pipeline().native
         return self.native
 
+    def around(self, rgb: np.ndarray, keep: np.ndarray, seed: int) -> tuple[np.ndarray, Path]:
+        """The photo's background painted around its subject (``keep``), at the photo's size:
+        cached, or generated now at the model's native size and the photo's aspect ratio."""
+        import cv2
+
+        from operations.resize import shrink
+
+        height, width = keep.shape
+        size = self.request(height, width, seed)
+        digest = hashlib.sha256(rgb.tobytes() + np.packbits(keep).tobytes())
+        digest.update(f"{height}x{width}".encode())
+        request = GenerationRequest(
+            **{
+                **asdict(size),
+                "around": digest.hexdigest()[:16],
+                "strength": self.settings.strength,
+            }
+        )
+        path = self.folder / CACHE_FOLDER / f"bg-{request.key()}.png"
+        if path.is_file():
+            return decode(path, max_pixels=DEFAULT_MAX_PIXELS).rgb, path
+        small = shrink(rgb, request.width, request.height)
+        paint = cv2.resize(
+            (~keep).astype(np.uint8), (request.width, request.height), interpolation=cv2.INTER_AREA
+        )
+        painted = self._pipeline().paint_around(request, small, paint > 0)
+        background = cv2.resize(painted, (width, height), interpolation=cv2.INTER_CUBIC)
+        save_generated(path, background, request)
+        return background, path
+
     def get(self, height: int, width: int, seed: int) -> tuple[np.ndarray, Path]:
         """The background for a photo of this size and this seed: cached, or generated now."""
         request = self.request(height, width, seed)
@@ -314,21 +427,26 @@ class PromptBackgrounds:
         return rgb, path
 
 
-def model_native_size(model: str) -> int | None:
-    """``sample_size × 2^(len(vae blocks) − 1)`` from a local or cached pipeline's configs."""
+def _config(model: str, component: str) -> dict | None:
+    """A pipeline component's ``config.json``, from a local folder or the hub cache."""
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        def config(name: str) -> dict | None:
-            local = Path(model) / name / "config.json"
-            if local.is_file():
-                return json.loads(local.read_text())
-            cached = try_to_load_from_cache(model, f"{name}/config.json")
-            return json.loads(Path(cached).read_text()) if isinstance(cached, str) else None
+        local = Path(model) / component / "config.json"
+        if local.is_file():
+            return json.loads(local.read_text())
+        cached = try_to_load_from_cache(model, f"{component}/config.json")
+        return json.loads(Path(cached).read_text()) if isinstance(cached, str) else None
+    except (ImportError, OSError, ValueError):  # no huggingface_hub (the sd extra): unknown
+        return None
 
-        unet, vae = config("unet"), config("vae")
-        if not unet or not vae:
-            return None
+
+def model_native_size(model: str) -> int | None:
+    """``sample_size × 2^(len(vae blocks) − 1)`` from a local or cached pipeline's configs."""
+    unet, vae = _config(model, "unet"), _config(model, "vae")
+    if not unet or not vae:
+        return None
+    try:
         return int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None

@@ -67,6 +67,12 @@ def _swap_video(
     from operations.temporal import TemporalSmoother
     from operations.video import CUTOUT_CODEC, VIDEO_CODECS, BackgroundVideo, VideoReader
 
+    prompted = pipeline.background.prompted
+    if prompted is not None and prompted.settings.around:
+        raise ImageError(
+            "--around paints photos only: a video would be painted anew frame by "
+            "frame (it would flicker); give it --bg or --prompt without --around"
+        )
     began = time.perf_counter()
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(VideoReader(job.source, max_pixels=options.max_pixels))

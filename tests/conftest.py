@@ -78,3 +78,9 @@ def vgg_weights() -> Path:
 def tiny_sd() -> Path:
     """A tiny random Stable Diffusion pipeline saved with save_pretrained (native size 64 px)."""
     return make_tiny_sd(Path(_CACHE_ROOT))
+
+
+@pytest.fixture(scope="session")
+def tiny_inpaint() -> Path:
+    """A tiny random Stable Diffusion inpainting pipeline, saved the same way."""
+    return make_tiny_sd(Path(_CACHE_ROOT), inpaint=True)

@@ -111,15 +111,17 @@ def _tiny_clip_tokenizer(folder: Path):
     )
 
 
-def make_tiny_sd(root: Path) -> Path:
-    """A tiny random Stable Diffusion pipeline saved with save_pretrained (native size 64 px)."""
-    folder = root / "tiny-sd"
+def make_tiny_sd(root: Path, *, inpaint: bool = False) -> Path:
+    """A tiny random Stable Diffusion pipeline saved with save_pretrained (native size 64 px):
+    text-to-image, or with ``inpaint`` an inpainting one (its UNet takes 9 channels)."""
+    folder = root / ("tiny-inpaint" if inpaint else "tiny-sd")
     if (folder / "model_index.json").exists():
         return folder
     import torch
     from diffusers import (
         AutoencoderKL,
         DDIMScheduler,
+        StableDiffusionInpaintPipeline,
         StableDiffusionPipeline,
         UNet2DConditionModel,
     )
@@ -131,7 +133,7 @@ def make_tiny_sd(root: Path) -> Path:
         block_out_channels=(4, 8),
         layers_per_block=1,
         sample_size=32,
-        in_channels=4,
+        in_channels=9 if inpaint else 4,
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
@@ -168,7 +170,8 @@ def make_tiny_sd(root: Path) -> Path:
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    pipeline = StableDiffusionPipeline(
+    kind = StableDiffusionInpaintPipeline if inpaint else StableDiffusionPipeline
+    pipeline = kind(
         unet=unet,
         vae=vae,
         text_encoder=text_encoder,

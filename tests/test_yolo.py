@@ -12,10 +12,13 @@ from PIL import Image
 from operations.decode import decode
 from operations.files import ImageError
 from operations.segmenters.base import SegmenterError
-from tests.helpers import SAMPLES, cli
+from tests.helpers import SAMPLES, cli, installed
 
-torch = pytest.importorskip("torch", reason="the torch extra is not installed")
-pytest.importorskip("ultralytics", reason="the torch extra is not installed")
+# Found, not imported: importing Ultralytics here, before the backend's own guarded import,
+# would leave its process-wide PIL.Image.open wrapper in place (which a test below checks).
+if not installed("torch", "ultralytics"):
+    pytest.skip("the torch extra is not installed", allow_module_level=True)
+import torch
 
 
 def test_soft_union_of_instances() -> None:
