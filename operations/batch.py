@@ -63,10 +63,21 @@ class BatchResult:
         return 1 if self.count("failed") or self.summary_error else 0
 
     def summary_line(self) -> str:
-        """The run in one line; its rate is the progress bar's (start-up apart)."""
+        """The run in one line; its rate is the progress bar's (start-up apart). Videos are
+        counted in frames: a 300-frame clip is not 0.05 images/s."""
         done = self.count("ok")
         working = self.seconds - self.startup
-        rate = f", {done / working:.2f} images/s" if done and working > 0 else ""
+        videos = [f for f in self.files if f.status == "ok" and "video" in f.extra]
+        if videos:
+            frames = sum(int(f.extra["video"].get("frames") or 0) for f in videos)
+            spent = sum(f.seconds for f in videos)
+            photos = done - len(videos)
+            rate = f", {len(videos)} {'video' if len(videos) == 1 else 'videos'}: {frames} frames"
+            rate += f" at {frames / spent:.1f} frames/s" if spent > 0 else ""
+            if photos and working > spent:
+                rate += f", {photos} photos at {photos / (working - spent):.2f} images/s"
+        else:
+            rate = f", {done / working:.2f} images/s" if done and working > 0 else ""
         return (
             f"{done} written, {self.count('skipped')} skipped (output exists), "
             f"{self.count('failed')} failed in {self.seconds:.1f} s "

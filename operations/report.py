@@ -29,7 +29,15 @@ from urllib.parse import quote, unquote_to_bytes
 import numpy as np
 
 from operations.encode import EncodeSettings, encode
-from operations.files import MASK_SUFFIX, WRITABLE, ImageError, shown, write_atomic
+from operations.files import (
+    MASK_SUFFIX,
+    VIDEO_MASK_SUFFIX,
+    WRITABLE,
+    ImageError,
+    is_video,
+    shown,
+    write_atomic,
+)
 from operations.resize import shrink
 
 log = logging.getLogger("backgroundswap")
@@ -100,24 +108,42 @@ def write_thumbnails(
         )
 
 
-def _thumbnails_from_files(row: dict, thumbs: Thumbnails) -> None:
-    """A result's thumbnails made from its files (a page rebuilt for a run that made none)."""
-    from operations.decode import decode
+def _picture(path: Path) -> np.ndarray:
+    """A file's picture for a thumbnail: a photo, or a video's first frame that decodes (as
+    the live run's thumbnails show it)."""
+    if not is_video(path):
+        from operations.decode import decode
 
+        return decode(path).rgb
+    from operations.video import VideoReader
+
+    with VideoReader(path) as reader:
+        for frame in reader.frames():
+            if frame.rgb is not None:
+                return frame.rgb
+    raise ImageError("no frame of the video decodes")
+
+
+def _thumbnails_from_files(row: dict, thumbs: Thumbnails) -> None:
+    """A result's thumbnails made from its files (a page rebuilt for a run that made none); a
+    file that cannot give one is a warning, and its card shows no picture."""
     settings = EncodeSettings(quality=THUMB_QUALITY)
     thumbs.input.parent.mkdir(parents=True, exist_ok=True)
     output = row_path(row, "output")
     pairs = [(row_path(row, "input"), thumbs.input), (output, thumbs.result)]
-    mask = output.with_name(output.stem + MASK_SUFFIX)
+    if is_video(output):
+        mask = output.with_name(output.stem + VIDEO_MASK_SUFFIX + output.suffix)
+    else:
+        mask = output.with_name(output.stem + MASK_SUFFIX)
     if mask.is_file():
         pairs.append((mask, thumbs.mask))
     for source, target in pairs:
         if target.is_file():
             continue
         try:
-            encode(thumbnail(decode(source).rgb), target, settings=settings)
+            encode(thumbnail(_picture(source)), target, settings=settings)
         except (ImageError, OSError) as exc:
-            log.debug("no thumbnail for %s: %s", shown(source), exc)
+            log.warning("no thumbnail for %s: %s", shown(source), exc)
 
 
 def row_path(row: dict, key: str) -> Path | None:

@@ -24,6 +24,7 @@ FFmpeg's native VP9 decoder (checked: a VP9-alpha WebM decodes opaque with PyAV'
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import heapq
 import math
@@ -103,7 +104,7 @@ def _av() -> Any:
     return av
 
 
-def open_input(path: Path) -> av.container.InputContainer:
+def open_input(path: Path, max_pixels: int | None = None) -> av.container.InputContainer:
     """Open a video file for reading.
 
     Raises:
@@ -119,11 +120,29 @@ def open_input(path: Path) -> av.container.InputContainer:
     except FileNotFoundError:
         raise ImageError("input disappeared: deleted or moved during the run") from None
     except (av.FFmpegError, OSError, ValueError) as exc:
+        if getattr(exc, "errno", None) == errno.EBUSY:
+            # What FFmpeg says of a header whose frames it will not allocate (60000×60000).
+            limit = f" of {max_pixels / 1e6:.0f} MP (--max-pixels)" if max_pixels else ""
+            raise ImageError(
+                "its frames are larger than FFmpeg will open (a corrupt header, or far over "
+                f"the pixel limit{limit})"
+            ) from None
         raise ImageError(f"not a video FFmpeg can read: {_reason(exc)}") from None
     if not container.streams.video:
         container.close()
         raise ImageError("holds no video stream")
+    kind = container.format.name
+    if kind in STILL_FORMATS or kind.endswith("_pipe"):  # FFmpeg reads a photo as a video
+        container.close()
+        raise ImageError(
+            f"not a video: a still image ({kind.removesuffix('_pipe')}) under a video's name; "
+            "give it a photo's extension"
+        )
     return container
+
+
+# FFmpeg's demuxers of still images (a JPEG named .mp4 opens as a one-frame "video").
+STILL_FORMATS = frozenset({"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "tiff_pipe", "bmp_pipe"})
 
 
 def _reason(exc: BaseException) -> str:
@@ -149,7 +168,7 @@ class VideoReader:
 
     def __init__(self, path: Path, *, max_pixels: int | None = None) -> None:
         self.path = path
-        self.container = open_input(path)
+        self.container = open_input(path, max_pixels)
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"  # FFmpeg's frame threads: decoding keeps up
         context = self.stream.codec_context
@@ -237,6 +256,23 @@ class VideoReader:
         return Frame(
             rgb, frame.pts if frame.pts is not None else 0, frame.duration or self.frame_duration
         )
+
+    def missing(self, frames: int, end: float | None) -> tuple[int, float]:
+        """(frames, seconds) the container states but the file did not hold (a clip cut short,
+        a half-copied file), given the ``frames`` read and the ``end`` (seconds from the first
+        frame) of the last. (0, 0.0) when nothing is missing or the container states nothing."""
+        stated = self.stream.duration
+        seconds = float(stated * self.time_base) if stated else None
+        if seconds is None and self.container.duration:
+            seconds = self.container.duration / 1_000_000
+        short = max(0.0, seconds - end) if seconds is not None and end is not None else 0.0
+        counted = max(0, int(self.stream.frames) - frames) if self.stream.frames else 0
+        per_second = float(self.rate) if self.rate else 0.0
+        by_time = round(short * per_second) if per_second else 0
+        lost = counted if self.stream.frames else by_time  # a stated count is the surer
+        if lost < 1 or (per_second and short < 1.5 / per_second and not counted):
+            return 0, 0.0  # within a frame: rounding in the container's own numbers
+        return lost, round(short, 2)
 
     @property
     def frame_duration(self) -> int:
@@ -359,7 +395,9 @@ class VideoWriter:
 
 class _AudioCopy:
     """The input's audio streams, copied packet by packet into ``output`` as the video advances
-    (a reader of its own, so the video's decoder and the copy never wait on each other)."""
+    (a reader of its own, so the video's decoder and the copy never wait on each other). A codec
+    the container cannot hold is converted to one it can (AAC → Opus for WebM); only when no
+    conversion exists is a stream dropped."""
 
     def __init__(self, source: Path, output: av.container.OutputContainer) -> None:
         self.input = open_input(source)
@@ -367,11 +405,16 @@ class _AudioCopy:
         self.copied: list[str] = []
         self.dropped: list[str] = []
         self.streams: dict[int, av.stream.Stream] = {}
+        self.converters: dict[int, _AudioConvert] = {}
         for stream in self.input.streams.audio:
             name = stream.codec_context.name
             if name in output.supported_codecs:
                 self.streams[stream.index] = output.add_stream_from_template(stream)
                 self.copied.append(name)
+            elif (target := _conversion(output)) is not None:
+                self.converters[stream.index] = _AudioConvert(stream, output)
+                self.streams[stream.index] = self.converters[stream.index].stream
+                self.copied.append(f"{target} (from {name})")
             else:
                 self.dropped.append(name)
         self.packets = self.input.demux(*self.streams_in) if self.streams else iter(())
@@ -382,7 +425,7 @@ class _AudioCopy:
         return [s for s in self.input.streams.audio if s.index in self.streams]
 
     def pump(self, until: float) -> None:
-        """Copy every audio packet that starts before ``until`` seconds."""
+        """Copy (or convert) every audio packet that starts before ``until`` seconds."""
         av = _av()
         while True:
             packet = self.waiting
@@ -391,6 +434,9 @@ class _AudioCopy:
                     packet = next(self.packets)
                 except (StopIteration, av.FFmpegError):
                     self.packets = iter(())
+                    if until == math.inf:
+                        for converter in self.converters.values():
+                            converter.flush()
                     return
             if packet.dts is None:  # the demuxer's end-of-stream marker
                 continue
@@ -399,11 +445,60 @@ class _AudioCopy:
                 self.waiting = packet
                 return
             self.waiting = None
+            converter = self.converters.get(packet.stream.index)
+            if converter is not None:
+                converter.convert(packet)
+                continue
             packet.stream = self.streams[packet.stream.index]
             self.output.mux(packet)
 
     def close(self) -> None:
         self.input.close()
+
+
+# Audio encoders for containers that cannot hold the input's codec (by container format).
+AUDIO_CONVERSIONS = {"webm": ("libopus", 48000)}
+
+
+def _conversion(output: av.container.OutputContainer) -> str | None:
+    """The codec a container's unsupported audio is converted to, if there is one here."""
+    target = AUDIO_CONVERSIONS.get(output.format.name.split(",")[0])
+    if target is None:
+        return None
+    try:
+        _av().codec.Codec(target[0], "w")
+    except Exception:  # noqa: BLE001 - this FFmpeg build has no such encoder
+        return None
+    return "opus" if target[0] == "libopus" else target[0]
+
+
+class _AudioConvert:
+    """One audio stream decoded, resampled to the encoder's rate and encoded again."""
+
+    def __init__(self, source: av.stream.Stream, output: av.container.OutputContainer) -> None:
+        av = _av()
+        encoder, rate = AUDIO_CONVERSIONS[output.format.name.split(",")[0]]
+        self.source, self.output = source, output
+        layout = source.codec_context.layout.name or "stereo"
+        self.stream = output.add_stream(encoder, rate=rate, layout=layout)
+        self.resampler = av.AudioResampler(format="flt", layout=layout, rate=rate)
+
+    def convert(self, packet: av.Packet) -> None:
+        av = _av()
+        try:
+            frames = self.source.decode(packet)
+        except av.FFmpegError:
+            return  # a damaged audio packet: a moment of silence
+        for frame in frames:
+            self._encode(self.resampler.resample(frame))
+
+    def flush(self) -> None:
+        self._encode(self.resampler.resample(None))
+        self.output.mux(self.stream.encode(None))
+
+    def _encode(self, frames: list) -> None:
+        for frame in frames:
+            self.output.mux(self.stream.encode(frame))
 
 
 class BackgroundVideo:

@@ -113,6 +113,7 @@ def _swap_video(
             )
 
         every = max(1, round(float(reader.rate or 30)))  # the doubt: once a second
+        last_end: float | None = None  # the end of the last frame read, from the first
         samples = []
         origin: int | None = None
         for count, frame in enumerate(frames):
@@ -120,6 +121,7 @@ def _swap_video(
                 writer.put(frame, None)
                 continue
             origin = frame.pts if origin is None else origin
+            last_end = float((frame.pts - origin + frame.duration) * reader.time_base)
             coarse = pipeline.segment(frame.rgb)
             if count % every == 0:
                 samples.append(measure(coarse))
@@ -129,7 +131,13 @@ def _swap_video(
             refined = pool.submit(pipeline.matte, frame.rgb, coarse)
             writer.put(frame, sequencer.submit(smooth_then_compose, refined, frame.rgb, behind))
         writer.finish()
+        missing, short = reader.missing(writer.written, last_end)  # while it is open
     seconds = time.perf_counter() - began
+    if missing:
+        warnings.append(
+            f"ends early: {missing} frames ({short:g} s) of what the file states are missing "
+            "(a clip cut short, or a file not wholly copied?)"
+        )
     if reader.failed:
         warnings.append(
             f"{reader.failed} frames could not be decoded: the frame before "
@@ -146,6 +154,7 @@ def _swap_video(
     video = {
         "frames": writer.written,
         "frames_failed": reader.failed,
+        "frames_missing": missing,
         "frames_damaged": reader.damaged,
         "fps": round(writer.written / seconds, 2) if seconds > 0 else None,
         "rate": str(reader.rate) if reader.rate else None,

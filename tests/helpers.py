@@ -94,18 +94,20 @@ def make_clip(
     pts: list[int] | None = None,
     codec: str = "libx264",
     photo: Path = SAMPLES / "astronaut.jpg",
+    faststart: bool = False,
 ) -> list[np.ndarray]:
     """Write a short clip of a sample photo under a slow pan and zoom (a moving subject), with a
     440 Hz tone as its sound; returns the frames as written (``size`` is width, height).
 
     ``pts``: the frames' own timestamps in 1/``rate`` s units (variable frame rate);
-    ``rotation``: a display matrix turning it by that many degrees counter-clockwise.
+    ``rotation``: a display matrix turning it by that many degrees counter-clockwise;
+    ``faststart``: the index before the frames, so a file cut short still opens.
     """
     import av
 
     image = np.asarray(Image.open(photo).convert("RGB"))
     height, width = image.shape[:2]
-    out = av.open(str(path), "w")
+    out = av.open(str(path), "w", options={"movflags": "+faststart"} if faststart else {})
     video = out.add_stream(codec, rate=rate)
     video.width, video.height = size
     video.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"

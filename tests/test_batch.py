@@ -227,3 +227,15 @@ def test_two_runs_on_one_output_folder_split_the_work(tmp_path: Path) -> None:
                 done[row["input"]] = n
     assert len(done) == 24
     assert sorted(p.name for p in out.iterdir()) == [f"p{i:02d}.png" for i in range(24)]
+
+
+def test_the_summary_line_counts_videos_in_frames() -> None:
+    from operations.batch import BatchResult
+    from operations.jobs import FileResult
+
+    video = FileResult("clip.mp4", "clip.mp4", "ok", 10.0, extra={"video": {"frames": 300}})
+    photos = [FileResult(f"p{n}.jpg", f"p{n}.png", "ok", 0.1) for n in range(4)]
+    line = BatchResult([video, *photos], seconds=13.0, startup=1.0).summary_line()
+    assert "1 video: 300 frames at 30.0 frames/s" in line and "4 photos at 2.00 images/s" in line
+    line = BatchResult(photos, seconds=3.0, startup=1.0).summary_line()
+    assert "2.00 images/s" in line and "frames" not in line

@@ -12,7 +12,7 @@ from urllib.parse import unquote_to_bytes
 from PIL import Image
 
 from operations.report import ASSETS_SUFFIX, Thumbnails, merge_earlier, sort_key
-from tests.helpers import SAMPLES, bad_cases, cli
+from tests.helpers import SAMPLES, bad_cases, cli, make_clip
 
 
 class _Page(HTMLParser):
@@ -215,3 +215,22 @@ def test_thumbnail_paths_mirror_the_outputs(tmp_path: Path) -> None:
     page = tmp_path / "out" / "report.html"
     thumbs = Thumbnails.for_output(page, tmp_path / "out", tmp_path / "out" / "a" / "b.png")
     assert thumbs.result == tmp_path / "out" / "report_files" / "thumbs" / "a" / "b.png.out.jpg"
+
+
+def test_the_page_is_rebuilt_for_videos_too(tmp_path: Path, capsys) -> None:
+    """From a --summary of a video run that made no thumbnails: each is a frame of the clip (the
+    input, the result, the mask video), as a live --report run shows it."""
+    source = tmp_path / "clips"
+    source.mkdir()
+    make_clip(source / "pan.mp4", frames=6, audio=False)
+    out, summary = tmp_path / "out", tmp_path / "summary.json"
+    code, err = cli(capsys, "-i", source, "-o", out, "--blur", "--save-mask", "--summary", summary)
+    assert code == 0, err
+    page = tmp_path / "review.html"
+    code, err = cli(capsys, "report", summary, "--report", page)
+    assert code == 0 and "no thumbnail" not in err, err
+    (card,) = _parse(page).cards
+    thumbs = [_target(page, link) for link in card["links"] if link.endswith(".jpg")]
+    assert len(thumbs) == 3 and all(p.is_file() for p in thumbs), card["links"]
+    for path in thumbs:
+        assert Image.open(path).size[0] > 0

@@ -21,7 +21,7 @@ from operations.batch import plan_jobs, run_batch
 from operations.build import build_pipeline
 from operations.options import Options, OptionsError
 from operations.video import CUTOUT_CODEC, VIDEO_CODECS, BackgroundVideo, VideoReader, crf
-from tests.helpers import BACKGROUND, ROOT, SAMPLES, make_clip, read_clip
+from tests.helpers import BACKGROUND, ROOT, SAMPLES, cli, make_clip, read_clip, save_rgb
 
 
 def _run(source: Path, out: Path, **settings) -> tuple:
@@ -318,3 +318,81 @@ def test_the_writer_keeps_the_frames_times_whatever_time_base_the_muxer_picks(tm
     writer.close()
     _, times, _, _ = read_clip(tmp_path / "x.mp4")
     assert times == pytest.approx([0, 1 / 12, 2 / 12, 5 / 12, 6 / 12], abs=1e-4)
+
+
+def test_a_clip_cut_short_is_flagged_with_what_is_missing(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    make_clip(source / "cut.mp4", frames=48, audio=False, faststart=True)  # index first
+    data = (source / "cut.mp4").read_bytes()
+    (source / "cut.mp4").write_bytes(data[: len(data) // 2])  # a half-copied file
+    out, summary = tmp_path / "out", tmp_path / "summary.json"
+    code, err = cli(capsys, "-i", source, "-o", out, "--blur", "--summary", summary)
+    assert code == 0, err
+    (row,) = json.loads(summary.read_text())["files"]
+    video = row["extra"]["video"]
+    assert row["status"] == "ok" and 0 < video["frames"] < 48
+    assert video["frames_missing"] == 48 - video["frames"]
+    (warning,) = [w for w in row["warnings"] if w.startswith("ends early")]
+    assert f"{video['frames_missing']} frames" in warning and " s)" in warning
+    assert "ends early" in err  # and the user is told, with the file's name
+
+
+def test_a_whole_clip_has_nothing_missing(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    make_clip(source / "whole.mp4", frames=24, audio=True)
+    summary = tmp_path / "summary.json"
+    code, err = cli(capsys, "-i", source, "-o", tmp_path / "out", "--blur", "--summary", summary)
+    assert code == 0, err
+    (row,) = json.loads(summary.read_text())["files"]
+    assert row["extra"]["video"]["frames_missing"] == 0 and row["extra"]["video"]["frames"] == 24
+    assert not any(w.startswith("ends early") for w in row["warnings"])
+
+
+def test_a_photo_named_like_a_video_is_refused_by_its_content(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in"
+    save_rgb(source / "holiday.mp4", 40, 60, format="JPEG")  # a JPEG under a video's name
+    summary = tmp_path / "summary.json"
+    code, err = cli(capsys, "-i", source, "-o", tmp_path / "out", "--blur", "--summary", summary)
+    assert code == 1 and "failed holiday.mp4: not a video" in err  # naming the input
+    (row,) = json.loads(summary.read_text())["files"]
+    assert row["status"] == "failed" and row["error"].startswith("not a video: a still image")
+    assert not (tmp_path / "out" / "holiday.mp4").exists()
+
+
+def test_webm_keeps_the_sound_as_opus(tmp_path: Path, capsys) -> None:
+    """AAC cannot go into WebM: it is converted to Opus (no warning), not dropped."""
+    source = tmp_path / "in"
+    source.mkdir()
+    make_clip(source / "talk.mp4", frames=24, audio=True)  # 2 s, a 440 Hz tone in AAC
+    summary = tmp_path / "summary.json"
+    args = ("-i", source, "-o", tmp_path / "out", "--blur", "--video-codec", "vp9")
+    code, err = cli(capsys, *args, "--summary", summary)
+    assert code == 0, err
+    (row,) = json.loads(summary.read_text())["files"]
+    assert row["extra"]["video"]["audio"] == ["opus (from aac)"]
+    assert not any("audio not copied" in w for w in row["warnings"])
+    with av.open(str(tmp_path / "out" / "talk.webm")) as container:
+        (sound,) = container.streams.audio
+        assert sound.codec_context.name == "opus"
+        samples = [f.to_ndarray() for f in container.decode(sound)]
+    tone = np.concatenate(samples, axis=-1)[0]
+    assert 1.8 < tone.size / 48000 < 2.3  # the whole two seconds
+    spectrum = np.abs(np.fft.rfft(tone[4800:-4800]))
+    peak = np.argmax(spectrum) * 48000 / (tone.size - 9600)
+    assert abs(peak - 440) < 5  # the same sound
+
+
+def test_a_huge_frame_header_names_the_pixel_limit(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    # A raw-video header claiming 60000×60000 frames (3.6 GP), and hardly any data.
+    header = b"YUV4MPEG2 W60000 H60000 F30:1 Ip A1:1 C420jpeg\nFRAME\n"
+    (source / "bomb.y4m").write_bytes(header + bytes(1000))
+    summary = tmp_path / "summary.json"
+    code, err = cli(capsys, "-i", source, "-o", tmp_path / "out", "--blur", "--summary", summary)
+    assert code == 1, err
+    (row,) = json.loads(summary.read_text())["files"]
+    assert "pixel limit of 120 MP (--max-pixels)" in row["error"], row["error"]
+    assert "Device or resource busy" not in row["error"]
