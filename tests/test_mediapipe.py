@@ -93,3 +93,25 @@ def test_the_model_file_is_resolved_like_every_models(tmp_path, monkeypatch) -> 
     (tmp_path / "broken.tflite").write_bytes(b"not a model")
     with pytest.raises(SegmenterError, match="could not start MediaPipe"):
         MediaPipeSegmenter("general", weights=tmp_path / "broken.tflite")
+
+
+def test_a_segmenter_never_closed_exits_quietly() -> None:
+    """A library caller that never closes it: no traceback at interpreter exit (MediaPipe's own
+    finaliser would run after the threads it needs are gone)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from operations.segmenters.mediapipe import MediaPipeSegmenter\n"
+        "segmenter = MediaPipeSegmenter()\n"
+        "print('made')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=SAMPLES.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "made", done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr

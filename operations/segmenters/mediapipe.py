@@ -18,6 +18,8 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -127,6 +129,13 @@ class MediaPipeSegmenter(Segmenter):
                     output_category_mask=False,
                 )
                 self._graph = vision.ImageSegmenter.create_from_options(options)
+                # Closed at the latest when the interpreter exits, before the threads MediaPipe
+                # closes through are stopped: its own finaliser runs too late then and prints a
+                # traceback (for a caller that never closed us). threading's exit hooks run
+                # last-registered first, so this one runs while MediaPipe's executor still does.
+                self._closer = weakref.finalize(self, self._graph.close)
+                self._closer.atexit = False
+                threading._register_atexit(self._closer)
                 # The first call starts the graph; do it now, while native logging is captured.
                 self._segment(np.zeros((*self.input_size[::-1], 3), np.uint8))
             except Exception as exc:  # noqa: BLE001 - re-raised with MediaPipe's own log attached
@@ -158,10 +167,10 @@ class MediaPipeSegmenter(Segmenter):
         return cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
 
     def close(self) -> None:
-        graph = getattr(self, "_graph", None)
-        if graph is not None:
-            graph.close()  # explicitly: MediaPipe's own finaliser fails at interpreter exit
-            self._graph = None
+        closer = getattr(self, "_closer", None)
+        if closer is not None:
+            closer()  # once: MediaPipe's own finaliser fails at interpreter exit
+        self._graph = None
 
 
 BACKEND = Backend(
