@@ -14,6 +14,9 @@ this image at this size". Its kinds:
 - generated per photo (``--prompt --bg-per-image``): the run's seed plus the photo's index;
 - painted around each photo's subject (``--prompt --around``): an inpainting model fills
   everything but the subject, at the photo's own framing, seed plus the photo's index;
+- a plain colour (``--bg white``, ``--bg '#f4f4f4'``): a flat image, treated like a file;
+- nothing (``--bg transparent``): the result is the subject's RGBA cut-out (the pipeline asks
+  :attr:`BackgroundSource.transparent`);
 - the photo's own background, blurred behind the subject (``--blur`` alone: portrait mode);
 - the photo's own background, restyled (``--nst``) in the style of the file or generated image.
 
@@ -64,6 +67,23 @@ class BackgroundSettings:
     blur_strength: float = DEFAULT_BLUR_STRENGTH  # percent of the photo's shorter side
     nst: bool = False  # restyle the photo's own background in the style of the image
     max_pixels: int = DEFAULT_MAX_PIXELS
+    colour: tuple[int, int, int] | None = None  # a plain colour instead of an image
+    transparent: bool = False  # nothing behind the subject: the result is its RGBA cut-out
+
+
+TRANSPARENT = "transparent"  # --bg transparent
+
+
+def parse_colour(text: str) -> tuple[int, int, int] | None:
+    """A colour as CSS and Pillow write them (``white``, ``#f4f4f4``, ``rgb(244, 244, 244)``,
+    ``hsl(…)``) as RGB; ``None`` when the text is no colour."""
+    from PIL import ImageColor
+
+    try:
+        rgb = ImageColor.getrgb(text.strip())
+    except ValueError:
+        return None
+    return (int(rgb[0]), int(rgb[1]), int(rgb[2]))
 
 
 def fit_background(image: np.ndarray, width: int, height: int, mode: str = "cover") -> np.ndarray:
@@ -213,6 +233,9 @@ class BackgroundSource:
                 image = Background.from_file(Path(bg), max_pixels=settings.max_pixels)
             except ImageError as exc:
                 raise SettingError("bg", bg, str(exc)) from None
+        if image is None and settings.colour is not None:  # a flat image: fitted like any
+            image = Background(np.full((1, 1, 3), settings.colour, np.uint8))
+        self.transparent = settings.transparent
         self._decoded: OrderedDict[Path, Background] = OrderedDict()
         self.image = image
         self.prompted = prompted if image is None else None

@@ -13,7 +13,7 @@ from operations.composite import composite
 from operations.harmonize import harmonize
 from operations.light_wrap import light_wrap, wrap_width
 from operations.matting import Matte
-from operations.shadow import ShadowSettings, cast_shadow
+from operations.shadow import ShadowSettings, cast_shadow, shadow_alpha
 
 
 @dataclass(frozen=True)
@@ -35,3 +35,20 @@ def finish(matte: Matte, behind: np.ndarray, look: LookSettings) -> np.ndarray:
         height, width = behind.shape[:2]
         image = light_wrap(image, behind, matte.alpha, wrap_width(height, width, look.light_wrap))
     return image
+
+
+def finish_transparent(matte: Matte, look: LookSettings) -> np.ndarray:
+    """``matte``'s subject on nothing: an ``H×W×4`` ``uint8`` RGBA cut-out (straight alpha,
+    decontaminated colours); with a shadow, the shadow is a semi-transparent black layer under
+    the subject, as product photographers expect."""
+    alpha = matte.alpha
+    colours = matte.foreground
+    if look.shadow is None:
+        alpha8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.dstack([colours, alpha8])
+    shade = shadow_alpha(alpha, look.shadow)
+    total = alpha + shade * (1.0 - alpha)  # the subject over its shadow, "over" in alpha
+    # Straight colour: the subject's share of the total (the shadow is black).
+    share = np.divide(alpha, total, out=np.zeros_like(alpha), where=total > 1e-6)
+    rgb = np.clip(colours * share[..., None] + 0.5, 0, 255).astype(np.uint8)
+    return np.dstack([rgb, np.clip(total * 255.0 + 0.5, 0, 255).astype(np.uint8)])

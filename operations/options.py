@@ -24,7 +24,14 @@ from typing import Any
 
 from operations import engines, temporal, video
 from operations import text_to_image as sd
-from operations.background import BG_MATCH, DEFAULT_FIT, FIT_MODES, BackgroundSettings
+from operations.background import (
+    BG_MATCH,
+    DEFAULT_FIT,
+    FIT_MODES,
+    TRANSPARENT,
+    BackgroundSettings,
+    parse_colour,
+)
 from operations.blur import DEFAULT_BLUR_STRENGTH
 from operations.build import Recipe
 from operations.decode import DEFAULT_MAX_PIXELS
@@ -279,13 +286,18 @@ class _Settings:
         group=BG,
         short="-b",
         type=Path,
-        metavar="FILE|DIR",
-        help="background image, a folder of them (see --bg-match), or a video (each frame of a "
-        "video gets the frame at its time, looped; a photo gets the first frame)",
+        metavar="FILE|DIR|COLOUR",
+        help="background image, a folder of them (see --bg-match), a video (each frame of a "
+        "video gets the frame at its time, looped; a photo gets the first frame), a colour "
+        "(white, '#f4f4f4', 'rgb(244,244,244)'), or transparent (the result is the subject's "
+        "RGBA cut-out: PNG, WebP or TIFF)",
         doc="background image, a video (see [Videos](#videos)), or a folder of images: each "
         "photo gets the next one in name order, round and round, or with `--bg-match name` the "
         "one named like the photo (`cat.jpg` → `DIR/cat.*`; a photo with none fails with that "
-        "reason). The summary records each photo's background",
+        "reason). The summary records each photo's background. Or a plain colour, as CSS "
+        "writes it (`white`, `'#f4f4f4'`, `'rgb(244,244,244)'`), or `transparent`: the result "
+        "is the subject's RGBA cut-out (PNG, WebP or TIFF; JPEG is refused), with `--shadow` a "
+        "semi-transparent shadow layer under it. A file of that name wins over the word",
     )
     bg_match: str = _option(
         "cycle",
@@ -738,6 +750,13 @@ class _Settings:
             raise self._error("sd_guidance", "must not be negative")
         if self.sd_size is not None and not 64 <= self.sd_size <= 2048:
             raise self._error("sd_size", "must be between 64 and 2048 px")
+        if self.nst and self.bg is not None and self._bg_word() is not None:
+            raise OptionsError(
+                "--nst",
+                None,
+                "needs a style image: a colour or transparent has "
+                "no style; give --bg FILE or --prompt",
+            )
         if self.nst and self.bg is None and self.prompt is None:
             raise OptionsError("--nst", None, "needs a style image: give --bg FILE or --prompt")
         if not 32 <= self.nst_size <= 4096:
@@ -749,10 +768,15 @@ class _Settings:
                 raise self._error(name, "must not be negative")
         if self.nst_weights is not None and not Path(self.nst_weights).is_file():
             raise self._error("nst_weights", "no such file")
-        if self.bg is not None:
+        if self.bg is not None and self._bg_word() is None:
             bg = Path(self.bg)
             if not bg.exists():
-                raise OptionsError("--bg", bg, "no such file or folder")
+                raise OptionsError(
+                    "--bg",
+                    bg,
+                    "no such file or folder, and not a colour (white, #f4f4f4, "
+                    "rgb(244,244,244)) or 'transparent'",
+                )
             if bg.is_dir() and not find_inputs(bg):
                 raise OptionsError("--bg", bg, "the folder holds no files")
             if not bg.is_file() and not bg.is_dir():
@@ -830,7 +854,10 @@ class _Settings:
     def _check_combinations(self, backend: Backend) -> None:
         """An option that would be silently ignored is refused: it says what it goes with."""
         defaults = type(self)()
-        image = self.bg is not None or self.prompt is not None
+        word = self._bg_word()
+        image = (self.bg is not None and word is None) or self.prompt is not None
+        transparent = word == TRANSPARENT
+        new_background = self.bg is not None or self.prompt is not None
         lossy = (self.format in ("jpg", "webp", "same") and not self.output_file) or (
             self.output_file and Path(self.output).suffix.lower() in (".jpg", ".jpeg", ".webp")
         )
@@ -843,7 +870,14 @@ class _Settings:
                 "--bg or --prompt (without --nst or --around)",
             ),
             (("strength",), self.around, "--around"),
-            (("harmonize", "shadow"), image, "a new background (--bg or --prompt)"),
+            (
+                ("harmonize",),
+                new_background and not transparent,
+                "a new background (--bg or --prompt; not transparent)",
+            ),
+            (("light_wrap",), not transparent, "a background to take light from (not transparent)"),
+            (("blur",), not transparent, "a background to blur (not --bg transparent)"),
+            (("shadow",), new_background, "a new background (--bg or --prompt)"),
             (("shadow_offset", "shadow_softness", "shadow_opacity"), self.shadow, "--shadow"),
             (("quality",), lossy, "JPEG or WebP output (--format, or -o FILE.jpg)"),
             (("format",), not self.output_file, "an output folder (-o FILE: its extension)"),
@@ -861,6 +895,19 @@ class _Settings:
             ),
             (("weights",), backend.weights != {}, f"a backend with weights, not {backend.name}"),
         ]
+        if transparent:
+            suffix = Path(self.output).suffix.lower() if self.output_file else None
+            if (not self.output_file and self.format in ("jpg", "same")) or suffix in (
+                ".jpg",
+                ".jpeg",
+                ".bmp",
+            ):
+                raise OptionsError(
+                    "--bg",
+                    TRANSPARENT,
+                    "needs an output that keeps "
+                    "transparency: --format png or webp (-o FILE.png, .webp, .tif)",
+                )
         for names, applies, goes_with in rules:
             for name in names:
                 value = getattr(self, name)
@@ -912,8 +959,11 @@ class _Settings:
             batch_size=self.batch_size,
             own=own,
         )
+        word = self._bg_word()
         background = BackgroundSettings(
-            bg=self.bg,
+            bg=self.bg if word is None else None,
+            colour=word if isinstance(word, tuple) else None,
+            transparent=word == TRANSPARENT,
             fit=self.fit,
             match=self.bg_match,
             blur=self.blur,
@@ -983,6 +1033,14 @@ class _Settings:
             folder=folder,
             progress=not self.quiet,
         )
+
+    def _bg_word(self) -> str | tuple[int, int, int] | None:
+        """``--bg`` as a word: ``transparent``, or a colour's RGB; ``None`` for a path (a file
+        or folder of that name wins over the word)."""
+        if self.bg is None or Path(self.bg).exists():
+            return None
+        text = str(self.bg).strip()
+        return TRANSPARENT if text.lower() == TRANSPARENT else parse_colour(text)
 
     def _sd_model(self) -> str:
         """The diffusion model: ``--sd-model``, or with ``--around`` and no model given, the

@@ -15,7 +15,7 @@ import numpy as np
 
 from operations.background import BackgroundSource
 from operations.doubt import Doubt, measure
-from operations.look import LookSettings, finish
+from operations.look import LookSettings, finish, finish_transparent
 from operations.matting import Matte, MattingSettings, refine
 from operations.matting import warm_up as warm_up_matting
 from operations.segmenters.base import Segmenter
@@ -29,7 +29,7 @@ class SwapResult:
     """One image's result: the composite, and the subject's matte as photographed (the cut-out
     and mask files come from it; harmonisation changes the composite only)."""
 
-    image: np.ndarray  # H×W×3 uint8
+    image: np.ndarray  # H×W×3 uint8 (H×W×4 RGBA with a transparent background)
     matte: Matte
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, object] = field(default_factory=dict)  # what the background source recorded
@@ -144,6 +144,8 @@ class Pipeline:
         warnings = []
         if matte.peak() < NO_SUBJECT_ALPHA:
             warnings.append("no subject found: the output shows the background alone")
+        if self.background.transparent:  # the subject on nothing: RGBA
+            return SwapResult(finish_transparent(matte, self.look), matte, warnings, {})
         behind, extra = self.background.for_image(
             rgb, matte, icc_profile, index, name, frame=background
         )

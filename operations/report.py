@@ -100,12 +100,24 @@ def write_thumbnails(
     settings = EncodeSettings(quality=THUMB_QUALITY)
     thumbs.input.parent.mkdir(parents=True, exist_ok=True)
     encode(thumbnail(photo), thumbs.input, settings=settings)
-    encode(thumbnail(result), thumbs.result, settings=settings)
+    encode(thumbnail(_on_checks(result)), thumbs.result, settings=settings)
     if alpha is not None:
         small = thumbnail(alpha)
         encode(
             np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8), thumbs.mask, settings=settings
         )
+
+
+def _on_checks(image: np.ndarray, square: int = 8) -> np.ndarray:
+    """An RGBA result over a light checkerboard (a JPEG thumbnail holds no transparency)."""
+    if image.ndim != 3 or image.shape[2] != 4:
+        return image
+    height, width = image.shape[:2]
+    rows, cols = np.indices((height, width))
+    checks = np.where(((rows // square + cols // square) % 2 == 0)[..., None], 250.0, 205.0)
+    alpha = image[..., 3:].astype(np.float32) / 255.0
+    mixed = image[..., :3] * alpha + checks * (1.0 - alpha)
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
 
 
 def _picture(path: Path) -> np.ndarray:
@@ -114,7 +126,12 @@ def _picture(path: Path) -> np.ndarray:
     if not is_video(path):
         from operations.decode import decode
 
-        return decode(path).rgb
+        decoded = decode(path)
+        if decoded.alpha is None:
+            return decoded.rgb
+        return np.dstack([decoded.rgb, np.clip(decoded.alpha * 255.0 + 0.5, 0, 255)]).astype(
+            np.uint8
+        )
     from operations.video import VideoReader
 
     with VideoReader(path) as reader:
@@ -141,7 +158,7 @@ def _thumbnails_from_files(row: dict, thumbs: Thumbnails) -> None:
         if target.is_file():
             continue
         try:
-            encode(thumbnail(_picture(source)), target, settings=settings)
+            encode(thumbnail(_on_checks(_picture(source))), target, settings=settings)
         except (ImageError, OSError) as exc:
             log.warning("no thumbnail for %s: %s", shown(source), exc)
 

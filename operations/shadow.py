@@ -24,8 +24,9 @@ class ShadowSettings:
     opacity: float = 0.5  # darkening under a fully opaque subject's shadow, 0–1
 
 
-def cast_shadow(background: np.ndarray, alpha: np.ndarray, settings: ShadowSettings) -> np.ndarray:
-    """``background`` darkened by the shadow of ``alpha`` (``H×W×3`` ``uint8`` out)."""
+def shadow_alpha(alpha: np.ndarray, settings: ShadowSettings) -> np.ndarray:
+    """The shadow's own opacity, ``H×W`` ``float32`` in [0, 1]: ``alpha`` moved and blurred,
+    times the settings' opacity."""
     height, width = alpha.shape
     side = max(height, width) / 100.0
     dx, dy = settings.offset[0] * side, settings.offset[1] * side
@@ -37,5 +38,10 @@ def cast_shadow(background: np.ndarray, alpha: np.ndarray, settings: ShadowSetti
         borderMode=cv2.BORDER_CONSTANT,
     )
     shade = gaussian_blur(moved, settings.softness * side) * np.float32(settings.opacity)
-    light = 1.0 - np.clip(shade, 0.0, 1.0)
+    return np.clip(shade, 0.0, 1.0)
+
+
+def cast_shadow(background: np.ndarray, alpha: np.ndarray, settings: ShadowSettings) -> np.ndarray:
+    """``background`` darkened by the shadow of ``alpha`` (``H×W×3`` ``uint8`` out)."""
+    light = 1.0 - shadow_alpha(alpha, settings)
     return np.clip(background * light[..., None] + 0.5, 0, 255).astype(np.uint8)

@@ -67,6 +67,11 @@ def _swap_video(
     from operations.temporal import TemporalSmoother
     from operations.video import CUTOUT_CODEC, VIDEO_CODECS, BackgroundVideo, VideoReader
 
+    if pipeline.background.transparent:
+        raise ImageError(
+            "--bg transparent is for photos: a video's cut-out is --save-cutout "
+            "(ProRes 4444 .mov, with its alpha)"
+        )
     prompted = pipeline.background.prompted
     if prompted is not None and prompted.settings.around:
         raise ImageError(
