@@ -7,6 +7,8 @@ profile, EXIF) comes back beside the pixels.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import os
 from dataclasses import dataclass
@@ -76,6 +78,15 @@ def _to_rgb(img: Image.Image) -> tuple[Image.Image, np.ndarray | None]:
     return img, alpha
 
 
+@functools.cache
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF (iPhone photos) through pillow-heif, once; AVIF is Pillow's own."""
+    with contextlib.suppress(ImportError):  # a core requirement; without it HEIC is "not an image"
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+
+
 def decode(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Decode an image file into the pipeline's form.
 
@@ -86,6 +97,7 @@ def decode(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     Raises:
         ImageError: empty, not an image, corrupt, truncated, or over ``max_pixels``.
     """
+    _register_heif()
     try:
         if path.stat().st_size == 0:
             raise ImageError("empty file")

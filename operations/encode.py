@@ -12,7 +12,7 @@ from PIL import Image
 from operations.files import WRITABLE, ImageError, write_atomic
 from operations.png import encode_png
 
-OUTPUT_FORMATS = ("png", "jpg", "webp", "same")
+OUTPUT_FORMATS = ("png", "jpg", "webp", "avif", "same")
 DEFAULT_FORMAT = "png"
 DEFAULT_QUALITY = 95  # JPEG/WebP: visually lossless for photos
 
@@ -66,4 +66,6 @@ def encode(
             raise ImageError("JPEG cannot store transparency")
     elif fmt == "WEBP":
         params.update(quality=settings.quality, method=4)
+    elif fmt == "AVIF":
+        params.update(quality=settings.quality)
     write_atomic(path, lambda f: pil.save(f, format=fmt, **params))

@@ -34,6 +34,7 @@ WRITABLE = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
     ".bmp": "BMP",
+    ".avif": "AVIF",
 }
 # Files the batch treats as videos, by extension (listing thousands of files must not open them).
 VIDEO_EXTENSIONS = frozenset(

@@ -216,15 +216,16 @@ class _Settings:
         choices=OUTPUT_FORMATS,
         help="output format; 'same' keeps the input's (default: %(default)s)",
         doc="output format (default `{default}`); `same` keeps the input's format when it is one "
-        "we write (PNG, JPEG, WebP, TIFF, BMP), otherwise PNG",
+        "we write (PNG, JPEG, WebP, AVIF, TIFF, BMP), otherwise PNG (HEIC photos come out as "
+        "PNG)",
     )
     quality: int = _option(
         DEFAULT_QUALITY,
         group=IO,
         type=int,
         metavar="1-100",
-        help="JPEG/WebP quality (default: %(default)s)",
-        doc="JPEG/WebP quality (default {default})",
+        help="JPEG/WebP/AVIF quality (default: %(default)s)",
+        doc="JPEG/WebP/AVIF quality (default {default})",
     )
     overwrite: bool = _option(
         False,
@@ -858,8 +859,9 @@ class _Settings:
         image = (self.bg is not None and word is None) or self.prompt is not None
         transparent = word == TRANSPARENT
         new_background = self.bg is not None or self.prompt is not None
-        lossy = (self.format in ("jpg", "webp", "same") and not self.output_file) or (
-            self.output_file and Path(self.output).suffix.lower() in (".jpg", ".jpeg", ".webp")
+        lossy = (self.format in ("jpg", "webp", "avif", "same") and not self.output_file) or (
+            self.output_file
+            and Path(self.output).suffix.lower() in (".jpg", ".jpeg", ".webp", ".avif")
         )
         rules = [
             (("blur_strength",), self.blur, "--blur"),
@@ -879,7 +881,7 @@ class _Settings:
             (("blur",), not transparent, "a background to blur (not --bg transparent)"),
             (("shadow",), new_background, "a new background (--bg or --prompt)"),
             (("shadow_offset", "shadow_softness", "shadow_opacity"), self.shadow, "--shadow"),
-            (("quality",), lossy, "JPEG or WebP output (--format, or -o FILE.jpg)"),
+            (("quality",), lossy, "JPEG, WebP or AVIF output (--format, or -o FILE.jpg)"),
             (("format",), not self.output_file, "an output folder (-o FILE: its extension)"),
             ((*_NST, "nst_weights"), self.nst, "--nst"),
             (_PROMPT, self.prompt is not None, "--prompt"),

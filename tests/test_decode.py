@@ -161,3 +161,41 @@ def test_rgb_16_bit_png_is_scaled(tmp_path: Path) -> None:
     bgr16[..., 0], bgr16[..., 1], bgr16[..., 2] = 257, 32896, 65535  # OpenCV writes BGR
     cv2.imwrite(str(tmp_path / "rgb16.png"), bgr16)
     assert decode(tmp_path / "rgb16.png").rgb[0, 0].tolist() == [255, 128, 1]
+
+
+def _tagged(size: tuple[int, int] = (60, 40)) -> tuple[Image.Image, bytes, bytes]:
+    """A photo 60 wide, 40 high, whose EXIF says "turn me 90°" (orientation 6), with a Display
+    P3-like ICC profile (Pillow's sRGB profile bytes stand in: any RGB profile is carried)."""
+    image = Image.new("RGB", size, (200, 30, 30))
+    image.paste((30, 30, 200), (0, 0, 10, 40))  # a blue band on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return image, exif.tobytes(), icc
+
+
+def test_heic_photos_decode_upright_with_their_profile(tmp_path: Path) -> None:
+    import pillow_heif
+
+    image, exif, icc = _tagged()
+    heif = pillow_heif.from_pillow(image)
+    path = tmp_path / "iphone.heic"
+    heif.save(path, quality=95, exif=exif, icc_profile=icc)
+    decoded = decode(path)
+    assert decoded.rgb.shape == (60, 40, 3)  # turned by its orientation: now 40 wide
+    assert decoded.icc_profile == icc and decoded.source_format in ("HEIF", "HEIC")
+    assert decoded.rgb[2, 20, 2] > 150  # the blue band, rotated to the top
+
+
+def test_avif_in_and_out(tmp_path: Path) -> None:
+    image, exif, icc = _tagged()
+    path = tmp_path / "photo.avif"
+    image.save(path, format="AVIF", quality=95, exif=exif, icc_profile=icc)
+    decoded = decode(path)
+    assert decoded.rgb.shape == (60, 40, 3) and decoded.icc_profile == icc
+    assert decoded.rgb[2, 20, 2] > 150
+    out = tmp_path / "out.avif"
+    encode(decoded.rgb, out, icc_profile=decoded.icc_profile, exif=decoded.exif)
+    again = decode(out)
+    assert again.rgb.shape == (60, 40, 3) and again.icc_profile == icc
+    assert np.abs(again.rgb.astype(int) - decoded.rgb).mean() < 8  # lossy, close

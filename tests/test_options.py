@@ -173,7 +173,7 @@ def test_a_missing_extra_stops_at_once_with_the_install_command(
             "--blur-strength '3': goes with --blur",
         ),
         ({"fit": "contain"}, "--fit 'contain': goes with --bg or --prompt"),
-        ({"quality": 80}, "--quality '80': goes with JPEG or WebP output"),
+        ({"quality": 80}, "--quality '80': goes with JPEG, WebP or AVIF output"),
         ({"nst_steps": 10}, "--nst-steps '10': goes with --nst"),
         ({"sd_steps": 5}, "--steps '5': goes with --prompt"),
         ({"seed": 3}, "--seed '3': goes with --prompt"),
