@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from operations.background import Background, BackgroundSettings, BackgroundSource, RunBackground
+from operations.framing import FrameSettings
 from operations.jobs import JobSettings
 from operations.look import LookSettings
 from operations.matting import MattingSettings
@@ -48,6 +49,7 @@ class Recipe:
     offline: bool = False
     matting: MattingSettings = field(default_factory=MattingSettings)
     look: LookSettings = field(default_factory=LookSettings)
+    framing: FrameSettings | None = None  # the subject on a canvas of its own (--frame)
     jobs: JobSettings = field(default_factory=JobSettings)
     folder: Path | None = None  # where generated backgrounds are kept (None: the working folder)
     progress: bool = True  # show the generation's progress
@@ -129,4 +131,6 @@ def build_pipeline(
     """
     background = background if background is not None else build_background(recipe)
     segmenter = segmenter if segmenter is not None else build_segmenter(recipe)
-    return Pipeline(segmenter, background, matting=recipe.matting, look=recipe.look)
+    return Pipeline(
+        segmenter, background, matting=recipe.matting, look=recipe.look, framing=recipe.framing
+    )

@@ -39,6 +39,7 @@ from operations.encode import DEFAULT_FORMAT, DEFAULT_QUALITY, OUTPUT_FORMATS
 from operations.engines import EngineSettings, default_workers
 from operations.errors import OptionsError, SettingError
 from operations.files import WRITABLE, find_inputs, is_video
+from operations.framing import ALIGNS, DEFAULT_MARGIN, FrameSettings, parse_canvas
 from operations.harmonize import DEFAULT_STRENGTH as DEFAULT_HARMONIZE
 from operations.jobs import JobSettings
 from operations.light_wrap import DEFAULT_WIDTH as DEFAULT_WRAP
@@ -283,6 +284,36 @@ class _Settings:
         "[Reviewing results](#reviewing-results---report)",
     )
 
+    frame: str | None = _option(
+        group=BG,
+        choices=("subject",),
+        help="frame the subject: crop to its box (specks apart) and place it on a canvas "
+        "(--canvas, --margin, --align) that the background fills",
+        doc="frame the subject: crop to its box (specks of mask apart) and place it on a canvas "
+        "the background fills (an image, a colour, or transparent) — every product the same "
+        "size with the same margin. See [For shops](#for-shops-white-framed-transparent)",
+    )
+    canvas: str | None = _option(
+        group=BG,
+        metavar="WxH|W:H",
+        help="with --frame: the canvas, in pixels (2000x2000) or an aspect ratio (4:5, at the "
+        "photo's own scale) (default: the subject's box plus the margin)",
+    )
+    margin: float = _option(
+        DEFAULT_MARGIN,
+        group=BG,
+        type=float,
+        metavar="PCT",
+        help="with --frame: the space around the subject, in %% of the canvas's shorter side "
+        "(default: %(default)s)",
+    )
+    align: str = _option(
+        "center",
+        group=BG,
+        choices=ALIGNS,
+        help="with --frame: centre the subject, or stand it on the bottom margin (products on a "
+        "floor) (default: %(default)s)",
+    )
     bg: Path | None = _option(
         group=BG,
         short="-b",
@@ -732,6 +763,26 @@ class _Settings:
                 None,
                 "paints a new background; --nst restyles the photo's own: give one",
             )
+        if self.canvas is not None:
+            try:
+                parse_canvas(self.canvas)
+            except ValueError as exc:
+                raise self._error("canvas", str(exc)) from None
+            size = parse_canvas(self.canvas)[0]
+            if size is not None and max(size) > 20000:
+                raise self._error("canvas", "at most 20000 px a side")
+        if not 0 <= self.margin < 50:
+            raise self._error("margin", "must be at least 0 and below 50 (%)")
+        if self.frame is not None and (
+            (self.bg is None and self.prompt is None) or self.nst or self.around
+        ):
+            raise OptionsError(
+                "--frame",
+                self.frame,
+                "needs a new background to fill the "
+                "canvas (--bg FILE, a colour, transparent, or --prompt without "
+                "--around), not the photo's own",
+            )
         if not 0 < self.strength <= 1:
             raise self._error("strength", "must be > 0 and ≤ 1")
         if self.around and (channels := sd.model_in_channels(self._sd_model())) not in (
@@ -785,7 +836,8 @@ class _Settings:
         if not 0 < self.blur_strength <= 50:
             raise self._error("blur_strength", "must be > 0 and ≤ 50 (percent)")
         for name, spec in _flags().items():  # the declared choices (--fit, --engine…)
-            if spec.choices is not None and getattr(self, name) not in spec.choices:
+            value = getattr(self, name)
+            if spec.choices is not None and value is not None and value not in spec.choices:
                 raise self._error(name, f"choose from {', '.join(spec.choices)}")
         if self.harmonize is not None and not 0 <= self.harmonize <= 1:
             raise self._error("harmonize", "must be between 0 and 1")
@@ -872,6 +924,7 @@ class _Settings:
                 "--bg or --prompt (without --nst or --around)",
             ),
             (("strength",), self.around, "--around"),
+            (("canvas", "margin", "align"), self.frame is not None, "--frame subject"),
             (
                 ("harmonize",),
                 new_background and not transparent,
@@ -1020,8 +1073,13 @@ class _Settings:
             temporal_smoothing=self.temporal_smoothing,
             workers=self.workers,
         )
+        framing = None
+        if self.frame is not None:
+            size, aspect = parse_canvas(self.canvas) if self.canvas else (None, None)
+            framing = FrameSettings(size, aspect, self.margin, self.align)
         return Recipe(
             mode=backend.name,
+            framing=framing,
             segmenter=segmenter,
             background=background,
             prompt=prompt,
@@ -1251,7 +1309,9 @@ def options_table() -> str:
         if spec.doc is not None:
             text = spec.doc.format(default=default)
         else:
-            text = spec.help.replace("%(default)g", f"{default:g}" if default is not None else "")
+            text = spec.help
+            if "%(default)g" in text:
+                text = text.replace("%(default)g", format(default, "g"))
             text = text.replace("%(default)s", str(default)).replace("%%", "%")
         lines.append(f"| {_usage(name, spec)} | {text.replace('|', chr(92) + '|')} |")
     lines.append("| `--version` | print the version |")

@@ -15,6 +15,7 @@ import numpy as np
 
 from operations.background import BackgroundSource
 from operations.doubt import Doubt, measure
+from operations.framing import FrameSettings, frame
 from operations.look import LookSettings, finish, finish_transparent
 from operations.matting import Matte, MattingSettings, refine
 from operations.matting import warm_up as warm_up_matting
@@ -53,6 +54,7 @@ class Pipeline:
         background: the run's background source.
         matting: the edge stage's settings.
         look: the scene's light (harmonise, shadow, light wrap).
+        framing: place the subject on a canvas of its own (``None``: the photo's frame).
 
     Raises:
         StyleTransferError: the style network (``--nst``) cannot be loaded.
@@ -65,8 +67,10 @@ class Pipeline:
         *,
         matting: MattingSettings | None = None,
         look: LookSettings | None = None,
+        framing: FrameSettings | None = None,
     ) -> None:
         self.segmenter, self.background = segmenter, background
+        self.framing = framing
         self.matting = matting if matting is not None else MattingSettings()
         self.look = look if look is not None else LookSettings()
         if self.matting.method != "off":
@@ -104,6 +108,9 @@ class Pipeline:
         """
         coarse = self.segment(rgb)
         matte = self.matte(rgb, coarse, alpha_in=alpha_in)
+        if self.framing is not None:  # the subject on its canvas (the photo is left behind)
+            matte = frame(matte, self.framing)
+            rgb = matte.rgb
         result = self.compose(rgb, matte, icc_profile=icc_profile, index=index, name=name)
         result.doubt = measure(coarse if alpha_in is None else coarse * alpha_in)
         return result

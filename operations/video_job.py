@@ -67,6 +67,11 @@ def _swap_video(
     from operations.temporal import TemporalSmoother
     from operations.video import CUTOUT_CODEC, VIDEO_CODECS, BackgroundVideo, VideoReader
 
+    if pipeline.framing is not None:
+        raise ImageError(
+            "--frame is for photos: a video's subject moves, and its frame would "
+            "jump from frame to frame"
+        )
     if pipeline.background.transparent:
         raise ImageError(
             "--bg transparent is for photos: a video's cut-out is --save-cutout "
