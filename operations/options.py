@@ -773,15 +773,12 @@ class _Settings:
                 raise self._error("canvas", "at most 20000 px a side")
         if not 0 <= self.margin < 50:
             raise self._error("margin", "must be at least 0 and below 50 (%)")
-        if self.frame is not None and (
-            (self.bg is None and self.prompt is None) or self.nst or self.around
-        ):
+        if self.frame is not None and ((self.bg is None and self.prompt is None) or self.nst):
             raise OptionsError(
                 "--frame",
                 self.frame,
-                "needs a new background to fill the "
-                "canvas (--bg FILE, a colour, transparent, or --prompt without "
-                "--around), not the photo's own",
+                "needs a new background to fill the canvas (--bg FILE, a colour, transparent, "
+                "or --prompt), not the photo's own",
             )
         if not 0 < self.strength <= 1:
             raise self._error("strength", "must be > 0 and ≤ 1")

@@ -91,3 +91,21 @@ def test_a_text_to_image_model_is_refused_naming_the_fix(
     assert code == 2 and err.count("\n") == 1, err
     assert "a text-to-image model, not an inpainting one" in err
     assert "stable-diffusion-v1-5/stable-diffusion-inpainting" in err
+
+
+def test_framed_the_canvas_outside_the_photo_is_painted_too(
+    capsys, photo_dir: Path, tmp_path: Path, tiny_inpaint: Path
+) -> None:
+    """--around with --frame: outpainting. The subject is placed on a wider canvas and the model
+    paints everything but the subject, the canvas beyond the photo included."""
+    out = tmp_path / "out"
+    args = ("--frame", "subject", "--canvas", "160x80", "--margin", "5")
+    summary = _run(capsys, photo_dir, out, tiny_inpaint, *args)
+    assert all(row["status"] == "ok" for row in summary["files"])
+    result = np.asarray(Image.open(out / "astronaut.png")).astype(int)
+    mask = np.asarray(Image.open(out / "astronaut.mask.png"))
+    assert result.shape == (80, 160, 3) and mask.shape == (80, 160)
+    # The astronaut is taller than wide: the canvas's sides lie beyond the photo. Painted, not
+    # left black.
+    sides = np.concatenate([result[:, :20], result[:, -20:]], axis=1)
+    assert (mask[:, :20] == 0).all() and sides.mean() > 20 and sides.std() > 2
