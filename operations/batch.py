@@ -113,11 +113,8 @@ def plan_jobs(options: Options) -> list[Job]:
             plan = plan_outputs([relative], options.format, extras, video=video)
             outputs = [target / name for name in plan[relative]]
         return [job(source, relative, outputs, 0)]
-    exclude = [target] + ([Path(options.summary)] if options.summary is not None else [])
-    if (page := options.report_page) is not None:
-        exclude += [page, assets_folder(page)]
-    relatives = find_inputs(source, recursive=options.recursive, exclude=exclude)
-    if not relatives:
+    relatives = find_inputs(source, recursive=options.recursive, exclude=_excluded(options))
+    if not relatives and not options.watch:  # a watched folder may start empty
         hint = "" if options.recursive else " (sub-folders are read with --recursive)"
         raise OptionsError("--input", source, f"holds no files{hint}")
     plan = plan_outputs(relatives, options.format, extras, video=video)
@@ -125,6 +122,38 @@ def plan_jobs(options: Options) -> list[Job]:
         job(source / rel, rel, [target / name for name in plan[rel]], index)
         for index, rel in enumerate(relatives)
     ]
+
+
+def _excluded(options: Options) -> list[Path]:
+    """What inside the input folder is never read: the outputs, the summary, the page."""
+    exclude = [Path(options.output)] + ([Path(options.summary)] if options.summary else [])
+    if (page := options.report_page) is not None:
+        exclude += [page, assets_folder(page)]
+    return exclude
+
+
+def plan_more(options: Options, fresh: list[Path], planned: list[Job]) -> list[Job]:
+    """Jobs for files that arrived in a watched folder: named as a batch would name them,
+    never onto an output an earlier job has (then after its whole name, ``~2``…)."""
+    source, target = Path(options.input), Path(options.output)
+    taken = {out.as_posix().casefold() for job in planned for out in job.outputs}
+    sides = {"mask": options.save_mask, "cutout": options.save_cutout}
+    ext = VIDEO_CODECS[options.video_codec].extension
+    video = (ext, side_suffixes(**sides, video_extension=ext))
+    jobs = []
+    for offset, relative in enumerate(fresh):
+        plan = plan_outputs([relative], options.format, side_suffixes(**sides), video=video)
+        outputs = [target / name for name in plan[relative]]
+        for n in range(2, 10_000):
+            if not {out.as_posix().casefold() for out in outputs} & taken:
+                break
+            stem = f"{relative.name}~{n}" if n > 2 else relative.name
+            outputs = [out.with_name(stem + out.name[len(outputs[0].stem) :]) for out in outputs]
+        taken |= {out.as_posix().casefold() for out in outputs}
+        kind = VideoJob if is_video(relative) else PhotoJob
+        jobs.append(kind(source / relative, relative, tuple(outputs), len(planned) + offset,
+                         time.time()))  # fmt: skip
+    return jobs
 
 
 def prepare_output(folder: Path) -> None:
@@ -206,7 +235,7 @@ def run_batch(
     interrupted = False
     run_background = None
     startup = 0.0
-    if todo:
+    if todo or options.watch:
         prepare_output(options.output_folder)
 
         def report(job: Job, result: FileResult) -> None:
@@ -231,9 +260,16 @@ def run_batch(
                 startup = time.perf_counter() - start
                 try:
                     engine.run(todo, report)
+                    if options.delete_input:
+                        _delete_done(todo, results)
+                    if options.watch:
+                        _watch(options, jobs, engine, report, results)
                 except KeyboardInterrupt:
                     interrupted = True
-                    log.error("interrupted: finished files are kept; rerun to resume")
+                    if options.watch:
+                        log.info("stopped watching: finished files are kept")
+                    else:
+                        log.error("interrupted: finished files are kept; rerun to resume")
     ordered = [results[job.source] for job in jobs if job.source in results]
     shared = run_background.to_dict() if run_background is not None else None
     batch = BatchResult(ordered, time.perf_counter() - start, interrupted, shared, startup=startup)
@@ -261,6 +297,43 @@ def run_batch(
     else:
         _hint_doubtful(batch)
     return batch
+
+
+def _watch(options: Options, jobs: list[Job], engine, report, results: dict) -> None:
+    """Keep processing the files that arrive in the input folder until Ctrl-C or SIGTERM."""
+    from operations.watch import Watcher
+
+    watcher = Watcher(
+        Path(options.input),
+        known=[job.relative for job in jobs],
+        recursive=options.recursive,
+        exclude=_excluded(options),
+    )
+    log.info("watching %s for new files (Ctrl-C ends it)", shown(options.input))
+    while True:
+        fresh = plan_more(options, watcher.wait(), jobs)
+        jobs.extend(fresh)
+        todo = [job for job in fresh if options.overwrite or not job.done()]
+        for job in fresh:
+            if job not in todo:
+                results[job.source] = FileResult(str(job.source), str(job.output), "skipped")
+        engine.run(todo, report)
+        if options.delete_input:
+            _delete_done(todo, results)
+
+
+def _delete_done(jobs: list[Job], results: dict) -> None:
+    """--delete-input: each input whose result is written (every output in place) goes."""
+    for job in jobs:
+        result = results.get(job.source)
+        if result is None or result.status != "ok" or not job.done():
+            continue
+        try:
+            job.source.unlink()
+        except OSError as exc:
+            result.warnings.append(f"input kept: it could not be deleted ({exc.strerror})")
+        else:
+            result.extra["input_deleted"] = True
 
 
 def _hint_doubtful(batch: BatchResult) -> None:

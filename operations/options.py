@@ -246,6 +246,21 @@ class _Settings:
         help="also write the subject alone as a transparent NAME.cutout.png",
         doc="also write the subject alone as `NAME.cutout.png` (RGBA)",
     )
+    watch: bool = _option(
+        False,
+        group=IO,
+        help="after the folder's files, keep processing new ones as they arrive, each once it "
+        "has stopped growing; Ctrl-C or SIGTERM ends it with the summary",
+        doc="after the folder's current files, keep processing files as they arrive (a studio's "
+        "drop folder): each is taken once its size has not changed for a second, so a photo "
+        "still being copied is never read; resumable like any run; Ctrl-C or SIGTERM ends it "
+        "(exit 130 / 143) with the summary and the review page",
+    )
+    delete_input: bool = _option(
+        False,
+        group=IO,
+        help="with --watch: delete each input once all its outputs are written",
+    )
     max_pixels: int = _option(
         DEFAULT_MAX_PIXELS,
         group=IO,
@@ -922,6 +937,7 @@ class _Settings:
             ),
             (("strength",), self.around, "--around"),
             (("canvas", "margin", "align"), self.frame is not None, "--frame subject"),
+            (("delete_input",), self.watch, "--watch"),
             (
                 ("harmonize",),
                 new_background and not transparent,
@@ -1159,6 +1175,8 @@ class _Settings:
         if source.is_file():  # one photo in: one file out (-o FILE) or into a folder (-o DIR)
             if self.recursive:
                 raise OptionsError("--recursive", None, "goes with a folder of photos")
+            if self.watch:
+                raise OptionsError("--watch", None, "goes with a folder to watch")
             if target.exists() and target.resolve() == source.resolve():
                 raise OptionsError("--output", target, "is the input photo; choose another name")
             if self.output_file and is_video(source):
