@@ -85,6 +85,18 @@ class BatchResult:
         )
 
 
+def _suffixes(options: Options) -> tuple[list[str], tuple[str, list[str]]]:
+    """The side files' suffixes of a photo, and a video's extension and side-file suffixes."""
+    sides = {"mask": options.save_mask, "cutout": options.save_cutout}
+    ext = VIDEO_CODECS[options.video_codec].extension
+    return side_suffixes(**sides), (ext, side_suffixes(**sides, video_extension=ext))
+
+
+def _job(source: Path, relative: Path, outputs: list[Path], index: int, planned: float) -> Job:
+    kind = VideoJob if is_video(relative) else PhotoJob
+    return kind(source, relative, tuple(outputs), index, planned)
+
+
 def plan_jobs(options: Options) -> list[Job]:
     """List the input files and name their outputs (see :func:`operations.files.plan_outputs`);
     videos (by extension) become :class:`VideoJob`, anything else :class:`PhotoJob`.
@@ -94,16 +106,8 @@ def plan_jobs(options: Options) -> list[Job]:
     """
     assert options.input is not None and options.output is not None
     source, target = Path(options.input), Path(options.output)
-    sides = {"mask": options.save_mask, "cutout": options.save_cutout}
-    extras = side_suffixes(**sides)
-    ext = VIDEO_CODECS[options.video_codec].extension
-    video = (ext, side_suffixes(**sides, video_extension=ext))
+    extras, video = _suffixes(options)
     now = time.time()
-
-    def job(path: Path, relative: Path, outputs: list[Path], index: int) -> Job:
-        kind = VideoJob if is_video(relative) else PhotoJob
-        return kind(path, relative, tuple(outputs), index, now)
-
     if source.is_file() or (source.is_symlink() and not source.exists()):  # one file
         relative = Path(source.name)
         if options.output_file:  # named by the user: side files beside it, after its stem
@@ -112,14 +116,14 @@ def plan_jobs(options: Options) -> list[Job]:
         else:
             plan = plan_outputs([relative], options.format, extras, video=video)
             outputs = [target / name for name in plan[relative]]
-        return [job(source, relative, outputs, 0)]
+        return [_job(source, relative, outputs, 0, now)]
     relatives = find_inputs(source, recursive=options.recursive, exclude=_excluded(options))
     if not relatives and not options.watch:  # a watched folder may start empty
         hint = "" if options.recursive else " (sub-folders are read with --recursive)"
         raise OptionsError("--input", source, f"holds no files{hint}")
     plan = plan_outputs(relatives, options.format, extras, video=video)
     return [
-        job(source / rel, rel, [target / name for name in plan[rel]], index)
+        _job(source / rel, rel, [target / name for name in plan[rel]], index, now)
         for index, rel in enumerate(relatives)
     ]
 
@@ -134,26 +138,16 @@ def _excluded(options: Options) -> list[Path]:
 
 def plan_more(options: Options, fresh: list[Path], planned: list[Job]) -> list[Job]:
     """Jobs for files that arrived in a watched folder: named as a batch would name them,
-    never onto an output an earlier job has (then after its whole name, ``~2``…)."""
+    around the names the earlier jobs have (see :func:`operations.files.plan_outputs`)."""
     source, target = Path(options.input), Path(options.output)
-    taken = {out.as_posix().casefold() for job in planned for out in job.outputs}
-    sides = {"mask": options.save_mask, "cutout": options.save_cutout}
-    ext = VIDEO_CODECS[options.video_codec].extension
-    video = (ext, side_suffixes(**sides, video_extension=ext))
-    jobs = []
-    for offset, relative in enumerate(fresh):
-        plan = plan_outputs([relative], options.format, side_suffixes(**sides), video=video)
-        outputs = [target / name for name in plan[relative]]
-        for n in range(2, 10_000):
-            if not {out.as_posix().casefold() for out in outputs} & taken:
-                break
-            stem = f"{relative.name}~{n}" if n > 2 else relative.name
-            outputs = [out.with_name(stem + out.name[len(outputs[0].stem) :]) for out in outputs]
-        taken |= {out.as_posix().casefold() for out in outputs}
-        kind = VideoJob if is_video(relative) else PhotoJob
-        jobs.append(kind(source / relative, relative, tuple(outputs), len(planned) + offset,
-                         time.time()))  # fmt: skip
-    return jobs
+    extras, video = _suffixes(options)
+    taken = [out.relative_to(target) for job in planned for out in job.outputs]
+    plan = plan_outputs(fresh, options.format, extras, video=video, taken=taken)
+    now = time.time()
+    return [
+        _job(source / rel, rel, [target / name for name in plan[rel]], len(planned) + n, now)
+        for n, rel in enumerate(fresh)
+    ]
 
 
 def prepare_output(folder: Path) -> None:

