@@ -14,6 +14,7 @@ import logging
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -267,6 +268,7 @@ def run_batch(
     ordered = [results[job.source] for job in jobs if job.source in results]
     shared = run_background.to_dict() if run_background is not None else None
     batch = BatchResult(ordered, time.perf_counter() - start, interrupted, shared, startup=startup)
+    _say_choices(batch)
     if options.summary is not None:
         try:
             write_summary(batch, options, Path(options.summary), started_at)
@@ -328,6 +330,18 @@ def _delete_done(jobs: list[Job], results: dict) -> None:
             result.warnings.append(f"input kept: it could not be deleted ({exc.strerror})")
         else:
             result.extra["input_deleted"] = True
+
+
+def _say_choices(batch: BatchResult) -> None:
+    """--mode auto: which model took how many files, and why."""
+    chosen = Counter(
+        (choice["name"], choice["reason"])
+        for f in batch.files
+        if isinstance(choice := f.extra.get("segmenter"), dict)
+    )
+    if chosen:
+        said = (f"{name} for {n} ({why})" for (name, why), n in sorted(chosen.items()))
+        log.info("--mode auto chose %s", ", ".join(said))
 
 
 def _hint_doubtful(batch: BatchResult) -> None:

@@ -277,12 +277,14 @@ class _Settings:
         metavar="FILE.json",
         help="write a JSON report: per file input, output, status, seconds, error, doubt",
         doc="write a report: per file `input`, `output`, `status` (`ok`, `skipped`, `failed`), "
-        "`seconds`, `error`, `warnings`, `doubt` (0–1), `flags` and the `signals` behind them "
-        "(see [Reviewing results](#reviewing-results---report)); plus counts and the options "
-        "used. A name that is not valid UTF-8 is given readably in `input` (undecodable bytes as "
-        "U+FFFD) and exactly in `input_bytes`, percent-encoded (`urllib.parse.unquote_to_bytes` "
-        "restores it). The file is written atomically; a summary inside the input folder is "
-        "never read as an input",
+        "`seconds`, `error`, `warnings`, `doubt` (0–1), `flags` and the `signals` behind them"
+        " (see [Reviewing results](#reviewing-results---report)), `extra` (what a stage "
+        "recorded: a generated background's seed, a video's frames, `--mode auto`'s "
+        "`segmenter`); plus counts and the options used. A name that is not valid UTF-8 is "
+        "given readably in `input` (undecodable bytes as U+FFFD) and exactly in "
+        "`input_bytes`, percent-encoded (`urllib.parse.unquote_to_bytes` restores it). The "
+        "file is written atomically; a summary inside the input folder is never read as an "
+        "input",
     )
     report: Path | bool | None = _option(
         group=IO,
@@ -652,7 +654,9 @@ class _Settings:
         doc="segmentation backend: `0`/`mediapipe` (default; people), `1`/`deeplab` "
         "(torchvision DeepLabv3; the 20 PASCAL VOC classes: people, animals, vehicles…), "
         "`2`/`yolo` (Ultralytics YOLOv8-seg; the 80 COCO classes, every instance), `3`/`salient` "
-        "(class-agnostic salient object: whatever the photo is of — a lion, a shoe, a bottle)",
+        "(class-agnostic salient object: whatever the photo is of — a lion, a shoe, a bottle), "
+        "`auto` (per photo: `mediapipe` when it shows a face, `salient` for anything else; the "
+        "choice is in the summary and on the review page)",
     )
     classes: list[str] | None = _option(
         group=SEG,
@@ -892,8 +896,9 @@ class _Settings:
             raise self._error("batch_size", "must be at least 1")
         if self.quiet and self.verbose:
             raise OptionsError("--quiet", None, "cannot be combined with --verbose")
+        uses = backends()[mode].uses
         for name, backend in backends().items():
-            self._check_backend(backend, chosen=name == mode)
+            self._check_backend(backend, chosen=name == mode, used=name in uses)
         backend = backends()[mode]
         self._check_combinations(backend)
         if backend.extra is not None:
@@ -986,13 +991,13 @@ class _Settings:
                     shown_value = None if isinstance(value, bool) else value  # a flag: its name
                     raise OptionsError(flag, shown_value, f"goes with {goes_with}")
 
-    def _check_backend(self, backend: Backend, *, chosen: bool) -> None:
+    def _check_backend(self, backend: Backend, *, chosen: bool, used: bool = False) -> None:
         """A backend's own settings, as it declares them; for the chosen one, what it can run
         with. Another backend's setting changed from its default would be silently ignored:
-        refused instead."""
+        refused instead (unless the chosen one ``used`` it: ``--mode auto``'s)."""
         for option in backend.options:
             value = getattr(self, option.field)
-            if not chosen:
+            if not (chosen or used):
                 if value != option.default:
                     raise OptionsError(option.flag, value, f"goes with --mode {backend.name}")
                 continue
@@ -1020,7 +1025,8 @@ class _Settings:
     def recipe(self) -> Recipe:
         """Each stage's own settings, as these options ask (see :mod:`operations.build`)."""
         backend = backends()[resolve_segmenter_name(self.mode)]
-        own = tuple((o.field, getattr(self, o.field)) for o in backend.options)
+        used = [backend, *(backends()[name] for name in backend.uses)]
+        own = tuple((o.field, getattr(self, o.field)) for b in used for o in b.options)
         segmenter = SegmenterSettings(
             device=self.device,
             weights=self.weights,

@@ -19,7 +19,7 @@ from operations.framing import FrameSettings, frame
 from operations.look import LookSettings, finish, finish_transparent
 from operations.matting import Matte, MattingSettings, refine
 from operations.matting import warm_up as warm_up_matting
-from operations.segmenters.base import Segmenter
+from operations.segmenters.base import Pick, Segmenter
 
 # An alpha whose strongest pixel is below this found no subject: say so instead of failing.
 NO_SUBJECT_ALPHA = 0.05
@@ -44,6 +44,11 @@ class SwapResult:
         """The subject as ``H×W×4`` RGBA ``uint8`` (straight alpha, decontaminated colours)."""
         alpha8 = np.clip(self.alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.dstack([self.matte.foreground, alpha8])
+
+
+def chosen(pick: Pick) -> dict[str, str]:
+    """What the summary records of a per-photo choice of model."""
+    return {"name": pick.segmenter.name, "reason": pick.reason or ""}
 
 
 class Pipeline:
@@ -106,27 +111,40 @@ class Pipeline:
             index: the photo's position in the run (per-photo generated backgrounds' seeds).
             name: the photo's name without extension (``--bg DIR --bg-match name``).
         """
-        coarse = self.segment(rgb)
-        matte = self.matte(rgb, coarse, alpha_in=alpha_in)
+        pick = self.segmenter.pick(rgb)
+        coarse = self.segment(rgb, pick.segmenter)
+        matte = self.matte(rgb, coarse, alpha_in=alpha_in, segmenter=pick.segmenter)
         if self.framing is not None:  # the subject on its canvas (the photo is left behind)
             matte = frame(matte, self.framing)
             rgb = matte.rgb
         result = self.compose(rgb, matte, icc_profile=icc_profile, index=index, name=name)
         result.doubt = measure(coarse if alpha_in is None else coarse * alpha_in)
+        if pick.reason is not None:
+            result.extra["segmenter"] = chosen(pick)
         return result
 
-    def segment(self, rgb: np.ndarray) -> np.ndarray:
-        """The model's coarse alpha for an ``H×W×3`` ``uint8`` RGB image (``H×W`` float32)."""
+    def segment(self, rgb: np.ndarray, segmenter: Segmenter | None = None) -> np.ndarray:
+        """The model's coarse alpha for an ``H×W×3`` ``uint8`` RGB image (``H×W`` float32).
+
+        Args:
+            segmenter: the model that :meth:`Segmenter.pick` chose for it (default: the run's).
+        """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an H×W×3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
-        return self.segmenter(rgb)
+        return (segmenter or self.segmenter)(rgb)
 
     def matte(
-        self, rgb: np.ndarray, coarse: np.ndarray, *, alpha_in: np.ndarray | None = None
+        self,
+        rgb: np.ndarray,
+        coarse: np.ndarray,
+        *,
+        alpha_in: np.ndarray | None = None,
+        segmenter: Segmenter | None = None,
     ) -> Matte:
-        """The subject's matte: ``coarse`` refined to the image's edges, under its own
-        transparency (``alpha_in``) if it has any."""
-        segmenter = self.segmenter
+        """The subject's matte: ``coarse`` refined to the image's edges (as the character of
+        ``segmenter``'s masks asks; default: the run's), under the image's own transparency
+        (``alpha_in``) if it has any."""
+        segmenter = segmenter or self.segmenter
         matte = refine(
             rgb,
             coarse,

@@ -233,6 +233,8 @@ def _card(row: dict, index: int, page: Path, output_folder: Path, input_root: Pa
     seconds = f'<span class="secs">{row.get("seconds", 0):.2f} s</span>' if timed else ""
     earlier = ' <span class="earlier">earlier run</span>' if row.get("earlier") else ""
     notes = "".join(f"<li>{esc(FLAG_NAMES.get(f, f))}</li>" for f in flags)
+    if isinstance(choice := (row.get("extra") or {}).get("segmenter"), dict):  # --mode auto's
+        notes += f'<li class="model">model: {esc(choice["name"])} ({esc(choice["reason"])})</li>'
     notes += "".join(f'<li class="warn">{esc(w)}</li>' for w in row.get("warnings") or [])
     if row.get("error"):
         notes += f'<li class="err">{esc(row["error"])}</li>'
@@ -270,7 +272,7 @@ main{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:
 .failed .badge{background:#d33}.skipped .badge{background:#888}.earlier{font-size:12px;color:var(--mute)}
 .score{margin-right:8px;padding:1px 6px;border-radius:9px;font-size:12px;background:color-mix(in srgb,#e33 calc(var(--d)*100%),#8883)}
 .secs{color:var(--mute);font-size:12px}.name{font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-.notes{margin:4px 0 0;padding-left:18px;color:#b36b00}.notes .warn{color:var(--mute)}.notes .err{color:#d33}
+.notes{margin:4px 0 0;padding-left:18px;color:#b36b00}.notes .warn,.notes .model{color:var(--mute)}.notes .err{color:#d33}
 """  # noqa: E501 - the page's style sheet, one rule set a line
 
 # Pictures load as their card nears the view: 5,000 cards hold 15,000 thumbnails, and even with

@@ -20,10 +20,12 @@ from operations.doubt import measure
 from operations.files import ImageError, temporary
 from operations.jobs import FileResult, Job, JobSettings, Progress
 from operations.matting import Matte
+from operations.pipeline import chosen
 from operations.warning_capture import collecting
 
 if TYPE_CHECKING:
     from operations.pipeline import Pipeline, SwapResult
+    from operations.segmenters.base import Pick
     from operations.video import Frame, VideoCodec, VideoReader, VideoWriter
 
 
@@ -126,19 +128,22 @@ def _swap_video(
         last_end: float | None = None  # the end of the last frame read, from the first
         samples = []
         origin: int | None = None
+        pick: Pick | None = None
         for count, frame in enumerate(frames):
             if frame.rgb is None:
                 writer.put(frame, None)
                 continue
             origin = frame.pts if origin is None else origin
             last_end = float((frame.pts - origin + frame.duration) * reader.time_base)
-            coarse = pipeline.segment(frame.rgb)
+            if pick is None:  # one model for the whole clip, chosen on its first frame
+                pick = pipeline.segmenter.pick(frame.rgb)
+            coarse = pipeline.segment(frame.rgb, pick.segmenter)
             if count % every == 0:
                 samples.append(measure(coarse))
             behind = None
             if backdrop is not None:
                 behind = backdrop.at(float((frame.pts - origin) * reader.time_base))
-            refined = pool.submit(pipeline.matte, frame.rgb, coarse)
+            refined = pool.submit(pipeline.matte, frame.rgb, coarse, segmenter=pick.segmenter)
             writer.put(frame, sequencer.submit(smooth_then_compose, refined, frame.rgb, behind))
         writer.finish()
         missing, short = reader.missing(writer.written, last_end)  # while it is open
@@ -172,6 +177,8 @@ def _swap_video(
         "audio": writer.audio_copied,
     }
     extra = {"video": video, **writer.extra}
+    if pick is not None and pick.reason is not None:
+        extra["segmenter"] = chosen(pick)
     worst = max(samples, key=lambda d: d.score, default=None)
     return extra, (worst.to_dict() if worst is not None else {})
 

