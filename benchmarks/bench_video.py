@@ -155,8 +155,8 @@ def flicker(height: int, frames: int, strengths: list[float]) -> None:
                 last = None
                 for image, truth in _known_clip(height, frames, moving):
                     # As a video job does: the refined matte, smoothed over time.
-                    alpha = pipeline.matte(image, pipeline.segment(image)).alpha
-                    alpha = smoother(alpha, image)
+                    matte = pipeline.matte(image, pipeline.segment(image))
+                    alpha = smoother.matte(matte, image).alpha
                     edge = (truth > 0.02) & (truth < 0.98)
                     band = cv2.dilate(edge.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
                     errors.append(np.abs(alpha - truth).mean())

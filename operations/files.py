@@ -224,6 +224,15 @@ def _key(path: Path) -> str:
     return hashlib.sha1(os.fsencode(path.name)).hexdigest()[:12]
 
 
+def standing_for(name: str | os.PathLike[str], outputs: Iterable[Path]) -> Path | None:
+    """The output whose hidden temporary (:func:`temporary`) ``name`` is, if it is one: a
+    reason names the file the user asked for, never ours."""
+    base = os.path.basename(os.fsdecode(name))
+    if not base.startswith(PREFIX):
+        return None
+    return next((o for o in outputs if base.startswith(f"{PREFIX}{_key(o)}-")), None)
+
+
 def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Call ``write(file)`` on a hidden temporary file beside ``path``, then rename it.
 

@@ -8,7 +8,9 @@ alike. What a job reads of the run is its :class:`JobSettings`.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -20,7 +22,7 @@ import numpy as np
 
 from operations.decode import DEFAULT_MAX_PIXELS, decode
 from operations.encode import DEFAULT_QUALITY, EncodeSettings, encode
-from operations.files import ImageError, claimed
+from operations.files import PREFIX, ImageError, claimed, shown, standing_for
 from operations.report import Thumbnails, write_thumbnails
 from operations.temporal import DEFAULT_STRENGTH as DEFAULT_SMOOTHING
 from operations.video import DEFAULT_VIDEO_CODEC, DEFAULT_VIDEO_QUALITY
@@ -72,6 +74,11 @@ class FileResult:
     doubt: float | None = None  # how likely the result is wrong, 0-1 (see operations.doubt)
     flags: list[str] = field(default_factory=list)  # the doubt's reasons
     signals: dict[str, float] = field(default_factory=dict)  # what the doubt was measured from
+
+
+# A write that failed for want of room: the errors that name no file (written through a
+# descriptor) are the output's.
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 @dataclass(frozen=True)
@@ -142,7 +149,7 @@ class Job(ABC):
         elif isinstance(exc, ImageError):
             reason = str(exc)
         elif isinstance(exc, OSError):
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = self._os_reason(exc)
         else:
             log.debug("unexpected error on %s", self.source, exc_info=exc)
             ffmpeg = type(exc).__module__.split(".")[0] == "av"  # FFmpeg's own errors
@@ -150,6 +157,20 @@ class Job(ABC):
         return FileResult(
             str(self.source), None, "failed", time.perf_counter() - start, reason, warnings
         )
+
+    def _os_reason(self, exc: OSError) -> str:
+        """``No space left on device: out/clip.mp4``: the error, and the file it concerns (an
+        output, not the hidden temporary it was being written as)."""
+        what = exc.strerror or str(exc) or type(exc).__name__
+        target = exc.filename
+        if target is None and exc.errno in _FULL:  # written through a descriptor: the output
+            target = self.output
+        if target is None:
+            return what
+        target = standing_for(target, self.outputs) or target
+        if os.path.basename(os.fsdecode(target)).startswith(PREFIX):  # another job's temporary
+            target = os.path.dirname(os.fsdecode(target))
+        return f"{what}: {shown(target)}"
 
     def _thumbnails(
         self, settings: JobSettings, photo: np.ndarray, result: SwapResult, warnings: list[str]

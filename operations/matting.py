@@ -410,7 +410,7 @@ def warm_up(method: str = DEFAULT_METHOD) -> None:
     Afterwards loading takes a fraction of that. Called when a pipeline is built.
     """
     from operations import matting_kernels
-    from operations.matting_kernels import blend_edge
+    from operations.matting_kernels import blend_edge, smooth_edges
 
     if not _compiled_before(Path(matting_kernels.__file__).parent, "matting_kernels.*.nbi"):
         log.info("compiling the edge refinement's kernels (once on this machine: a few seconds)")
@@ -421,6 +421,8 @@ def warm_up(method: str = DEFAULT_METHOD) -> None:
     coarse = cv2.GaussianBlur((rgb[..., 0] > 0).astype(np.float32), (0, 0), 2.0)
     matte = refine(rgb, coarse, "fast", mask_side=size // 2)
     blend_edge(rgb.copy(), rgb, matte.edge, matte.edge_alpha, matte.edge_colours)
+    edges = (matte.solid, matte.edge, matte.edge_alpha)  # a video's temporal smoothing's
+    smooth_edges(rgb, *edges, matte.edge_colours, *edges, np.zeros((2, 2), np.float32), 0.0)
     if method == "quality":
         import pymatting
 

@@ -141,3 +141,119 @@ def blend_edge(
         for ch in range(3):
             value = colours[k, ch] * a + flat_background[p, ch] * (1.0 - a) + 0.5
             flat_out[p, ch] = min(max(value, 0.0), 255.0)
+
+
+@_compiled(nogil=True)
+def _changed(now: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """The flat indices where two ``uint8`` images differ, in raster order (compared eight
+    bytes at a time: a video's consecutive solid masks differ at a few pixels)."""
+    flat, last_flat = now.reshape(-1), last.reshape(-1)
+    words = flat.size // 8
+    now_words, last_words = (
+        flat[: words * 8].view(np.uint64),
+        last_flat[: words * 8].view(np.uint64),
+    )
+    found = np.empty(flat.size, np.int64)
+    k = 0
+    for i in range(words):
+        if now_words[i] != last_words[i]:
+            for p in range(8 * i, 8 * i + 8):
+                if flat[p] != last_flat[p]:
+                    found[k] = p
+                    k += 1
+    for p in range(words * 8, flat.size):
+        if flat[p] != last_flat[p]:
+            found[k] = p
+            k += 1
+    return found[:k]
+
+
+@_compiled(nogil=True)
+def smooth_edges(
+    rgb: np.ndarray,
+    solid: np.ndarray,
+    edge: np.ndarray,
+    edge_alpha: np.ndarray,
+    edge_colours: np.ndarray,
+    last_solid: np.ndarray,
+    last_edge: np.ndarray,
+    last_alpha: np.ndarray,
+    weight: np.ndarray,
+    snap: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A video's temporal average of two refined mattes, ``α = a + w · (α_last − a)``, at the
+    only pixels where it can differ from this frame's own alpha ``a``: this frame's edge, the
+    last result's soft pixels, and the pixels whose solid value changed.
+
+    Args:
+        rgb: ``H×W×3`` ``uint8``: this frame.
+        solid, edge, edge_alpha, edge_colours: this frame's matte (``H×W`` ``uint8``; flat
+            indices in raster order; their alpha and subject colours).
+        last_solid, last_edge, last_alpha: the last result, in the same form.
+        weight: ``h×w`` ``float32``: the weight of the past, sampled bilinearly at each pixel.
+        snap: an average this near 0 or 1 is taken as exactly that.
+
+    Returns:
+        The result: its solid mask (``H×W`` ``uint8``, 1 where the average is 1), and its soft
+        pixels' flat indices (raster order), alphas and colours (this frame's subject colours
+        on its edge, the photo's own elsewhere).
+    """
+    height, width = solid.shape
+    h, w = weight.shape
+    scale_y, scale_x = h / height, w / width
+    flat, last_flat = solid.reshape(-1), last_solid.reshape(-1)
+    result = solid.copy()
+    out = result.reshape(-1)
+    changed = _changed(solid, last_solid)
+    room = edge.size + last_edge.size + changed.size
+    index = np.empty(room, np.int64)
+    alpha = np.empty(room, np.float32)
+    colours = np.empty((room, 3), np.float32)
+    e, l_, c_, k = 0, 0, 0, 0
+    end = flat.size
+    row, row_end, y0, y1, fy = 0, 0, 0, 0, 0.0
+    while True:  # the three sorted lists merged: each worked pixel once, in raster order
+        p = end
+        if e < edge.size:
+            p = edge[e]
+        if l_ < last_edge.size and last_edge[l_] < p:
+            p = last_edge[l_]
+        if c_ < changed.size and changed[c_] < p:
+            p = changed[c_]
+        if p == end:
+            break
+        if c_ < changed.size and changed[c_] == p:
+            c_ += 1
+        a = np.float32(flat[p])
+        mine = e < edge.size and edge[e] == p
+        if mine:
+            a = edge_alpha[e]
+        past = np.float32(last_flat[p])
+        if l_ < last_edge.size and last_edge[l_] == p:
+            past = last_alpha[l_]
+            l_ += 1
+        if p >= row_end:  # raster order: the row only moves forward (no division per pixel)
+            row = p // width
+            row_end = (row + 1) * width
+            y0, y1, fy = _taps(row, scale_y, h)
+        column = p - (row_end - width)
+        x0, x1, fx = _taps(column, scale_x, w)
+        top = weight[y0, x0] + (weight[y0, x1] - weight[y0, x0]) * fx
+        bottom = weight[y1, x0] + (weight[y1, x1] - weight[y1, x0]) * fx
+        value = a + np.float32(top + (bottom - top) * fy) * (past - a)
+        # Within half a grey level of 0 or 1 of any composite: exactly that (a still picture's
+        # average would otherwise leave a tail of ever smaller values at every past edge).
+        if value < snap:
+            value = np.float32(0.0)
+        elif value > 1.0 - snap:
+            value = np.float32(1.0)
+        out[p] = 1 if value >= 1.0 else 0
+        if 0.0 < value < 1.0:
+            index[k] = p
+            alpha[k] = value
+            for ch in range(3):
+                colours[k, ch] = edge_colours[e, ch] if mine else rgb[row, column, ch]
+            k += 1
+        if mine:
+            e += 1
+    return result, index[:k], alpha[:k], colours[:k]

@@ -113,8 +113,7 @@ def _swap_video(
             refined: Future[Matte], rgb: np.ndarray, behind: np.ndarray | None
         ) -> Future[SwapResult]:
             matte = refined.result()
-            if smoother.strength:
-                matte = Matte(matte.foreground, soft=smoother(matte.alpha, rgb))
+            matte = smoother.matte(matte, rgb)
             return pool.submit(
                 pipeline.compose,
                 rgb,

@@ -396,3 +396,29 @@ def test_a_huge_frame_header_names_the_pixel_limit(tmp_path: Path, capsys) -> No
     (row,) = json.loads(summary.read_text())["files"]
     assert "pixel limit of 120 MP (--max-pixels)" in row["error"], row["error"]
     assert "Device or resource busy" not in row["error"]
+
+
+def test_a_full_disk_names_the_video_not_our_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The muxer's error names the hidden file it writes; the reason names the output."""
+    import errno
+
+    from operations.video import VideoWriter
+
+    source = tmp_path / "in"
+    source.mkdir()
+    make_clip(source / "clip.mp4", frames=4, audio=False)
+    written = VideoWriter.write
+
+    def full(self: VideoWriter, image, pts, duration) -> None:
+        if pts >= 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.container.name)
+        written(self, image, pts, duration)
+
+    monkeypatch.setattr(VideoWriter, "write", full)
+    options = Options(input=source, output=tmp_path / "out", bg=BACKGROUND).validated()
+    (row,) = run_batch(options, progress=False).files
+    assert row.status == "failed"
+    assert row.error == f"No space left on device: {tmp_path / 'out' / 'clip.mp4'}"
+    assert list((tmp_path / "out").iterdir()) == []
