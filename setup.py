@@ -35,7 +35,7 @@ setup(
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
-    python_requires=">=3.11",
+    python_requires=">=3.10",
     package_data={"operations.segmenters": ["models/*"]},
     packages=find_packages(include=["operations", "operations.*"]),
     py_modules=["run"],
@@ -43,6 +43,7 @@ setup(
     extras_require=extras,
     entry_points={"console_scripts": ["backgroundswap = run:main"]},
     classifiers=[
+        "Programming Language :: Python :: 3.10",
         "Programming Language :: Python :: 3.11",
         "Programming Language :: Python :: 3.12",
         "Programming Language :: Python :: 3.13",

@@ -17,6 +17,8 @@ Run by hand: ``python benchmarks/bench_video.py [--seconds 30] [--sizes 720 1080
     the truth does not have, |Δα − Δα_true|.
 ``memory``
     Peak RSS of the whole command (``run.py``, its own process) on a 10 s and a 60 s clip.
+``curve``
+    RSS of the whole command over one long clip (default 65 s of 4K), ten points along the run.
 """
 
 from __future__ import annotations
@@ -205,13 +207,55 @@ def memory(height: int, folder: Path) -> None:
     print()
 
 
+def _rss_mib(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def curve(height: int, seconds: float, folder: Path, points: int = 10) -> None:
+    """RSS of the whole command over one long clip, sampled twice a second (Linux)."""
+    clip = folder / f"curve{height}.mp4"
+    make_clip(clip, height, seconds)
+    command = [sys.executable, "run.py", "-i", str(clip), "-o", str(folder / "curve")]
+    command += ["--bg", str(BACKGROUND), "--quiet"]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+    samples = []
+    while process.poll() is None:
+        rss = _rss_mib(process.pid)
+        if rss is not None:
+            samples.append((time.perf_counter() - start, rss))
+        time.sleep(0.5)
+    assert process.returncode == 0, command
+    took = time.perf_counter() - start
+    print(f"## memory over a {seconds:g} s {height}p clip: RSS of `run.py` ({took:.0f} s)\n")
+    print("| time into the run | RSS |")
+    print("| ---: | ---: |")
+    for k in range(1, points + 1):
+        at = took * k / points
+        rss = max((r for t, r in samples if t <= at), default=0.0)  # the peak so far
+        now = min(samples, key=lambda sample: abs(sample[0] - at))[1]
+        print(f"| {at:.0f} s ({100 * k // points} %) | {now:.0f} MiB (peak so far {rss:.0f}) |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--sizes", type=int, nargs="+", default=[720, 1080])
     parser.add_argument("--flicker-frames", type=int, default=60)
     parser.add_argument("--strengths", type=float, nargs="+", default=[0.0, 0.4, DEFAULT, 0.8])
-    parser.add_argument("--skip", nargs="*", default=[], choices=["speed", "flicker", "memory"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["speed", "flicker", "memory", "curve"]
+    )
+    parser.add_argument("--curve-size", type=int, default=2160)
+    parser.add_argument("--curve-seconds", type=float, default=65)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-video-") as folder:
         if "flicker" not in args.skip:
@@ -220,6 +264,8 @@ def main() -> None:
             speed(args.sizes, args.seconds, Path(folder))
         if "memory" not in args.skip:
             memory(720, Path(folder))
+        if "curve" not in args.skip:
+            curve(args.curve_size, args.curve_seconds, Path(folder))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from operations import __version__
@@ -204,7 +204,7 @@ def run_batch(
     """
     start = time.perf_counter()
     started = time.time()
-    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     allow_pixels(options.max_pixels)
     jobs = plan_jobs(options)
     # A killed run's temporaries and claims, in the folders this run writes to (not another

@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote, unquote_to_bytes
 
@@ -331,7 +331,7 @@ def render(rows: list[dict], page: Path, output_folder: Path, input_root: Path) 
         _card(row, i, page, output_folder, input_root) for i, row in enumerate(ordered)
     )
     heading = html.escape(f"BackgroundSwap review: {shown(output_folder)}")
-    made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'

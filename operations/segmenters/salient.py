@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     from operations.segmenters.base import SegmenterSettings
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-ONNXRUNTIME = "onnxruntime==1.32.0"
 
 
 @dataclass(frozen=True)
@@ -195,7 +194,8 @@ class SalientSegmenter(Segmenter):
             import onnxruntime
         except ImportError:
             raise SegmenterError(
-                f"--mode salient needs ONNX Runtime: pip install {ONNXRUNTIME}"
+                "--mode salient needs ONNX Runtime: pip install -r requirements-salient.txt "
+                "(or pip install 'backgroundswap[salient]')"
             ) from None
         if model in MODELS:
             try:
