@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from operations.models import WeightsError, WeightsSpec, models_home, resolve
+from operations.models import WeightsError, WeightsSpec, resolve
 from operations.resize import shrink
 from operations.segmenters.base import Backend, ModelCard, Pick, Segmenter, SegmenterError
 
@@ -53,19 +53,10 @@ MIN_FACE_SCORE = 0.5  # MediaPipe's own default
 def face_weights() -> WeightsSpec:
     """Where the face detector's model is looked for: the tool's model folder, then the copy this
     package carries, then MediaPipe's published file (checked by SHA-256)."""
-    from operations.segmenters.mediapipe import ASSETS, CARRIED
+    from operations.segmenters.mediapipe import carried_spec
 
-    file_name, sha256 = FACE_MODEL
-    return WeightsSpec(
-        name="MediaPipe face detection (full range)",
-        url=ASSETS + file_name,
-        cache_dir=models_home(),
-        option="--weights",
-        cache_variable="BACKGROUNDSWAP_HOME",
-        sha256_prefix=sha256,
-        alternates=(CARRIED,),
-        download_name="mediapipe-face",
-    )
+    name = "MediaPipe face detection (full range)"
+    return carried_spec(name, *FACE_MODEL, download_name="mediapipe-face")
 
 
 class FaceFinder:

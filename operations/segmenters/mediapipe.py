@@ -58,15 +58,22 @@ DEFAULT_MODEL = "general"
 def weights_spec(model: str = DEFAULT_MODEL) -> WeightsSpec:
     """Where a selfie segmentation model is looked for (see the module's docstring)."""
     file_name, sha256, _ = MODELS[model]
+    download = "mediapipe" if model == DEFAULT_MODEL else f"mediapipe-{model}"
+    return carried_spec(f"MediaPipe selfie segmentation ({model})", file_name, sha256, download)
+
+
+def carried_spec(name: str, file_name: str, sha256: str, download_name: str) -> WeightsSpec:
+    """A MediaPipe model this package carries: ``--weights``, the tool's model folder, the
+    carried copy, then MediaPipe's published file, checked by the carried copy's SHA-256."""
     return WeightsSpec(
-        name=f"MediaPipe selfie segmentation ({model})",
+        name=name,
         url=ASSETS + file_name,
         cache_dir=models_home(),
         option="--weights",
         cache_variable="BACKGROUNDSWAP_HOME",
         sha256_prefix=sha256,
         alternates=(CARRIED,),
-        download_name="mediapipe" if model == DEFAULT_MODEL else f"mediapipe-{model}",
+        download_name=download_name,
     )
 
 
