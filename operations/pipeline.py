@@ -19,7 +19,7 @@ from operations.framing import FrameSettings, frame
 from operations.look import LookSettings, finish, finish_transparent
 from operations.matting import Matte, MattingSettings, refine
 from operations.matting import warm_up as warm_up_matting
-from operations.segmenters.base import Pick, Segmenter
+from operations.segmenters.base import Segmenter
 
 # An alpha whose strongest pixel is below this found no subject: say so instead of failing.
 NO_SUBJECT_ALPHA = 0.05
@@ -44,11 +44,6 @@ class SwapResult:
         """The subject as ``H×W×4`` RGBA ``uint8`` (straight alpha, decontaminated colours)."""
         alpha8 = np.clip(self.alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.dstack([self.matte.foreground, alpha8])
-
-
-def chosen(pick: Pick) -> dict[str, str]:
-    """What the summary records of a per-photo choice of model."""
-    return {"name": pick.segmenter.name, "reason": pick.reason or ""}
 
 
 class Pipeline:
@@ -119,8 +114,8 @@ class Pipeline:
             rgb = matte.rgb
         result = self.compose(rgb, matte, icc_profile=icc_profile, index=index, name=name)
         result.doubt = measure(coarse if alpha_in is None else coarse * alpha_in)
-        if pick.reason is not None:
-            result.extra["segmenter"] = chosen(pick)
+        if (choice := pick.recorded()) is not None:
+            result.extra["segmenter"] = choice
         return result
 
     def segment(self, rgb: np.ndarray, segmenter: Segmenter | None = None) -> np.ndarray:

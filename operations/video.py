@@ -351,11 +351,10 @@ class VideoWriter:
 
     def write(self, image: np.ndarray, pts: int, duration: int) -> None:
         """Encode one ``H×W×3`` (or ``×4`` with alpha) ``uint8`` frame at ``pts``."""
-        av = _av()
         if image.shape[1] != self.padded[0] or image.shape[0] != self.padded[1]:
             rows, columns = self.padded[1] - image.shape[0], self.padded[0] - image.shape[1]
             image = np.pad(image, ((0, rows), (0, columns), (0, 0)), mode="edge")
-        frame = _packed_frame(av, image)
+        frame = _packed_frame(image)
         frame = frame.reformat(
             format=self.codec.pix_fmt, dst_colorspace="itu709", dst_color_range="MPEG"
         )
@@ -392,12 +391,12 @@ class VideoWriter:
         return self.audio.dropped if self.audio is not None else []
 
 
-def _packed_frame(library: Any, image: np.ndarray) -> av.VideoFrame:
+def _packed_frame(image: np.ndarray) -> av.VideoFrame:
     """An RGB or RGBA frame holding ``image``: copied into the frame's plane by NumPy, which
     lets go of the GIL while it copies (PyAV's ``from_ndarray`` holds it: on a 1080p video the
     encoding thread then held up the pipeline's other threads for milliseconds a frame)."""
     height, width, channels = image.shape
-    frame = library.VideoFrame(width, height, "rgba" if channels == 4 else "rgb24")
+    frame = _av().VideoFrame(width, height, "rgba" if channels == 4 else "rgb24")
     plane = frame.planes[0]
     rows = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)
     rows[:, : width * channels] = image.reshape(height, width * channels)

@@ -20,7 +20,6 @@ from operations.doubt import measure
 from operations.files import ImageError, temporary
 from operations.jobs import FileResult, Job, JobSettings, Progress
 from operations.matting import Matte
-from operations.pipeline import chosen
 from operations.warning_capture import collecting
 
 if TYPE_CHECKING:
@@ -176,8 +175,8 @@ def _swap_video(
         "audio": writer.audio_copied,
     }
     extra = {"video": video, **writer.extra}
-    if pick is not None and pick.reason is not None:
-        extra["segmenter"] = chosen(pick)
+    if pick is not None and (choice := pick.recorded()) is not None:
+        extra["segmenter"] = choice
     worst = max(samples, key=lambda d: d.score, default=None)
     return extra, (worst.to_dict() if worst is not None else {})
 

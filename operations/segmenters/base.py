@@ -49,6 +49,12 @@ class Pick:
     segmenter: Segmenter
     reason: str | None = None
 
+    def recorded(self) -> dict[str, str] | None:
+        """What the summary records of the choice (``None``: there was none to make)."""
+        if self.reason is None:
+            return None
+        return {"name": self.segmenter.name, "reason": self.reason}
+
 
 class Segmenter(ABC):
     """Computes the subject's soft alpha for an RGB image.
