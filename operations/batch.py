@@ -9,6 +9,7 @@ and collects every result into a :class:`BatchResult` (the summary line, the exi
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import tempfile
@@ -22,7 +23,8 @@ from pathlib import Path
 from operations import __version__
 from operations.build import build_background
 from operations.decode import allow_pixels
-from operations.engines import create_engine
+from operations.drop_folder import DropFolder, DropSettings
+from operations.engines import Engine, Report, create_engine
 from operations.files import (
     find_inputs,
     is_video,
@@ -93,9 +95,16 @@ def _suffixes(options: Options) -> tuple[list[str], tuple[str, list[str]]]:
     return side_suffixes(**sides), (ext, side_suffixes(**sides, video_extension=ext))
 
 
-def _job(source: Path, relative: Path, outputs: list[Path], index: int, planned: float) -> Job:
+def _job(
+    source: Path,
+    relative: Path,
+    outputs: list[Path],
+    index: int,
+    planned: float,
+    replace: bool = False,
+) -> Job:
     kind = VideoJob if is_video(relative) else PhotoJob
-    return kind(source, relative, tuple(outputs), index, planned)
+    return kind(source, relative, tuple(outputs), index, planned, replace)
 
 
 def plan_jobs(options: Options) -> list[Job]:
@@ -135,20 +144,6 @@ def _excluded(options: Options) -> list[Path]:
     if (page := options.report_page) is not None:
         exclude += [page, assets_folder(page)]
     return exclude
-
-
-def plan_more(options: Options, fresh: list[Path], planned: list[Job]) -> list[Job]:
-    """Jobs for files that arrived in a watched folder: named as a batch would name them,
-    around the names the earlier jobs have (see :func:`operations.files.plan_outputs`)."""
-    source, target = Path(options.input), Path(options.output)
-    extras, video = _suffixes(options)
-    taken = [out.relative_to(target) for job in planned for out in job.outputs]
-    plan = plan_outputs(fresh, options.format, extras, video=video, taken=taken)
-    now = time.time()
-    return [
-        _job(source / rel, rel, [target / name for name in plan[rel]], len(planned) + n, now)
-        for n, rel in enumerate(fresh)
-    ]
 
 
 def prepare_output(folder: Path) -> None:
@@ -207,36 +202,15 @@ def run_batch(
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     allow_pixels(options.max_pixels)
     jobs = plan_jobs(options)
-    # A killed run's temporaries and claims, in the folders this run writes to (not another
-    # running process's: those are held).
-    folders = {path.parent for job in jobs for path in job.outputs}
-    if options.summary is not None:
-        folders.add(Path(options.summary).parent)
-    if (removed := sweep(folders, before=started)) > 0:
-        log.info("removed %d temporary files left by an interrupted run", removed)
-    results: dict[Path, FileResult] = {}
-    todo = []
-    for job in jobs:
-        if not options.overwrite and job.done():
-            results[job.source] = FileResult(str(job.source), str(job.output), "skipped")
-        else:
-            todo.append(job)
-    if results:
-        log.info(
-            "%d of %d files already have outputs; skipping them (--overwrite redoes them)",
-            len(results),
-            len(jobs),
-        )
+    _sweep_leftovers(options, jobs, started)
+    rows = _Rows()
+    # A watched folder's files are all taken once they have settled (see drop_folder).
+    todo = [] if options.watch else rows.skip_done(jobs, options.overwrite)
     interrupted = False
     run_background = None
     startup = 0.0
     if todo or options.watch:
         prepare_output(options.output_folder)
-
-        def report(job: Job, result: FileResult) -> None:
-            results[job.source] = result
-            _log_result(job, result)
-
         recipe = options.recipe()
         with naming_flags():  # a stage's error names the flag that sets what it refused
             source = pipeline.background if pipeline is not None else build_background(recipe)
@@ -251,24 +225,102 @@ def run_batch(
                 abandon=abandon,
             )
             with engine:
-                run_background = source.prepare(lambda: first_readable_size(todo))
+                run_background = source.prepare(lambda: first_readable_size(jobs))
                 startup = time.perf_counter() - start
+                drop = _drop_folder(options, engine, rows.report) if options.watch else None
                 try:
-                    engine.run(todo, report)
-                    if options.delete_input:
-                        _delete_done(todo, results)
-                    if options.watch:
-                        _watch(options, jobs, engine, report, results)
+                    if drop is not None:
+                        drop.run()
+                    else:
+                        engine.run(todo, rows.report)
                 except KeyboardInterrupt:
                     interrupted = True
                     if options.watch:
                         log.info("stopped watching: finished files are kept")
                     else:
                         log.error("interrupted: finished files are kept; rerun to resume")
-    ordered = [results[job.source] for job in jobs if job.source in results]
+                if drop is not None:
+                    jobs = drop.jobs
     shared = run_background.to_dict() if run_background is not None else None
-    batch = BatchResult(ordered, time.perf_counter() - start, interrupted, shared, startup=startup)
+    batch = BatchResult(
+        rows.ordered(jobs), time.perf_counter() - start, interrupted, shared, startup=startup
+    )
     _say_choices(batch)
+    _write_reports(batch, options, started_at)
+    return batch
+
+
+class _Rows:
+    """The run's rows: one per job's source and main output (a file tried again replaces its
+    row; a file dropped again under a name already done, written under another, adds one)."""
+
+    def __init__(self) -> None:
+        self.results: dict[tuple[Path, Path], FileResult] = {}
+
+    def report(self, job: Job, result: FileResult) -> None:
+        self.results[(job.source, job.output)] = result
+        _log_result(job, result)
+
+    def skip_done(self, jobs: list[Job], overwrite: bool) -> list[Job]:
+        """The jobs left to do; the rest (every output exists) get a ``skipped`` row."""
+        todo = []
+        for job in jobs:
+            if not overwrite and job.done():
+                self.results[(job.source, job.output)] = FileResult(
+                    str(job.source), str(job.output), "skipped"
+                )
+            else:
+                todo.append(job)
+        if done := len(jobs) - len(todo):
+            log.info(
+                "%d of %d files already have outputs; skipping them (--overwrite redoes them)",
+                done,
+                len(jobs),
+            )
+        return todo
+
+    def ordered(self, jobs: list[Job]) -> list[FileResult]:
+        """The rows in the jobs' order."""
+        keys = dict.fromkeys((job.source, job.output) for job in jobs)
+        return [self.results[key] for key in keys if key in self.results]
+
+
+def _sweep_leftovers(options: Options, jobs: list[Job], started: float) -> None:
+    """A killed run's temporaries and claims, in the folders this run writes to (not another
+    running process's: those are held)."""
+    folders = {path.parent for job in jobs for path in job.outputs} | {options.output_folder}
+    if options.summary is not None:
+        folders.add(Path(options.summary).parent)
+    if (removed := sweep(folders, before=started)) > 0:
+        log.info("removed %d temporary files left by an interrupted run", removed)
+
+
+def _drop_folder(options: Options, engine: Engine, report: Report) -> DropFolder:
+    """--watch: the drop folder that takes what arrives (see :mod:`operations.drop_folder`)."""
+    extras, video = _suffixes(options)
+    settings = DropSettings(
+        root=Path(options.input),
+        output=options.output_folder,
+        recursive=options.recursive,
+        exclude=tuple(_excluded(options)),
+        settle=options.settle,
+        delete_input=options.delete_input,
+        overwrite=options.overwrite,
+    )
+    return DropFolder(
+        settings,
+        engine=engine,
+        report=report,
+        namer=functools.partial(plan_outputs, fmt=options.format, extras=extras, video=video),
+        make_job=lambda source, rel, outputs, index, replace: _job(
+            source, rel, outputs, index, time.time(), replace
+        ),
+    )
+
+
+def _write_reports(batch: BatchResult, options: Options, started_at: str) -> None:
+    """The summary JSON and the review page, as asked; a failure to write either is the run's
+    failure (exit 1), said once."""
     if options.summary is not None:
         try:
             write_summary(batch, options, Path(options.summary), started_at)
@@ -292,44 +344,6 @@ def run_batch(
             log.info("review page: %s", shown(page))
     else:
         _hint_doubtful(batch)
-    return batch
-
-
-def _watch(options: Options, jobs: list[Job], engine, report, results: dict) -> None:
-    """Keep processing the files that arrive in the input folder until Ctrl-C or SIGTERM."""
-    from operations.watch import Watcher
-
-    watcher = Watcher(
-        Path(options.input),
-        known=[job.relative for job in jobs],
-        recursive=options.recursive,
-        exclude=_excluded(options),
-    )
-    log.info("watching %s for new files (Ctrl-C ends it)", shown(options.input))
-    while True:
-        fresh = plan_more(options, watcher.wait(), jobs)
-        jobs.extend(fresh)
-        todo = [job for job in fresh if options.overwrite or not job.done()]
-        for job in fresh:
-            if job not in todo:
-                results[job.source] = FileResult(str(job.source), str(job.output), "skipped")
-        engine.run(todo, report)
-        if options.delete_input:
-            _delete_done(todo, results)
-
-
-def _delete_done(jobs: list[Job], results: dict) -> None:
-    """--delete-input: each input whose result is written (every output in place) goes."""
-    for job in jobs:
-        result = results.get(job.source)
-        if result is None or result.status != "ok" or not job.done():
-            continue
-        try:
-            job.source.unlink()
-        except OSError as exc:
-            result.warnings.append(f"input kept: it could not be deleted ({exc.strerror})")
-        else:
-            result.extra["input_deleted"] = True
 
 
 def _say_choices(batch: BatchResult) -> None:

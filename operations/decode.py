@@ -10,19 +10,22 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from operations.files import ImageError, shown
+from operations.containers import cut_short_bytes
+from operations.files import ImageError, read_whole
 
 # Pillow refuses images over 2 × MAX_IMAGE_PIXELS inside Image.open, before our own, configurable
 # limit is consulted; :func:`allow_pixels` raises Pillow's limit to ours when ours is higher.
 DEFAULT_MAX_PIXELS = 120_000_000  # a 100 MP medium-format frame passes; decompression bombs do not
 _EXIF_ORIENTATION = 0x0112
+# What decoders say of a file that ends too soon (Pillow's "image file is truncated",
+# libheif's "Unexpected end of file", EOFError's empty message aside).
+_TRUNCATED = ("truncated", "end of file", "unexpected end", "premature end")
 
 
 @dataclass
@@ -87,21 +90,30 @@ def _register_heif() -> None:
         register_heif_opener()
 
 
-def decode(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+def decode(
+    path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | None = None
+) -> DecodedImage:
     """Decode an image file into the pipeline's form.
 
     Applies the EXIF orientation; converts every mode to RGB (16-bit grey is scaled, not
     clipped; CMYK goes through its ICC profile when it has one); returns transparency as a
     separate alpha; keeps an RGB ICC profile and the EXIF block for the encoder.
 
+    Args:
+        path: the file (named in reasons; read here unless ``data`` is given).
+        data: the file's bytes, already read (:func:`operations.files.read_whole`).
+
     Raises:
-        ImageError: empty, not an image, corrupt, truncated, or over ``max_pixels``.
+        ImageError: unreadable, empty, not an image, corrupt, truncated (``incomplete``), or
+            over ``max_pixels``.
     """
     _register_heif()
+    if data is None:
+        data = read_whole(path)[0]
+    if not data:
+        raise ImageError("empty file", incomplete=True)
     try:
-        if path.stat().st_size == 0:
-            raise ImageError("empty file")
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageError(
@@ -123,20 +135,19 @@ def decode(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
             rgb = np.asarray(rgb_img, dtype=np.uint8)
     except ImageError:
         raise
-    except FileNotFoundError:
-        if path.is_symlink():
-            target = shown(os.readlink(path))
-            raise ImageError(
-                f"broken symbolic link: it points to {target}, which does not exist"
-            ) from None
-        raise ImageError("input disappeared: deleted or moved during the run") from None
     except UnidentifiedImageError:
+        if (cut := cut_short_bytes(data)) is not None:  # a HEIC, AVIF or WebP cut short
+            raise ImageError(f"truncated (a copy not finished?): {cut}", incomplete=True) from None
         raise ImageError("not an image (Pillow cannot identify the format)") from None
     except Image.DecompressionBombError as exc:
         raise ImageError(f"refused as a decompression bomb: {exc}") from None
-    except (OSError, SyntaxError, ValueError, ImageCms.PyCMSError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, ImageCms.PyCMSError) as exc:
         # Truncated or corrupt data surfaces as OSError/SyntaxError/ValueError from the decoders.
-        raise ImageError(f"corrupt or unsupported image: {exc}") from None
+        reason = " ".join(str(exc).split())  # one line (pillow-heif's end with a newline)
+        structure = cut_short_bytes(data)
+        cut = structure is not None or any(word in reason.lower() for word in _TRUNCATED)
+        what = "truncated (a copy not finished?)" if cut else "corrupt or unsupported image"
+        raise ImageError(f"{what}: {structure or reason}", incomplete=cut) from None
     if icc and not _has_rgb_profile(icc):
         icc = None  # a grey or CMYK profile no longer describes the RGB pixels
     exif_bytes = None

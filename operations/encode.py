@@ -3,8 +3,10 @@ atomically, with the photo's colour profile and EXIF carried over."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -45,15 +47,30 @@ def encode(
     """Write ``image`` (RGB, RGBA or grey ``uint8``) to ``path`` atomically.
 
     The file is written under a hidden temporary name in the same folder and renamed into place,
-    so an interrupted run never leaves a truncated file under the final name. PNGs go through
-    our own encoder (:mod:`operations.png`), the rest through Pillow.
+    so an interrupted run never leaves a truncated file under the final name (a job's outputs
+    are staged together instead: :class:`operations.files.StagedOutputs` and :func:`encoder`).
+    """
+    write_atomic(path, encoder(image, path, icc_profile=icc_profile, exif=exif, settings=settings))
+
+
+def encoder(
+    image: np.ndarray,
+    path: Path,
+    *,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+    settings: EncodeSettings | None = None,
+) -> Callable[[BinaryIO], None]:
+    """What writes ``image`` into an open file in the format ``path``'s extension names. PNGs go
+    through our own encoder (:mod:`operations.png`), the rest through Pillow.
+
+    Raises:
+        ImageError: a format we do not write, or JPEG asked to keep transparency.
     """
     settings = settings or EncodeSettings()
     fmt = pillow_format(path)
     if fmt == "PNG":
-        data = encode_png(image, icc_profile=icc_profile, exif=exif)
-        write_atomic(path, lambda f: f.write(data))
-        return
+        return lambda f: f.write(encode_png(image, icc_profile=icc_profile, exif=exif))
     pil = Image.fromarray(image)
     params: dict[str, object] = {}
     if icc_profile and pil.mode in ("RGB", "RGBA"):
@@ -68,4 +85,4 @@ def encode(
         params.update(quality=settings.quality, method=4)
     elif fmt == "AVIF":
         params.update(quality=settings.quality)
-    write_atomic(path, lambda f: pil.save(f, format=fmt, **params))
+    return lambda f: pil.save(f, format=fmt, **params)

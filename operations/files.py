@@ -13,7 +13,8 @@ import logging
 import os
 import socket
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
@@ -70,7 +71,65 @@ os.umask(_UMASK)
 
 class ImageError(ValueError):
     """A file that cannot be used as an image, or written as one; the message is a one-line
-    reason."""
+    reason. ``incomplete``: it looks cut short (a copy not yet finished?), so a watched folder
+    tries it again once it changes."""
+
+    def __init__(self, reason: str, *, incomplete: bool = False) -> None:
+        super().__init__(reason)
+        self.incomplete = incomplete
+
+
+class SourceChanged(ImageError):
+    """The source changed while it was read or processed (a copy still under way): what was
+    made from it is given up."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, incomplete=True)
+
+
+def changed(before: os.stat_result, after: os.stat_result) -> str | None:
+    """How a file changed between two looks (``None``: it did not): the words a reason uses."""
+    if (before.st_dev, before.st_ino) != (after.st_dev, after.st_ino):
+        return "replaced"
+    if before.st_size != after.st_size:
+        return "size changed"
+    if before.st_mtime_ns != after.st_mtime_ns:
+        return "modified"
+    return None
+
+
+def unreadable(path: Path, exc: OSError) -> ImageError:
+    """Why a source cannot be read, in a user's words."""
+    if isinstance(exc, FileNotFoundError):
+        if path.is_symlink():
+            target = shown(os.readlink(path))
+            return ImageError(f"broken symbolic link: it points to {target}, which does not exist")
+        return ImageError("input disappeared: deleted or moved during the run")
+    if isinstance(exc, PermissionError):
+        return ImageError("cannot read: permission denied")
+    if isinstance(exc, IsADirectoryError):
+        return ImageError("cannot read: it is a folder")
+    return ImageError(f"cannot read: {(exc.strerror or str(exc)).lower()}")
+
+
+def read_whole(path: Path) -> tuple[bytes, os.stat_result]:
+    """A source file's bytes, read once, and what the file was as they were read.
+
+    Raises:
+        ImageError: it cannot be read (permission denied, gone, a broken link, a folder).
+        SourceChanged: it changed while it was read.
+    """
+    try:
+        with open(path, "rb") as f:
+            before = os.fstat(f.fileno())
+            data = f.read()
+            after = os.fstat(f.fileno())
+    except OSError as exc:
+        raise unreadable(path, exc) from None
+    how = changed(before, after) or ("size changed" if len(data) != after.st_size else None)
+    if how is not None:
+        raise SourceChanged(f"still being copied ({how} while it was read)")
+    return data, after
 
 
 def find_inputs(root: Path, *, recursive: bool = False, exclude: Iterable[Path] = ()) -> list[Path]:
@@ -182,6 +241,8 @@ def plan_outputs(
     *,
     video: tuple[str, Iterable[str]] | None = None,
     taken: Iterable[Path] = (),
+    busy: Callable[[Path, Path], bool] | None = None,
+    again: Container[Path] = (),
 ) -> dict[Path, list[Path]]:
     """Give every input its output names: the same relative folder and stem, the new extension.
 
@@ -191,15 +252,22 @@ def plan_outputs(
     Names are compared case-insensitively so the plan is the same on every file system. When an
     input's names are taken by an earlier input (in sorted order: ``x.jpg`` before ``x.png``,
     both wanting ``x.png``), it is named after its whole file name instead (``x.png.png``), and
-    if that is taken too, ``~2``, ``~3``… are added to it. ``taken``: names (relative) that
-    earlier plans gave out (a watched folder's later arrivals are planned around them).
+    if that is taken too, ``~2``, ``~3``… are added to it.
+
+    Args:
+        taken: names (relative) that earlier plans gave out (a watched folder's later arrivals
+            are planned around them).
+        busy: ``busy(input, name)``: whether the name (relative) belongs to some other file
+            already (a watched folder's outputs of inputs since deleted).
+        again: inputs dropped again under a name whose outputs were made from other content:
+            they get the next free name after their own, ``x-2.png``, ``x-3.png``…, never those.
 
     Returns:
         input → [main output, *side files], all relative.
     """
     extras = list(extras)
     video_ext, video_extras = (video[0], list(video[1])) if video is not None else ("", [])
-    taken = {name.as_posix().casefold() for name in taken}
+    given = {name.as_posix().casefold() for name in taken}
     plan: dict[Path, list[Path]] = {}
     for rel in sorted(inputs, key=lambda p: p.as_posix()):
         moving = video is not None and rel.suffix.lower() in VIDEO_EXTENSIONS
@@ -207,16 +275,20 @@ def plan_outputs(
         sides = video_extras if moving else extras
         # Made lazily: the candidates were once a list as long as the names taken, which made
         # planning quadratic (a 20,000-photo folder took 45 s to plan, 100,000 never finished).
-        bases = itertools.chain(
-            [rel.stem, rel.name], (f"{rel.name}~{n}" for n in itertools.count(2))
-        )
+        if rel in again:
+            bases: Iterable[str] = (f"{rel.stem}-{n}" for n in itertools.count(2))
+        else:
+            bases = itertools.chain(
+                [rel.stem, rel.name], (f"{rel.name}~{n}" for n in itertools.count(2))
+            )
         for base in bases:
             names = [rel.with_name(base + ext)] + [rel.with_name(base + s) for s in sides]
             keys = {n.as_posix().casefold() for n in names}
-            if not keys & taken:
-                taken |= keys
-                plan[rel] = names
-                break
+            if keys & given or (busy is not None and any(busy(rel, n) for n in names)):
+                continue
+            given |= keys
+            plan[rel] = names
+            break
     return plan
 
 
@@ -231,6 +303,131 @@ def standing_for(name: str | os.PathLike[str], outputs: Iterable[Path]) -> Path 
     if not base.startswith(PREFIX):
         return None
     return next((o for o in outputs if base.startswith(f"{PREFIX}{_key(o)}-")), None)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A file as it was written: its name, size and modification time (a rename keeps both, so
+    a later look can tell that the file at ``path`` is still the one written)."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+    def still_there(self) -> bool:
+        """The file at :attr:`path` is still this one, whole."""
+        try:
+            info = self.path.stat()
+        except OSError:
+            return False
+        return (info.st_size, info.st_mtime_ns) == (self.size, self.mtime_ns)
+
+
+class StagedOutputs:
+    """A job's outputs, each written to a hidden temporary beside it (:func:`temporary`'s
+    names), then renamed into place together by :meth:`commit`: the side files first and the
+    main output last, so a job is done (its main output exists) only once every file is in
+    place. If anything fails before or during the commit, none of them is left.
+
+    Use as a context manager; writers that open files themselves (a video muxer) write to
+    :attr:`temporaries`, others call :meth:`write`.
+    """
+
+    def __init__(self, outputs: Iterable[Path]) -> None:
+        self.outputs = list(outputs)
+        self.temporaries: list[Path] = []
+        self._fds: list[int] = []
+        self._committed = False
+
+    def __enter__(self) -> StagedOutputs:
+        try:
+            for path in self.outputs:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(
+                    prefix=f"{PREFIX}{_key(path)}-", suffix=".tmp", dir=path.parent
+                )
+                self._fds.append(fd)
+                self.temporaries.append(Path(name))
+                if fcntl is not None:  # held while writing: another run's sweep leaves it alone
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._discard()
+            raise
+        return self
+
+    def write(self, index: int, write: Callable[[BinaryIO], None]) -> None:
+        """Call ``write(file)`` on output ``index``'s temporary."""
+        with os.fdopen(os.dup(self._fds[index]), "wb") as f:
+            write(f)
+
+    def commit(self, check: Callable[[list[Written]], None] | None = None) -> list[Written]:
+        """Make every output durable, call ``check(written)`` (it may raise to give them all
+        up: the source changed meanwhile, say), then rename them into place.
+
+        Returns:
+            Each output as written (in the outputs' order).
+        """
+        written = []
+        for fd, path in zip(self._fds, self.outputs, strict=True):
+            os.fsync(fd)  # the descriptor is of the same file whoever wrote it
+            info = os.fstat(fd)
+            written.append(Written(path, info.st_size, info.st_mtime_ns))
+        if check is not None:
+            check(written)
+        placed: list[Path] = []
+        order = [*range(1, len(self.outputs)), 0]  # the main output last
+        try:
+            for index in order:
+                os.chmod(self.temporaries[index], 0o666 & ~_UMASK)
+                os.replace(self.temporaries[index], self.outputs[index])
+                placed.append(self.outputs[index])
+        except BaseException:
+            for path in placed:  # all or none: the ones already placed go again
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+        self._committed = True
+        return written
+
+    def _discard(self) -> None:
+        if not self._committed:
+            for tmp in self.temporaries:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+
+    def __exit__(self, *exc: object) -> None:
+        self._discard()
+
+
+def name_max(folder: Path) -> int:
+    """The longest file name (in bytes) the file system holding ``folder`` (or the nearest
+    folder above it that exists) accepts."""
+    for candidate in (folder, *folder.parents):
+        try:
+            return os.pathconf(candidate, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            continue
+    return 255
+
+
+def check_names(outputs: Iterable[Path]) -> None:
+    """Refuse outputs whose names the file system cannot hold, before anything is written (a
+    long photo name plus ``.mask.png`` may not fit where the photo's own name did).
+
+    Raises:
+        ImageError: one of the names is too long.
+    """
+    for path in outputs:
+        length, limit = len(os.fsencode(path.name)), name_max(path.parent)
+        if length > limit:
+            raise ImageError(
+                f"its output name {shown(path.name)[:40]}… would be {length} bytes, over the "
+                f"file system's limit of {limit}: rename the input (shorter), or leave out "
+                "the side files"
+            )
 
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:

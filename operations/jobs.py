@@ -21,8 +21,21 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import numpy as np
 
 from operations.decode import DEFAULT_MAX_PIXELS, decode
-from operations.encode import DEFAULT_QUALITY, EncodeSettings, encode
-from operations.files import PREFIX, ImageError, claimed, shown, standing_for
+from operations.encode import DEFAULT_QUALITY, EncodeSettings, encoder
+from operations.files import (
+    PREFIX,
+    ImageError,
+    SourceChanged,
+    StagedOutputs,
+    Written,
+    changed,
+    check_names,
+    claimed,
+    read_whole,
+    shown,
+    standing_for,
+)
+from operations.ledger import InputRecord, Ledger, Made, digest_bytes
 from operations.report import Thumbnails, write_thumbnails
 from operations.temporal import DEFAULT_STRENGTH as DEFAULT_SMOOTHING
 from operations.video import DEFAULT_VIDEO_CODEC, DEFAULT_VIDEO_QUALITY
@@ -49,6 +62,7 @@ class JobSettings:
     video_quality: int = DEFAULT_VIDEO_QUALITY
     temporal_smoothing: float = DEFAULT_SMOOTHING  # videos: 0 turns it off
     workers: int = 1  # a video's threads for its frames
+    ledger: bool = False  # record what each job read and wrote (a watched folder's ledger)
 
 
 Status = Literal["ok", "skipped", "failed"]
@@ -93,6 +107,7 @@ class Job(ABC):
     outputs: tuple[Path, ...]
     index: int = 0  # position in the sorted input list (per-photo seeds count from it)
     planned: float = 0.0  # when the batch planned it (time.time()): later outputs are another run's
+    replace: bool = False  # its outputs are ours to replace (made from an earlier, cut-short copy)
 
     @property
     def output(self) -> Path:
@@ -123,13 +138,17 @@ class Job(ABC):
                     "skipped",
                     warnings=[f"in progress in another run ({claim})"],
                 )
-            if self.done(None if not settings.overwrite else self.planned):
+            if self.done(None if not (settings.overwrite or self.replace) else self.planned):
                 return FileResult(
                     str(self.source),
                     str(self.output),
                     "skipped",
                     warnings=["done by another run meanwhile"],
                 )
+            try:
+                check_names(self.outputs)
+            except ImageError as exc:
+                return self._failure(exc, time.perf_counter(), [])
             return self.work(pipeline, settings, progress)
 
     @abstractmethod
@@ -141,6 +160,40 @@ class Job(ABC):
         Failures come back as a ``failed`` result with a one-line reason, never raised.
         ``progress(done, expected)`` is told of a long job's steps (a video's frames).
         """
+
+    def _commit(
+        self,
+        staged: StagedOutputs,
+        settings: JobSettings,
+        read: os.stat_result,
+        digest: str | None,
+        *,
+        complete: bool = True,
+    ) -> list[Written]:
+        """Rename the staged outputs into place, unless the source changed since it was read
+        (``read``: the file as it was read): then nothing is kept. With a ledger, the job's line
+        is written first, so an output never exists without it."""
+
+        def check(written: list[Written]) -> None:
+            try:
+                now = self.source.stat()
+            except OSError:
+                now = None
+            how = "deleted" if now is None else changed(read, now)
+            if how is not None:
+                raise SourceChanged(f"changed while it was processed ({how}): nothing written")
+            if settings.ledger and digest is not None:
+                assert settings.output_folder is not None
+                made = Made.of(
+                    self.relative,
+                    InputRecord.of(read, digest),
+                    written,
+                    settings.output_folder,
+                    complete=complete,
+                )
+                Ledger(settings.output_folder).add(made)
+
+        return staged.commit(check)
 
     def _failure(self, exc: Exception, start: float, warnings: list[str]) -> FileResult:
         """The failed result of an exception, with a one-line reason."""
@@ -210,7 +263,10 @@ class PhotoJob(Job):
         )
 
     def _swap(self, pipeline: Pipeline, settings: JobSettings, caught: list[str]) -> SwapResult:
-        decoded = decode(self.source, max_pixels=settings.max_pixels)
+        data, read = read_whole(self.source)  # once: decoded, and fingerprinted for the ledger
+        digest = digest_bytes(data) if settings.ledger else None
+        decoded = decode(self.source, max_pixels=settings.max_pixels, data=data)
+        del data
         result = pipeline.swap(
             decoded.rgb,
             alpha_in=decoded.alpha,
@@ -219,24 +275,19 @@ class PhotoJob(Job):
             name=self.relative.stem,
         )
         encoding = EncodeSettings(quality=settings.quality)
-        encode(
-            result.image,
-            self.output,
-            icc_profile=decoded.icc_profile,
-            exif=decoded.exif,
-            settings=encoding,
-        )
-        side_files = iter(self.outputs[1:])
+        images = [(result.image, decoded.icc_profile, decoded.exif)]
         if settings.save_mask:
             mask = np.clip(result.alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-            encode(mask, next(side_files), settings=encoding)
+            images.append((mask, None, None))
         if settings.save_cutout:
-            encode(
-                result.cutout(),
-                next(side_files),
-                icc_profile=decoded.icc_profile,
-                settings=encoding,
-            )
+            images.append((result.cutout(), decoded.icc_profile, None))
+        with StagedOutputs(self.outputs) as staged:
+            for index, (image, icc, exif) in enumerate(images):
+                path = self.outputs[index]
+                staged.write(
+                    index, encoder(image, path, icc_profile=icc, exif=exif, settings=encoding)
+                )
+            self._commit(staged, settings, read, digest)
         if settings.report_page is not None:
             self._thumbnails(settings, decoded.rgb, result, caught)
         return result

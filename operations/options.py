@@ -57,6 +57,7 @@ from operations.segmenters import (
 )
 from operations.segmenters.base import Backend, SegmenterSettings
 from operations.shadow import ShadowSettings
+from operations.watch import DEFAULT_SETTLE
 
 __all__ = ["Options", "OptionsError", "default_workers"]
 
@@ -249,17 +250,37 @@ class _Settings:
     watch: bool = _option(
         False,
         group=IO,
-        help="after the folder's files, keep processing new ones as they arrive, each once it "
-        "has stopped growing; Ctrl-C or SIGTERM ends it with the summary",
-        doc="after the folder's current files, keep processing files as they arrive (a studio's "
-        "drop folder): each is taken once its size has not changed for a second, so a photo "
-        "still being copied is never read; resumable like any run; Ctrl-C or SIGTERM ends it "
-        "(exit 130 / 143) with the summary and the review page",
+        help="keep processing the folder's files as they arrive (a drop folder), each once it "
+        "has settled (--settle), again when it changes; Ctrl-C or SIGTERM ends it with the "
+        "summary",
+        doc="a studio's drop folder: keep processing the folder's files, those there at the "
+        "start and those that arrive, each once it has not changed for `--settle` seconds (and, "
+        "where the system can tell, no other program has it open), so a photo still being "
+        "copied is never read; a file that changes is taken again (a new file under a name "
+        "already done is written as `NAME-2.png`); a record in the output folder makes "
+        "restarts safe; Ctrl-C or SIGTERM ends it (exit 130 / 143) with the summary and the "
+        "review page. See [Drop folders](#drop-folders---watch---delete-input)",
     )
     delete_input: bool = _option(
         False,
         group=IO,
-        help="with --watch: delete each input once all its outputs are written",
+        help="with --watch: delete each input once every output is written from its whole, "
+        "last content (checked again just before; anything else keeps it and says why)",
+        doc="with --watch: delete each input once every output has been written from its "
+        "whole, last content, checked again just before the deletion; an input that is cut "
+        "short, changed, or still open in another program is kept, and its row says why. See "
+        "[Drop folders](#drop-folders---watch---delete-input)",
+    )
+    settle: float = _option(
+        DEFAULT_SETTLE,
+        group=IO,
+        type=float,
+        metavar="SECONDS",
+        help="with --watch: how long a file must stay unchanged (size and time) before it is "
+        "taken (default: %(default)s)",
+        doc="with --watch: how long a file must stay unchanged (size and modification time) "
+        "before it is taken (default {default}: longer than the pauses of copies over Wi-Fi "
+        "and SMB, and twice FAT's 2 s time step)",
     )
     max_pixels: int = _option(
         DEFAULT_MAX_PIXELS,
@@ -886,6 +907,8 @@ class _Settings:
             raise OptionsError("--classes", ",".join(self.classes), "give at least one class name")
         if self.max_pixels < 1:
             raise self._error("max_pixels", "must be positive")
+        if not 0 <= self.settle <= 3600:
+            raise self._error("settle", "must be between 0 and 3600 seconds")
         if self.workers < 1:
             raise self._error("workers", "must be at least 1")
         if self.cpus_per_worker <= 0:
@@ -944,7 +967,7 @@ class _Settings:
             ),
             (("strength",), self.around, "--around"),
             (("canvas", "margin", "align"), self.frame is not None, "--frame subject"),
-            (("delete_input",), self.watch, "--watch"),
+            (("delete_input", "settle"), self.watch, "--watch"),
             (
                 ("harmonize",),
                 new_background and not transparent,
@@ -1093,6 +1116,7 @@ class _Settings:
             video_quality=self.video_quality,
             temporal_smoothing=self.temporal_smoothing,
             workers=self.workers,
+            ledger=self.watch,
         )
         framing = None
         if self.frame is not None:

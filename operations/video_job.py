@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from operations.containers import cut_short_file
 from operations.doubt import measure
-from operations.files import ImageError, temporary
+from operations.files import ImageError, StagedOutputs, unreadable
 from operations.jobs import FileResult, Job, JobSettings, Progress
+from operations.ledger import digest_file
 from operations.matting import Matte
 from operations.warning_capture import collecting
 
@@ -84,6 +86,10 @@ def _swap_video(
             "--around paints photos only: a video would be painted anew frame by "
             "frame (it would flicker); give it --bg or --prompt without --around"
         )
+    try:  # what is read (with the ledger: its fingerprint, a read of its own before decoding)
+        digest, read = digest_file(job.source) if options.ledger else (None, job.source.stat())
+    except OSError as exc:
+        raise unreadable(job.source, exc) from None
     began = time.perf_counter()
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(VideoReader(job.source, max_pixels=options.max_pixels))
@@ -93,9 +99,9 @@ def _swap_video(
             stack.callback(backdrop.close)
         codec = VIDEO_CODECS[options.video_codec]
         codecs = [codec] + [codec] * options.save_mask + [CUTOUT_CODEC] * options.save_cutout
-        temporaries = [stack.enter_context(temporary(path))[0] for path in job.outputs]
+        staged = stack.enter_context(StagedOutputs(job.outputs))
         writer = _FrameWriter(
-            job, options, reader, list(zip(temporaries, codecs, strict=True)), progress
+            job, options, reader, list(zip(staged.temporaries, codecs, strict=True)), progress
         )
         stack.callback(writer.abort)  # after a failure: stop the writer before the files go
         frames = _Prefetch(reader.frames(), 4)
@@ -145,12 +151,19 @@ def _swap_video(
             writer.put(frame, sequencer.submit(smooth_then_compose, refined, frame.rgb, behind))
         writer.finish()
         missing, short = reader.missing(writer.written, last_end)  # while it is open
+        # A clip with frames missing, lost or damaged may be a copy not yet finished: its
+        # outputs are written (and flagged), but it is never "complete" (never deleted).
+        cut = cut_short_file(job.source)  # what the container states (MPEG-TS: its packets)
+        complete = not (missing or reader.failed or reader.damaged or cut)
+        job._commit(staged, options, read, digest, complete=complete)
     seconds = time.perf_counter() - began
     if missing:
         warnings.append(
             f"ends early: {missing} frames ({short:g} s) of what the file states are missing "
             "(a clip cut short, or a file not wholly copied?)"
         )
+    if cut is not None and not missing:
+        warnings.append(f"cut short: {cut} (a file not wholly copied?)")
     if reader.failed:
         warnings.append(
             f"{reader.failed} frames could not be decoded: the frame before "
@@ -174,7 +187,15 @@ def _swap_video(
         "rotation": reader.rotation,
         "audio": writer.audio_copied,
     }
-    extra = {"video": video, **writer.extra}
+    extra: dict[str, object] = {"video": video, **writer.extra}
+    if not complete:  # in a few words, for a watched folder's "kept" reason
+        extra["incomplete"] = (
+            f"ends {short:.1f} s early"
+            if missing
+            else f"cut short ({cut})"
+            if cut
+            else f"{reader.failed + reader.damaged} frames lost or damaged"
+        )
     if pick is not None and (choice := pick.recorded()) is not None:
         extra["segmenter"] = choice
     worst = max(samples, key=lambda d: d.score, default=None)

@@ -110,7 +110,7 @@ def test_bad_files_are_reported_and_the_batch_goes_on(tmp_path, photo_dir, capsy
     assert len(lines) == 3
     assert any("empty.jpg: empty file" in line for line in lines)
     assert any("notes.txt: not an image" in line for line in lines)
-    assert any("truncated.jpg: corrupt" in line for line in lines)
+    assert any("truncated.jpg: truncated (a copy not finished?)" in line for line in lines)
     assert "Traceback" not in err
     report = json.loads((tmp_path / "s.json").read_text())
     assert report["counts"] == {"ok": 2, "skipped": 0, "failed": 3}

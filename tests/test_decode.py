@@ -128,23 +128,72 @@ def test_pixel_limit(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "reason"),
+    ("content", "reason", "incomplete"),
     [
-        (b"", "empty file"),
-        (b"hello, I am a text file\n", "not an image"),
-        (None, "corrupt"),  # a JPEG cut in half
+        (b"", "empty file", True),
+        (b"hello, I am a text file\n", "not an image", False),
+        ("png-damaged", "corrupt", False),  # whole, but a byte of its pixel data flipped
+        ("jpg", "truncated", True),  # a JPEG cut in half: a copy not finished
+        ("webp", "truncated", True),  # its RIFF header states more bytes than it has
+        ("png", "truncated", True),
     ],
 )
-def test_bad_files_raise_one_line_reasons(tmp_path: Path, content: bytes | None, reason: str):
-    path = tmp_path / "bad.jpg"
-    if content is None:
-        save_rgb(path, 64, 64, quality=90)
-        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    else:
-        path.write_bytes(content)
+def test_bad_files_raise_one_line_reasons(
+    tmp_path: Path, content: bytes | str, reason: str, incomplete: bool
+):
+    path = tmp_path / "bad.img"
+    if isinstance(content, str):
+        whole = tmp_path / f"whole.{content.split('-')[0]}"
+        save_rgb(whole, 64, 64)
+        data = bytearray(whole.read_bytes())
+        if content.endswith("-damaged"):
+            data[data.index(b"IDAT") + 40] ^= 0xFF
+        else:
+            data = data[: len(data) // 2]
+        content = bytes(data)
+    path.write_bytes(content)
     with pytest.raises(ImageError, match=reason) as info:
         decode(path)
     assert "\n" not in str(info.value)
+    assert info.value.incomplete is incomplete
+
+
+def test_an_unreadable_file_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    path = save_rgb(tmp_path / "locked.jpg")
+    real_open = builtins.open
+
+    def refusing(file, *args, **kwargs):  # root reads anything: the refusal is simulated
+        if Path(file) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing)
+    with pytest.raises(ImageError, match=r"^cannot read: permission denied$"):
+        decode(path)
+
+
+def test_a_file_that_grows_while_it_is_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from operations.files import SourceChanged, read_whole
+
+    path = save_rgb(tmp_path / "growing.jpg")
+    real_fstat, calls = os.fstat, []
+
+    def fstat(fd: int) -> os.stat_result:  # the second look sees the copier's next chunk
+        calls.append(fd)
+        if len(calls) == 2:
+            with path.open("ab") as f:
+                f.write(b"more")
+        return real_fstat(fd)
+
+    monkeypatch.setattr(os, "fstat", fstat)
+    with pytest.raises(SourceChanged, match=r"still being copied \(size changed"):
+        read_whole(path)
 
 
 def test_icc_bytes_roundtrip_helper() -> None:

@@ -61,17 +61,14 @@ def test_a_failing_job_reports_one_line_and_writes_nothing(tmp_path: Path) -> No
 def test_a_full_disk_names_the_output_not_our_temporary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from operations import files
-
     source = save_rgb(tmp_path / "in" / "a.jpg", 40, 50)
     out = tmp_path / "out"
     job = PhotoJob(source, Path("a.jpg"), (out / "a.png",))
 
-    def full(path: Path, write) -> None:  # a write through the temporary's descriptor fails
-        with files.temporary(path):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def full(f) -> None:  # a write through the temporary's descriptor fails
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("operations.encode.write_atomic", full)
+    monkeypatch.setattr("operations.jobs.encoder", lambda *args, **kwargs: full)
     result = job.process(_pipeline(), _settings())
     assert result.status == "failed"
     assert result.error == f"No space left on device: {out / 'a.png'}"
