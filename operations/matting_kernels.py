@@ -66,11 +66,19 @@ def edge_pixels(
     unsure: np.ndarray,
     row_start: np.ndarray,
     col_start: np.ndarray,
+    low: float,
+    high: float,
+    solid: np.ndarray,
     index: np.ndarray,
     alpha: np.ndarray,
     colours: np.ndarray,
-) -> None:
-    """Alpha and subject colour of every full-resolution pixel of the band, in raster order.
+) -> int:
+    """Alpha and subject colour of every full-resolution pixel of the band, decided pixel by
+    pixel: each one's alpha comes from the maps sampled bilinearly at its centre (He & Sun's
+    fast guided filter) and its own colour, and is snapped to 0 at or below ``low`` and to 1
+    at or above ``high`` (the thresholds that made the reduced pixels outside the band sure,
+    so the band meets them without a step). Its solid value is written; the soft ones (0 < α
+    < 1) are listed, in raster order.
 
     Args:
         rgb: ``H×W×3`` ``uint8`` photo.
@@ -81,10 +89,15 @@ def edge_pixels(
         unsure: ``h×w`` ``bool``: the reduced pixels of the band.
         row_start: ``h + 1`` ints: reduced row ``i`` covers full rows ``row_start[i]`` up to
             ``row_start[i + 1]`` (nearest-neighbour enlargement); ``col_start`` likewise.
-        index: out, ``N`` ``int64``: the flat indices of the band's pixels.
+        low, high: the snapping thresholds.
+        solid: in and out, ``H×W`` ``uint8``: 1 where α = 1; the band's pixels are written.
+        index: out, ``N`` ``int64`` (N at least the band's size): the soft pixels' flat indices.
         alpha: out, ``N`` ``float32``: their alpha.
         colours: out, ``N×3`` ``float32`` in [0, 255]: their subject colours (the photo's own
-            where the maps carry no colour means or the pixel is opaque or transparent).
+            where the maps carry no colour means).
+
+    Returns:
+        How many soft pixels were listed.
     """
     height, width = rgb.shape[0], rgb.shape[1]
     h, w, channels = maps.shape
@@ -109,12 +122,17 @@ def edge_pixels(
                         pixel[ch] = rgb[r, c, ch] / 255.0
                     a = values[A_RED] * pixel[0] + values[A_GREEN] * pixel[1]
                     a += values[A_BLUE] * pixel[2] + values[B]
-                    a = min(max(a, values[INTERIOR], 0.0), 1.0)
+                    a = max(a, values[INTERIOR])
+                    if a >= high:
+                        solid[r, c] = 1
+                        continue
+                    solid[r, c] = 0
+                    if a <= low:
+                        continue
                     index[k] = r * width + c
                     alpha[k] = a
-                    mixed = decontaminate and 1.0 / 255.0 < a < 254.0 / 255.0
                     for ch in range(3):
-                        if mixed:
+                        if decontaminate:
                             # Blur-fusion: F = F̄ + α (I − α F̄ − (1 − α) B̄).
                             f = values[MEAN_F + ch]
                             f += a * (pixel[ch] - a * f - (1.0 - a) * values[MEAN_B + ch])
@@ -122,6 +140,7 @@ def edge_pixels(
                         else:
                             colours[k, ch] = rgb[r, c, ch]
                     k += 1
+    return k
 
 
 @_compiled(nogil=True)
