@@ -29,7 +29,12 @@ On every image (real photos and composites): ``old-bg`` — the share of the edg
 shows the old background's local colour (a pixel's subject colour lies nearer the local old
 background colour than the local subject colour, along the line between them; pixels where the
 two colours are within 40 of each other, or α < 0.1, are not counted); the band is the model's
-soft pixels (0.02 < α < 0.98) and any pixel a method grew into; ``grown`` — pixels the model
+soft pixels (0.02 < α < 0.98) and any pixel a method grew into; ``dark`` — the share of the same
+counted pixels darker than both local colours by more than 10 levels of luminance: a dark fringe
+(plain rembg writes its cut-out through ``Image.composite`` with transparent black, so its RGB
+is the photo's colour times α under a straight alpha: a semi-transparent pixel shows α² of the
+photo, darkened; the old-bg share alone reads that black as "not old background"); ``grown`` —
+pixels the model
 calls background (α < 0.02) that a method gives α > 0.05, as a share of the band's size; and
 time per megapixel (our refinement only, from the model's alpha to the matte).
 """
@@ -86,6 +91,16 @@ def _box(x: np.ndarray, r: int) -> np.ndarray:
 
 def old_background_share(rgb, model_alpha, alpha, colours) -> tuple[float, float, int]:
     """(old-bg share, grown share, band size) — see the module's docstring."""
+    share, _, grown, band = edge_colour_shares(rgb, model_alpha, alpha, colours)
+    return share, grown, band
+
+
+def luminance(colours: np.ndarray) -> np.ndarray:
+    return colours @ np.float32([0.299, 0.587, 0.114])
+
+
+def edge_colour_shares(rgb, model_alpha, alpha, colours) -> tuple[float, float, float, int]:
+    """(old-bg share, darkened share, grown share, band size) — see the module's docstring."""
     h, w = model_alpha.shape
     soft = (model_alpha > FINE_LOW) & (model_alpha < FINE_HIGH)
     grown = (model_alpha <= FINE_LOW) & (alpha > 0.05)
@@ -102,7 +117,10 @@ def old_background_share(rgb, model_alpha, alpha, colours) -> tuple[float, float
     counted = band & (length > 40**2) & (near_b > 0.05) & (near_f > 0.05) & (alpha >= 0.1)
     t = ((colours - local_f) * towards).sum(-1) / np.maximum(length, 1e-6)
     share = float((t[counted] > 0.5).mean()) if counted.any() else float("nan")
-    return share, float(grown.sum() / max(1, soft.sum())), int(band.sum())
+    darkest = np.minimum(luminance(local_f), luminance(local_b))
+    dark = luminance(colours) < darkest - 10
+    darkened = float(dark[counted].mean()) if counted.any() else float("nan")
+    return share, darkened, float(grown.sum() / max(1, soft.sum())), int(band.sum())
 
 
 def alpha_errors(alpha, truth) -> tuple[float, float, float]:
@@ -141,23 +159,31 @@ def ours(method: str, rgb: np.ndarray, model_alpha: np.ndarray, mask_side: int):
     return alpha, colours, time.perf_counter() - start
 
 
-def run_rembg(python: str, model: str, images: dict[str, np.ndarray], folder: Path):
-    """Every rembg variant on every image: name → variant → (alpha, colours)."""
+def run_rembg(
+    python: str, model: str, images: dict[str, np.ndarray], folder: Path, cache: Path | None
+):
+    """Every rembg variant on every image: name → variant → (alpha, colours). With ``cache``,
+    outputs are kept there, named by the model and the image's content, and reused."""
+    import hashlib
+
     from PIL import Image
 
     jobs, outputs = [], {}
     for name, rgb in images.items():
+        key = hashlib.blake2b(rgb.tobytes(), digest_size=8).hexdigest()
         src = folder / f"{name}.png"
         Image.fromarray(rgb).save(src)
         for variant, flags in REMBG_FLAGS.items():
-            dst = folder / f"{name}.{variant.replace(' ', '')}.out.png"
-            jobs.append((str(src), str(dst), flags))
+            kept = f"{model}.{key}.{variant.replace(' ', '')}.out.png"
+            dst = (cache or folder) / kept
+            if not dst.exists():
+                jobs.append((str(src), str(dst), flags))
             outputs.setdefault(name, {})[variant] = dst
     model_path = Path(os.environ["U2NET_HOME"]) / f"{model}.onnx"
     env = {**os.environ, "OMP_NUM_THREADS": str(os.cpu_count() or 1)}
-    subprocess.run(
-        [python, "-c", REMBG_RUNNER, model, str(model_path), json.dumps(jobs)], check=True, env=env
-    )
+    if jobs:
+        command = [python, "-c", REMBG_RUNNER, model, str(model_path), json.dumps(jobs)]
+        subprocess.run(command, check=True, env=env)
     results = {}
     for name, variants in outputs.items():
         for variant, path in variants.items():
@@ -217,6 +243,9 @@ def main() -> None:
     parser.add_argument("--rembg-python", default="/tmp/rembg-venv/bin/python")
     parser.add_argument("--sheet", type=Path, help="write a contact sheet of 1:1 edge crops")
     parser.add_argument("--no-truth", action="store_true", help="real photos only")
+    parser.add_argument(
+        "--rembg-cache", type=Path, help="keep rembg's outputs here and reuse them (deterministic)"
+    )
     args = parser.parse_args()
     paths = sorted(
         p
@@ -250,7 +279,9 @@ def main() -> None:
     rembg = {}
     if Path(args.rembg_python).exists():
         with tempfile.TemporaryDirectory() as tmp:
-            rembg = run_rembg(args.rembg_python, args.model, images, Path(tmp))
+            if args.rembg_cache is not None:
+                args.rembg_cache.mkdir(parents=True, exist_ok=True)
+            rembg = run_rembg(args.rembg_python, args.model, images, Path(tmp), args.rembg_cache)
         methods += list(REMBG)
     else:
         print(f"rembg: {args.rembg_python} not found; ours only", file=sys.stderr)
@@ -267,8 +298,8 @@ def main() -> None:
                 seconds[method] += took
             else:
                 alpha, colours = rembg[name][method]
-            share, grown, _ = old_background_share(rgb, model_alpha, alpha, colours)
-            row = {"old-bg": share, "grown": grown}
+            share, dark, grown, _ = edge_colour_shares(rgb, model_alpha, alpha, colours)
+            row = {"old-bg": share, "dark": dark, "grown": grown}
             if name in truths:
                 truth, truth_colours = truths[name]
                 row.update(zip(("SAD", "MSE", "grad"), alpha_errors(alpha, truth), strict=True))
@@ -289,18 +320,20 @@ def _print(results, methods, photos, seconds, pixels) -> None:
 
     real = [n for n in results if n in photos]
     made = [n for n in results if n not in photos]
-    print(f"\n## real photos ({len(real)}): old-bg share / grown share, per photo")
+    print(f"\n## real photos ({len(real)}): old-bg / darkened / grown share, per photo")
     print("| photo | " + " | ".join(methods) + " |")
     print("| --- |" + " ---: |" * len(methods))
     for name in real:
         cells = [
-            f"{results[name][m]['old-bg']:.3f} / {results[name][m]['grown']:.3f}" for m in methods
+            "{old-bg:.3f} / {dark:.3f} / {grown:.3f}".format(**results[name][m]) for m in methods
         ]
         print(f"| {name} | " + " | ".join(cells) + " |")
     print(
         "| **mean** | "
         + " | ".join(
-            f"**{mean(real, m, 'old-bg'):.3f}** / {mean(real, m, 'grown'):.4f}" for m in methods
+            f"**{mean(real, m, 'old-bg'):.3f}** / {mean(real, m, 'dark'):.3f} / "
+            f"{mean(real, m, 'grown'):.4f}"
+            for m in methods
         )
         + " |"
     )

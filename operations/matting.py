@@ -321,57 +321,124 @@ def refine_fine(rgb: np.ndarray, alpha: np.ndarray, method: str = DEFAULT_METHOD
     x0, x1 = max(0, cols[0] - wide), min(width, cols[-1] + wide + 1)
     crop = np.where(soft, alpha, solid)[y0:y1, x0:x1].astype(np.float32)
     photo = rgb[y0:y1, x0:x1]
+    inside = soft[y0:y1, x0:x1]
+    at = np.flatnonzero(inside)
     if method == "quality":
-        colours = _foreground_ml(photo, crop).astype(np.float32)
+        colours = _foreground_ml(photo, crop).astype(np.float32).reshape(-1, 3)[at]
     else:
         narrow = max(FUSION_NARROW_MIN, round(FUSION_NARROW * max(height, width)))
-        colours = blur_fusion(photo, crop, wide, narrow)
-    inside = soft[y0:y1, x0:x1]
-    local_rows, local_cols = np.nonzero(inside)
+        colours = blur_fusion(photo, crop, wide, narrow, at)
+    local_rows, local_cols = np.divmod(at, x1 - x0)
     index = (local_rows + y0).astype(np.int64) * width + (local_cols + x0)
     return Matte(
         rgb,
         solid=solid,
         edge=index,
-        edge_alpha=crop[inside],
-        edge_colours=np.ascontiguousarray(colours[inside]),
+        edge_alpha=crop.reshape(-1)[at],
+        edge_colours=colours,
         opaque=opaque,
     )
 
 
-def blur_fusion(rgb: np.ndarray, alpha: np.ndarray, wide: int, narrow: int) -> np.ndarray:
-    """The subject's colours where ``alpha`` is soft, by blur-fusion's two passes (Forte &
-    Pitié 2021): local means of subject and background colours, weighted by ``α`` and
-    ``1 − α``, then each pixel's colour solved from the compositing equation.
+def blur_fusion(
+    rgb: np.ndarray, alpha: np.ndarray, wide: int, narrow: int, at: np.ndarray
+) -> np.ndarray:
+    """The subject's colours at the soft pixels ``at``, by blur-fusion's two passes (Forte &
+    Pitié 2021): local means of subject and background colours, then each pixel's colour
+    solved from the compositing equation.
+
+    The means are taken over the pixels sure to be subject (α = 1) and sure to be background
+    (α = 0): a soft pixel holds both colours, and weighting the means by α and 1 − α, as the
+    paper does without a mask's sure parts, bleeds the old background into the subject's mean
+    and back (measured on real photos: a dark rim of old background around a lion's light
+    mane strands; the old-background share of the soft pixels 0.222 → 0.176 with ISNet, 0.189
+    → 0.154 with U²-Netp: benchmarks/bench_real_edges.py). Where a window holds too few sure
+    pixels (a wide soft band: curls, a tail) the α-weighted means stand in.
 
     Args:
         rgb: ``h×w×3`` ``uint8``.
-        alpha: ``h×w`` ``float32`` in [0, 1].
+        alpha: ``h×w`` ``float32``: 1 (sure subject), 0 (sure background), or soft.
         wide, narrow: the two passes' window radii, in pixels.
+        at: the soft pixels' flat indices.
 
     Returns:
-        ``h×w×3`` ``float32`` colours in [0, 255].
+        ``N×3`` ``float32`` colours in [0, 255], one row per index of ``at``.
     """
     image = rgb.astype(np.float32)
     weight = alpha[..., None]
-    subject, background = _fusion_pass(image, image, image, weight, wide)
-    subject, _ = _fusion_pass(image, subject, background, weight, narrow)
-    return subject
+    sure = (alpha >= 1.0).astype(np.float32), (alpha <= 0.0).astype(np.float32)
+    # The wide pass's means are smooth at its window's scale: they are made on a copy reduced
+    # to an eighth of its radius and enlarged (measured on real photos: the same old-background
+    # share, the colours within 1.5 levels on average of the full-size pass's, 1.6× faster).
+    step = max(1, wide // 8)
+    mean_f, mean_b = _local_means(image, image, weight, sure, wide, step)
+    # A sure subject pixel solves to its own colour and a background one weighs nothing in the
+    # next means: only the soft pixels are solved.
+    subject = image.copy()
+    subject.reshape(-1, 3)[at] = _solved(image, alpha, mean_f, mean_b, at)
+    mean_f, _ = _local_means(subject, mean_b, weight, sure, narrow, 1)
+    return _solved(image, alpha, mean_f, mean_b, at)
 
 
-def _fusion_pass(
-    image: np.ndarray, subject: np.ndarray, background: np.ndarray, alpha: np.ndarray, radius: int
+# A window whose sure subject (or background) pixels cover this share of it takes its mean
+# from them alone; below it, α-weighted means are blended in.
+SURE_SHARE = 0.05
+
+
+def _local_means(
+    subject: np.ndarray,
+    background: np.ndarray,
+    alpha: np.ndarray,
+    sure: tuple[np.ndarray, np.ndarray],
+    radius: int,
+    step: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    size = (2 * radius + 1, 2 * radius + 1)
+    """Each pixel's local means of the subject's colours and of the background's, over a
+    ``(2·radius + 1)²`` window, made on a copy ``step`` times smaller (and enlarged back)."""
+    height, width = alpha.shape[:2]
+    if step > 1:
+        size = (max(1, width // step), max(1, height // step))
+
+        def reduced(values: np.ndarray) -> np.ndarray:
+            small = cv2.resize(values, size, interpolation=cv2.INTER_AREA)
+            return small if small.ndim == values.ndim else small[..., None]
+
+        subject, background, alpha = reduced(subject), reduced(background), reduced(alpha)
+        sure = (reduced(sure[0]), reduced(sure[1]))
+        radius = max(1, round(radius / step))
+    window = (2 * radius + 1, 2 * radius + 1)
 
     def mean(values: np.ndarray) -> np.ndarray:
-        return cv2.blur(values, size, borderType=cv2.BORDER_REFLECT)
+        blurred = cv2.blur(values, window, borderType=cv2.BORDER_REFLECT)
+        return blurred if blurred.ndim == values.ndim else blurred[..., None]
 
-    weight = mean(alpha[..., 0])[..., None]
-    mean_f = mean(subject * alpha) / (weight + 1e-5)
-    mean_b = mean(background * (1.0 - alpha)) / (1.0 - weight + 1e-5)
-    solved = mean_f + alpha * (image - alpha * mean_f - (1.0 - alpha) * mean_b)
-    return np.clip(solved, 0.0, 255.0, out=solved), mean_b
+    def local(colours: np.ndarray, soft: np.ndarray, certain: np.ndarray) -> np.ndarray:
+        share = mean(certain)
+        from_sure = mean(colours * certain[..., None])
+        from_sure /= share[..., None] + 1e-5
+        blended = mean(colours * soft)
+        blended /= mean(soft[..., 0])[..., None] + 1e-5
+        trust = np.clip(share * (1.0 / SURE_SHARE), 0.0, 1.0)
+        from_sure -= blended
+        from_sure *= trust[..., None]
+        blended += from_sure
+        return blended
+
+    means = local(subject, alpha, sure[0]), local(background, 1.0 - alpha, sure[1])
+    if step > 1:
+        means = tuple(cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in means)
+    return means
+
+
+def _solved(
+    image: np.ndarray, alpha: np.ndarray, mean_f: np.ndarray, mean_b: np.ndarray, at: np.ndarray
+) -> np.ndarray:
+    """Blur-fusion's solve of ``I = αF + (1 − α)B`` for ``F`` at the pixels ``at``:
+    ``F̄ + α(I − αF̄ − (1 − α)B̄)``."""
+    a = alpha.reshape(-1)[at][:, None]
+    f, b = mean_f.reshape(-1, 3)[at], mean_b.reshape(-1, 3)[at]
+    solved = f + a * (image.reshape(-1, 3)[at] - a * f - (1.0 - a) * b)
+    return np.clip(solved, 0.0, 255.0, out=solved)
 
 
 def _edge(

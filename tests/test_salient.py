@@ -120,12 +120,11 @@ def test_a_half_precision_graph(tmp_path: Path) -> None:
 
 
 def test_rembgs_model_folder_is_used_as_it_is(monkeypatch, tmp_path: Path) -> None:
+    # A folder of its own: the session's holds the real weights other tests use.
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "u2net"))
     write_graph(rembg_dir() / "u2netp.onnx", (320, 320))
-    try:
-        segmenter = SalientSegmenter("u2netp", offline=True, device="cpu")
-        assert segmenter.path == rembg_dir() / "u2netp.onnx"
-    finally:
-        (rembg_dir() / "u2netp.onnx").unlink()
+    segmenter = SalientSegmenter("u2netp", offline=True, device="cpu")
+    assert segmenter.path == tmp_path / "u2net" / "u2netp.onnx"
 
 
 def test_missing_weights_name_the_file_the_folder_and_the_download() -> None:
