@@ -3,7 +3,8 @@
 
 Exit codes: 0 all files done, 1 some files failed (or the summary could not be written),
 2 usage error, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM.
-Only light modules are imported here; the model's libraries load once a run starts.
+Only the standard library is imported here: the settings (NumPy, OpenCV) load inside
+:func:`main`, after it has taken Ctrl-C and SIGTERM in hand, and the models once a run starts.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import threading
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from operations import __version__
 from operations.errors import SettingError
-from operations.options import RUN, Options, OptionsError, add_arguments, as_options_error
-from operations.segmenters import backends
+
+if TYPE_CHECKING:
+    from operations.batch import BatchResult
+    from operations.options import Options
 
 PROG = "backgroundswap"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -31,6 +35,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 def build_parser() -> argparse.ArgumentParser:
     """The CLI, made from the settings' declarations (:class:`operations.options.Flag`): each
     flag's group, help, metavar and default is declared once, with its :class:`Options` field."""
+    from operations.options import RUN, add_arguments
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Replace the background of every photo in a folder: segment the subject, "
@@ -49,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from_args(args: argparse.Namespace) -> Options:
     """The parsed arguments as :class:`Options` (the parser's destinations are its fields)."""
+    from operations.options import Options
+
     return Options(**{f.name: getattr(args, f.name) for f in fields(Options)})
 
 
@@ -77,6 +85,8 @@ def _configure_logging(options: Options) -> None:
 def download_main(argv: Sequence[str]) -> int:
     """``download NAME…``: fetch weights into the libraries' caches ahead of offline use."""
     from operations.models import DEFAULT_TIMEOUT
+    from operations.options import Options
+    from operations.segmenters import backends
 
     weights = {name: spec for b in backends().values() for name, spec in b.weights.items()}
     # A backend's name alone means its default weights (its first).
@@ -150,6 +160,7 @@ def download_main(argv: Sequence[str]) -> int:
 
 def report_main(argv: Sequence[str]) -> int:
     """``report SOURCE``: rebuild the review page of an earlier run, processing nothing."""
+    from operations.options import OptionsError
     from operations.report import ReportError, rebuild
 
     parser = argparse.ArgumentParser(
@@ -190,8 +201,15 @@ class _StopSignals:
     comes after that, while the process waits for abandoned images to finish, exits at once
     (every output is written atomically; the next run sweeps the temporaries)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, armed: bool = True) -> None:
+        # Not armed (while the settings' libraries load): a signal is only noted, since a
+        # KeyboardInterrupt raised inside NumPy's or OpenCV's import leaves them half loaded;
+        # :meth:`arm` then honours it.
+        self.armed = armed
         self.received: int | None = None
+        # Set by the first signal, beside the KeyboardInterrupt it raises: that exception can be
+        # lost (raised inside a C library's callback, which swallows it), the event cannot.
+        self.requested = threading.Event()
         self.abandon = threading.Event()  # set by the second signal
         self._previous = {}
         if threading.current_thread() is threading.main_thread():
@@ -201,12 +219,22 @@ class _StopSignals:
     def _handle(self, number: int, frame: object) -> None:
         if self.received is None:  # the first: stop the batch where it is
             self.received = number
-            raise KeyboardInterrupt
+            self.requested.set()
+            if self.armed:
+                raise KeyboardInterrupt
+            return
         if not self.abandon.is_set():  # the second: do not wait for the images in progress
             print(f"{PROG}: not waiting for the images in progress", file=sys.stderr)
             self.abandon.set()
             return
         os._exit(128 + self.received)  # the third: at once
+
+    def arm(self) -> None:
+        """From now on the first signal raises :class:`KeyboardInterrupt`; one that came
+        before raises it now."""
+        self.armed = True
+        if self.received is not None:
+            raise KeyboardInterrupt
 
     def finish(self, *, program: bool) -> None:
         """In a program, later signals exit at once, and once the interpreter has finished
@@ -223,6 +251,33 @@ class _StopSignals:
         os._exit(128 + number)
 
 
+class _ModelError(Exception):
+    """A model that could not be loaded (its own error is the cause)."""
+
+
+def _run(options: Options, stop: _StopSignals) -> BatchResult:
+    """The batch, its libraries imported here (a Ctrl-C while they load is honoured once they
+    have, with the summary)."""
+    # Imported while a signal is only noted: a KeyboardInterrupt inside a C extension's import
+    # (PyAV's, numba's) leaves it half loaded, and the summary could not be written then.
+    from operations.warning_capture import capture_warnings
+
+    capture_warnings(verbose=options.verbose)
+    from operations.batch import interrupted_before_start, run_batch
+    from operations.neural_style_transfer import StyleTransferError
+    from operations.segmenters.base import SegmenterError
+    from operations.text_to_image import GenerationError
+
+    try:
+        stop.arm()
+        try:
+            return run_batch(options, abandon=stop.abandon, stop=stop.requested)
+        except (SegmenterError, StyleTransferError, GenerationError) as exc:
+            raise _ModelError from exc
+    except KeyboardInterrupt:  # before the batch could start: it handles its own afterwards
+        return interrupted_before_start(options)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     program = argv is None  # run as a command, not called from Python
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -230,6 +285,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return download_main(argv[1:])
     if argv[:1] == ["report"]:
         return report_main(argv[1:])
+    # Ctrl-C and SIGTERM are taken in hand before the settings' libraries load: a signal then
+    # is noted, and honoured (with the summary) as soon as the run can write one.
+    stop = _StopSignals(armed=False)
+    try:
+        return _main(argv, stop)
+    finally:
+        stop.finish(program=program)
+
+
+def _main(argv: list[str], stop: _StopSignals) -> int:
+    from operations.options import OptionsError, as_options_error
+
     parser = build_parser()
     args = parser.parse_args(argv)
 
@@ -242,26 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OptionsError as exc:
         return usage_error(str(exc))
     _configure_logging(options)
-    from operations.warning_capture import capture_warnings
-
-    capture_warnings(verbose=options.verbose)
-    from operations.batch import run_batch
-    from operations.neural_style_transfer import StyleTransferError
-    from operations.segmenters.base import SegmenterError
-    from operations.text_to_image import GenerationError
-
-    stop = _StopSignals()
     try:
-        batch = run_batch(options, abandon=stop.abandon)
+        batch = _run(options, stop)
     except SettingError as exc:
         return usage_error(str(as_options_error(exc)))
-    except (SegmenterError, StyleTransferError, GenerationError) as exc:  # a model failed to load
-        return usage_error(str(exc))
-    except KeyboardInterrupt:  # before the batch loop, which handles its own interruptions
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 128 + (stop.received or signal.SIGINT)
-    finally:
-        stop.finish(program=program)
+    except _ModelError as exc:  # a model failed to load
+        return usage_error(str(exc.__cause__))
     if not options.quiet:
         print(batch.summary_line(), file=sys.stderr)
     if batch.interrupted:

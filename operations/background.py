@@ -76,14 +76,27 @@ TRANSPARENT = "transparent"  # --bg transparent
 
 def parse_colour(text: str) -> tuple[int, int, int] | None:
     """A colour as CSS and Pillow write them (``white``, ``#f4f4f4``, ``rgb(244, 244, 244)``,
-    ``hsl(…)``) as RGB; ``None`` when the text is no colour."""
+    ``hsl(…)``) as RGB; ``None`` when the text is no colour.
+
+    Raises:
+        ValueError: it is written as a colour but cannot be one here: a component outside
+            0–255 (Pillow reads ``rgb(300,0,0)`` as 300), or transparency (``#ff000080``: a
+            background is opaque; ``transparent`` is the word for none).
+    """
     from PIL import ImageColor
 
     try:
-        rgb = ImageColor.getrgb(text.strip())
+        rgba = ImageColor.getrgb(text.strip())
     except ValueError:
         return None
-    return (int(rgb[0]), int(rgb[1]), int(rgb[2]))
+    if any(not 0 <= int(value) <= 255 for value in rgba):
+        raise ValueError("each of red, green and blue must be between 0 and 255")
+    if len(rgba) == 4 and rgba[3] != 255:
+        raise ValueError(
+            f"has transparency (alpha {rgba[3]} of 255): a background colour is opaque; for "
+            "no background at all give 'transparent'"
+        )
+    return (int(rgba[0]), int(rgba[1]), int(rgba[2]))
 
 
 def fit_background(image: np.ndarray, width: int, height: int, mode: str = "cover") -> np.ndarray:

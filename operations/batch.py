@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from operations import __version__
+from operations.background import RunBackground
 from operations.build import build_background
 from operations.decode import allow_pixels
 from operations.drop_folder import DropFolder, DropSettings
@@ -184,6 +185,7 @@ def run_batch(
     pipeline: Pipeline | None = None,
     progress: bool | None = None,
     abandon: threading.Event | None = None,
+    stop: threading.Event | None = None,
 ) -> BatchResult:
     """Process a folder. Returns every file's result; writes ``options.summary`` if set.
 
@@ -192,30 +194,89 @@ def run_batch(
         pipeline: an already built pipeline to reuse (the caller closes it; local engine only).
         progress: show a progress bar; ``None`` shows it on a terminal unless ``options.quiet``.
         abandon: once set, an interrupted run stops waiting for the images in progress.
+        stop: once set, the run is interrupted (the CLI's Ctrl-C and SIGTERM set it as well as
+            raising :class:`KeyboardInterrupt`, whose raise can be lost inside a library).
 
     Raises:
         OptionsError: bad settings that only show once the run starts (empty folder, bad --bg,
             an output folder that cannot be written).
     """
     start = time.perf_counter()
-    started = time.time()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     allow_pixels(options.max_pixels)
     jobs = plan_jobs(options)
-    _sweep_leftovers(options, jobs, started)
+    _sweep_leftovers(options, jobs, time.time())
     rows = _Rows()
     # A watched folder's files are all taken once they have settled (see drop_folder).
     todo = [] if options.watch else rows.skip_done(jobs, options.overwrite)
-    interrupted = False
-    run_background = None
-    startup = 0.0
+    run = _Run()
     if todo or options.watch:
-        prepare_output(options.output_folder)
+        try:
+            run.go(options, jobs, todo, rows, pipeline, progress, abandon, stop, start)
+        except Exception as exc:
+            if stop is None or not stop.is_set():
+                raise
+            # A library turned the interruption into an error of its own (numba wraps what
+            # its extension's import raised in an ImportError): it is the interruption.
+            log.debug("an error once the run was stopped: %s", exc, exc_info=exc)
+            run.interrupted = True
+        except KeyboardInterrupt:  # from the start-up (models loading) to the last job
+            run.interrupted = True
+        if run.interrupted:
+            if options.watch:
+                log.info("stopped watching: finished files are kept")
+            else:
+                log.error("interrupted: finished files are kept; rerun to resume")
+    shared = run.background.to_dict() if run.background is not None else None
+    batch = BatchResult(
+        rows.ordered(run.jobs or jobs),
+        time.perf_counter() - start,
+        run.interrupted,
+        shared,
+        startup=run.startup,
+    )
+    _say_choices(batch)
+    _write_reports(batch, options, started_at)
+    return batch
+
+
+def interrupted_before_start(options: Options) -> BatchResult:
+    """A run interrupted before it could start (while its libraries loaded): nothing done, and
+    the summary and page say so."""
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    log.error("interrupted before the first photo: nothing was done")
+    batch = BatchResult([], 0.0, interrupted=True)
+    _write_reports(batch, options, started_at)
+    return batch
+
+
+@dataclass
+class _Run:
+    """What the engine's part of a run leaves behind for the summary."""
+
+    interrupted: bool = False
+    background: RunBackground | None = None
+    startup: float = 0.0
+    jobs: list[Job] | None = None  # a watched folder's, planned as files arrived
+
+    def go(
+        self,
+        options: Options,
+        jobs: list[Job],
+        todo: list[Job],
+        rows: _Rows,
+        pipeline: Pipeline | None,
+        progress: bool | None,
+        abandon: threading.Event | None,
+        stop: threading.Event | None,
+        start: float,
+    ) -> None:
+        """Open the engine (models load, a cluster answers), then create the output folder
+        (a run refused before this point leaves none), make the run's background (which may
+        take minutes to generate), and run the jobs (or watch the folder)."""
         recipe = options.recipe()
         with naming_flags():  # a stage's error names the flag that sets what it refused
             source = pipeline.background if pipeline is not None else build_background(recipe)
-            # The engine first (models load, a cluster answers), then the run's background
-            # (which may take minutes to generate), then the jobs.
             engine = create_engine(
                 options.engine_settings(),
                 recipe,
@@ -223,31 +284,26 @@ def run_batch(
                 pipeline=pipeline,
                 progress=progress,
                 abandon=abandon,
+                stop=stop,
             )
             with engine:
-                run_background = source.prepare(lambda: first_readable_size(jobs))
-                startup = time.perf_counter() - start
-                drop = _drop_folder(options, engine, rows.report) if options.watch else None
-                try:
-                    if drop is not None:
-                        drop.run()
-                    else:
-                        engine.run(todo, rows.report)
-                except KeyboardInterrupt:
-                    interrupted = True
-                    if options.watch:
-                        log.info("stopped watching: finished files are kept")
-                    else:
-                        log.error("interrupted: finished files are kept; rerun to resume")
-                if drop is not None:
-                    jobs = drop.jobs
-    shared = run_background.to_dict() if run_background is not None else None
-    batch = BatchResult(
-        rows.ordered(jobs), time.perf_counter() - start, interrupted, shared, startup=startup
-    )
-    _say_choices(batch)
-    _write_reports(batch, options, started_at)
-    return batch
+                prepare_output(options.output_folder)
+                _stop_asked(stop)
+                self.background = source.prepare(lambda: first_readable_size(jobs))
+                self.startup = time.perf_counter() - start
+                _stop_asked(stop)
+                if options.watch:
+                    drop = _drop_folder(options, engine, rows.report, stop)
+                    self.jobs = drop.jobs
+                    drop.run()
+                else:
+                    engine.run(todo, rows.report)
+
+
+def _stop_asked(stop: threading.Event | None) -> None:
+    """A stop that was asked for (its exception lost on the way) is honoured here."""
+    if stop is not None and stop.is_set():
+        raise KeyboardInterrupt
 
 
 class _Rows:
@@ -295,7 +351,9 @@ def _sweep_leftovers(options: Options, jobs: list[Job], started: float) -> None:
         log.info("removed %d temporary files left by an interrupted run", removed)
 
 
-def _drop_folder(options: Options, engine: Engine, report: Report) -> DropFolder:
+def _drop_folder(
+    options: Options, engine: Engine, report: Report, stop: threading.Event | None
+) -> DropFolder:
     """--watch: the drop folder that takes what arrives (see :mod:`operations.drop_folder`)."""
     extras, video = _suffixes(options)
     settings = DropSettings(
@@ -315,6 +373,7 @@ def _drop_folder(options: Options, engine: Engine, report: Report) -> DropFolder
         make_job=lambda source, rel, outputs, index, replace: _job(
             source, rel, outputs, index, time.time(), replace
         ),
+        stop=stop,
     )
 
 

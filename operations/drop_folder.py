@@ -24,6 +24,7 @@ says why.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -73,6 +74,7 @@ class DropFolder:
         namer: names outputs (:func:`operations.files.plan_outputs`, the run's format bound).
         make_job: makes a photo's or a video's job.
         first_index: the first job's index (seeds of per-photo backgrounds count from it).
+        stop: once set, the watch ends (:class:`KeyboardInterrupt` from its next look).
     """
 
     def __init__(
@@ -84,9 +86,11 @@ class DropFolder:
         namer: Namer,
         make_job: MakeJob,
         first_index: int = 0,
+        stop: threading.Event | None = None,
     ) -> None:
         self.settings, self.engine, self.report = settings, engine, report
         self.namer, self.make_job = namer, make_job
+        self.stop = stop if stop is not None else threading.Event()
         self.watcher = Watcher(
             settings.root,
             recursive=settings.recursive,
@@ -109,7 +113,7 @@ class DropFolder:
         log.info("watching %s for new files (Ctrl-C ends it)", shown(self.settings.root))
         while True:
             until = time.monotonic() + RETRY if self._pending else None
-            arrivals = self.watcher.wait(until=until)
+            arrivals = self.watcher.wait(until=until, stop=self.stop)
             for job, result, made in list(self._pending.values()):
                 self._earn(job, result, made)
             if arrivals:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from operations.decode import DEFAULT_MAX_PIXELS
+from operations.files import ImageError
 from operations.matting import Matte
 
 ALIGNS = ("center", "bottom")
@@ -22,15 +24,35 @@ DEFAULT_MARGIN = 8.0  # percent of the canvas's shorter side
 SPECK = 0.01  # parts of the mask smaller than this share of the largest are not subject
 
 
+# A subject enlarged past this factor shows its pixels (a warning, the factor in its row); past
+# MAX_ENLARGEMENT the result is a blurry square that no shop would use, and the photo fails with
+# the reason instead (a 40 px speck taken for the product, a canvas far too large for the photo).
+SOFT_ENLARGEMENT = 2.0
+MAX_ENLARGEMENT = 16.0
+MAX_ASPECT = 10  # W:H and H:W beyond 10:1 are no canvas (1:500 asked for a 600×300000 image)
+
+
 @dataclass(frozen=True)
 class FrameSettings:
     """Where the subject goes: a canvas of ``canvas`` px (width, height), or of the ``aspect``
-    ratio at the photo's own scale, or (neither) the subject's box plus the margin."""
+    ratio at the photo's own scale, or (neither) the subject's box plus the margin. A canvas
+    over ``max_pixels`` is refused."""
 
     canvas: tuple[int, int] | None = None
     aspect: tuple[int, int] | None = None
     margin: float = DEFAULT_MARGIN
     align: str = "center"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class Framed:
+    """A framed matte on its canvas; ``scale``: how much the subject was enlarged (or shrunk),
+    ``None`` when there was no subject; ``warnings`` for the photo's row."""
+
+    matte: Matte
+    scale: float | None
+    warnings: list[str]
 
 
 def subject_box(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -89,35 +111,124 @@ def layout(box: tuple[int, int, int, int], settings: FrameSettings) -> Layout:
     return Layout(width, height, scale, x, y)
 
 
-def frame(matte: Matte, settings: FrameSettings) -> Matte:
-    """``matte``'s subject (its colours and alpha) placed on the canvas; unchanged when the
-    mask holds no subject to frame."""
+def frame(matte: Matte, settings: FrameSettings) -> Framed:
+    """``matte``'s subject (its colours and alpha) placed on the canvas. With no subject to
+    frame, an empty canvas of the size the settings ask for (the photo's own when they name
+    none).
+
+    Only the part of the photo that lands on the canvas is scaled: memory follows the canvas,
+    not the enlargement (a 40 px subject on a 2000×2000 canvas once scaled the whole photo 42×).
+
+    Raises:
+        ImageError: the canvas would be over the pixel limit, or the subject would have to be
+            enlarged more than :data:`MAX_ENLARGEMENT` times.
+    """
     alpha = matte.alpha
     box = subject_box(alpha)
     if box is None:
-        return matte
+        width, height = empty_canvas(alpha.shape, settings)
+        _check_pixels(width, height, settings.max_pixels)
+        empty = np.zeros((height, width), np.float32)
+        return Framed(Matte(np.zeros((height, width, 3), np.uint8), soft=empty), None, [])
     placed = layout(box, settings)
+    _check_pixels(placed.width, placed.height, settings.max_pixels)
+    box_w, box_h = box[2] - box[0], box[3] - box[1]
+    if placed.scale > MAX_ENLARGEMENT:
+        raise ImageError(
+            f"the subject ({box_w}×{box_h} px) would be enlarged {placed.scale:.0f}× to fill a "
+            f"{placed.width}×{placed.height} canvas (at most {MAX_ENLARGEMENT:g}×): give a "
+            "smaller --canvas, or a photo where the subject is larger"
+        )
+    warnings = []
+    if placed.scale > SOFT_ENLARGEMENT:
+        warnings.append(
+            f"the subject ({box_w}×{box_h} px) is enlarged {placed.scale:.1f}× to fill the "
+            "canvas: it will look soft"
+        )
     height, width = alpha.shape
-    size = (max(1, round(width * placed.scale)), max(1, round(height * placed.scale)))
-    # Area averaging when shrinking (no aliasing in fine hair), bilinear when enlarging.
-    method = cv2.INTER_AREA if placed.scale < 1 else cv2.INTER_LINEAR
-    colours = cv2.resize(matte.foreground, size, interpolation=method)
-    alpha = cv2.resize(alpha, size, interpolation=method)
-    # Where the scaled photo's origin falls on the canvas (whole pixels: boxes land exactly).
-    dx = placed.x - round(box[0] * placed.scale)
-    dy = placed.y - round(box[1] * placed.scale)
+    s = placed.scale
+    # Where the scaled photo's origin falls on the canvas (whole pixels: boxes land exactly),
+    # and the part of the canvas the scaled photo covers.
+    dx, dy = placed.x - round(box[0] * s), placed.y - round(box[1] * s)
+    scaled_w, scaled_h = max(1, round(width * s)), max(1, round(height * s))
+    cx0, cy0 = max(0, dx), max(0, dy)
+    cx1, cy1 = min(placed.width, dx + scaled_w), min(placed.height, dy + scaled_h)
     canvas_rgb = np.zeros((placed.height, placed.width, 3), np.uint8)
     canvas_alpha = np.zeros((placed.height, placed.width), np.float32)
-    # The overlap of the scaled photo and the canvas, in both frames of reference.
-    sx0, sy0 = max(0, -dx), max(0, -dy)
-    cx0, cy0 = max(0, dx), max(0, dy)
-    w = min(size[0] - sx0, placed.width - cx0)
-    h = min(size[1] - sy0, placed.height - cy0)
-    if w > 0 and h > 0:
-        canvas_rgb[cy0 : cy0 + h, cx0 : cx0 + w] = colours[sy0 : sy0 + h, sx0 : sx0 + w]
-        canvas_alpha[cy0 : cy0 + h, cx0 : cx0 + w] = alpha[sy0 : sy0 + h, sx0 : sx0 + w]
+    if cx1 > cx0 and cy1 > cy0:
+        colours, part = _scaled(matte.foreground, alpha, s, dx, dy, (cx0, cy0, cx1, cy1))
+        canvas_rgb[cy0:cy1, cx0:cx1] = colours
+        canvas_alpha[cy0:cy1, cx0:cx1] = part
     np.clip(canvas_alpha, 0.0, 1.0, out=canvas_alpha)
-    return Matte(canvas_rgb, soft=canvas_alpha)
+    return Framed(Matte(canvas_rgb, soft=canvas_alpha), s, warnings)
+
+
+def _scaled(
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    scale: float,
+    dx: int,
+    dy: int,
+    window: tuple[int, int, int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's colours and alpha scaled by ``scale`` and placed at ``(dx, dy)``, as the
+    canvas ``window`` (x0, y0, x1, y1) shows them: as :func:`cv2.resize` of the whole photo
+    would, area-averaged when shrinking and bilinear when enlarging, but an enlargement is made
+    from the part of the photo the window shows alone."""
+    x0, y0, x1, y1 = window
+    if scale < 1:  # the whole photo, shrunk: no larger than it already is
+        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        colours = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        part = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
+        return colours[y0 - dy : y1 - dy, x0 - dx : x1 - dx], part[
+            y0 - dy : y1 - dy, x0 - dx : x1 - dx
+        ]
+    # cv2.resize maps a scaled pixel j to the photo's (j + ½)/scale − ½: the same map, from the
+    # window's pixels, on the photo's part it reaches (a pixel wider for the interpolation).
+    height, width = alpha.shape
+    px0 = max(0, int(np.floor((x0 - dx + 0.5) / scale - 0.5)) - 1)
+    py0 = max(0, int(np.floor((y0 - dy + 0.5) / scale - 0.5)) - 1)
+    px1 = min(width, int(np.ceil((x1 - dx + 0.5) / scale - 0.5)) + 2)
+    py1 = min(height, int(np.ceil((y1 - dy + 0.5) / scale - 0.5)) + 2)
+    shift_x = dx - x0 - 0.5 + 0.5 * scale + scale * px0
+    shift_y = dy - y0 - 0.5 + 0.5 * scale + scale * py0
+    matrix = np.float64([[scale, 0.0, shift_x], [0.0, scale, shift_y]])
+    size = (x1 - x0, y1 - y0)
+
+    def warp(image: np.ndarray) -> np.ndarray:
+        return cv2.warpAffine(
+            image[py0:py1, px0:px1],
+            matrix,
+            size,
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+
+    return warp(rgb), warp(alpha)
+
+
+def empty_canvas(shape: tuple[int, int], settings: FrameSettings) -> tuple[int, int]:
+    """(width, height) of the canvas of a photo with no subject: the canvas asked for, else the
+    photo's own size cut to the aspect asked for, else the photo's own size."""
+    if settings.canvas is not None:
+        return settings.canvas
+    height, width = shape
+    if settings.aspect is not None:
+        ratio = settings.aspect[0] / settings.aspect[1]
+        if width / height > ratio:
+            width = max(1, round(height * ratio))
+        else:
+            height = max(1, round(width / ratio))
+    return width, height
+
+
+def _check_pixels(width: int, height: int, limit: int) -> None:
+    if width * height > limit:
+        raise ImageError(
+            f"the canvas would be {width}×{height} = {width * height / 1e6:.0f} MP, over the "
+            f"pixel limit of {limit / 1e6:.0f} MP: give a smaller --canvas (or raise "
+            "--max-pixels)"
+        )
 
 
 def parse_canvas(text: str) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
@@ -135,5 +246,9 @@ def parse_canvas(text: str) -> tuple[tuple[int, int] | None, tuple[int, int] | N
             except ValueError:
                 break
             if a > 0 and b > 0:
+                if kind == "aspect" and max(a / b, b / a) > MAX_ASPECT:
+                    raise ValueError(
+                        f"an aspect of {a}:{b} is beyond {MAX_ASPECT}:1 either way: no canvas"
+                    )
                 return ((a, b), None) if kind == "size" else (None, (a, b))
     raise ValueError(f"give WxH (2000x2000) or an aspect W:H (4:5), not {text!r}")

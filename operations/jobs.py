@@ -8,12 +8,14 @@ alike. What a job reads of the run is its :class:`JobSettings`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -74,6 +76,44 @@ class Interrupted(Exception):
     the job fails and its outputs are not written; a rerun redoes it."""
 
 
+class Cancel:
+    """Stops jobs from writing once the run stops waiting for them (a second Ctrl-C): a job
+    about to commit its outputs gives them up instead (:class:`Interrupted`), and
+    :meth:`set` returns once the commits already under way have finished, so what is on disk
+    is what the run counts (``committed``: the jobs whose outputs were placed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._cancelled = False
+        self._active = 0
+        self.committed: set[Job] = set()
+
+    @contextlib.contextmanager
+    def commit(self, job: Job) -> Iterator[None]:
+        """Around a job's commit: refused once cancelled; waited for by :meth:`set`."""
+        with self._lock:
+            if self._cancelled:
+                raise Interrupted
+            self._active += 1
+        done = False
+        try:
+            yield
+            done = True
+        finally:
+            with self._lock:
+                self._active -= 1
+                if done:
+                    self.committed.add(job)
+                self._lock.notify_all()
+
+    def set(self) -> None:
+        """No job commits from now on; returns once the commits under way are done."""
+        with self._lock:
+            self._cancelled = True
+            while self._active:
+                self._lock.wait()
+
+
 @dataclass
 class FileResult:
     """What became of one job: its status, time, and any error or warnings (the summary's row)."""
@@ -123,12 +163,17 @@ class Job(ABC):
         return since is None or min(times) >= since
 
     def process(
-        self, pipeline: Pipeline, settings: JobSettings, progress: Progress | None = None
+        self,
+        pipeline: Pipeline,
+        settings: JobSettings,
+        progress: Progress | None = None,
+        cancel: Cancel | None = None,
     ) -> FileResult:
         """Claim the job, then :meth:`work` on it, unless another run has it or has just done it.
 
         Two runs on one output folder (or machines on shared storage) split the work this way:
-        each skips the jobs the other holds or finished since it planned its own.
+        each skips the jobs the other holds or finished since it planned its own. ``cancel``:
+        once set, the job writes nothing (see :class:`Cancel`).
         """
         with claimed(self.output) as claim:
             if isinstance(claim, str):
@@ -149,11 +194,15 @@ class Job(ABC):
                 check_names(self.outputs)
             except ImageError as exc:
                 return self._failure(exc, time.perf_counter(), [])
-            return self.work(pipeline, settings, progress)
+            return self.work(pipeline, settings, progress, cancel)
 
     @abstractmethod
     def work(
-        self, pipeline: Pipeline, settings: JobSettings, progress: Progress | None = None
+        self,
+        pipeline: Pipeline,
+        settings: JobSettings,
+        progress: Progress | None = None,
+        cancel: Cancel | None = None,
     ) -> FileResult:
         """Read the source, run it through ``pipeline``, write the outputs atomically.
 
@@ -169,6 +218,7 @@ class Job(ABC):
         digest: str | None,
         *,
         complete: bool = True,
+        cancel: Cancel | None = None,
     ) -> list[Written]:
         """Rename the staged outputs into place, unless the source changed since it was read
         (``read``: the file as it was read): then nothing is kept. With a ledger, the job's line
@@ -193,7 +243,8 @@ class Job(ABC):
                 )
                 Ledger(settings.output_folder).add(made)
 
-        return staged.commit(check)
+        with cancel.commit(self) if cancel is not None else contextlib.nullcontext():
+            return staged.commit(check)
 
     def _failure(self, exc: Exception, start: float, warnings: list[str]) -> FileResult:
         """The failed result of an exception, with a one-line reason."""
@@ -243,12 +294,16 @@ class PhotoJob(Job):
     """A photo: decode → :meth:`Pipeline.swap` → encode, plus the mask and cut-out if asked."""
 
     def work(
-        self, pipeline: Pipeline, settings: JobSettings, progress: Progress | None = None
+        self,
+        pipeline: Pipeline,
+        settings: JobSettings,
+        progress: Progress | None = None,
+        cancel: Cancel | None = None,
     ) -> FileResult:
         start = time.perf_counter()
         with collecting() as caught:  # library warnings raised while working on this photo
             try:
-                result = self._swap(pipeline, settings, caught)
+                result = self._swap(pipeline, settings, caught, cancel)
             except Exception as exc:  # noqa: BLE001 - a failed result, logged with its traceback
                 return self._failure(exc, start, caught)
         doubt = result.doubt.to_dict() if result.doubt is not None else {}
@@ -262,7 +317,13 @@ class PhotoJob(Job):
             **doubt,
         )
 
-    def _swap(self, pipeline: Pipeline, settings: JobSettings, caught: list[str]) -> SwapResult:
+    def _swap(
+        self,
+        pipeline: Pipeline,
+        settings: JobSettings,
+        caught: list[str],
+        cancel: Cancel | None = None,
+    ) -> SwapResult:
         data, read = read_whole(self.source)  # once: decoded, and fingerprinted for the ledger
         digest = digest_bytes(data) if settings.ledger else None
         decoded = decode(self.source, max_pixels=settings.max_pixels, data=data)
@@ -287,7 +348,7 @@ class PhotoJob(Job):
                 staged.write(
                     index, encoder(image, path, icc_profile=icc, exif=exif, settings=encoding)
                 )
-            self._commit(staged, settings, read, digest)
+            self._commit(staged, settings, read, digest, cancel=cancel)
         if settings.report_page is not None:
             self._thumbnails(settings, decoded.rgb, result, caught)
         return result

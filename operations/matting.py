@@ -351,7 +351,7 @@ def blur_fusion(
     (α = 0): a soft pixel holds both colours, and weighting the means by α and 1 − α, as the
     paper does without a mask's sure parts, bleeds the old background into the subject's mean
     and back (measured on real photos: a dark rim of old background around a lion's light
-    mane strands; the old-background share of the soft pixels 0.222 → 0.176 with ISNet, 0.189
+    mane strands; the old-background share of the soft pixels 0.222 → 0.179 with ISNet, 0.189
     → 0.154 with U²-Netp: benchmarks/bench_real_edges.py). Where a window holds too few sure
     pixels (a wide soft band: curls, a tail) the α-weighted means stand in.
 
@@ -497,9 +497,12 @@ def warm_up(method: str = DEFAULT_METHOD) -> None:
     edges = (matte.solid, matte.edge, matte.edge_alpha)  # a video's temporal smoothing's
     smooth_edges(rgb, *edges, matte.edge_colours, *edges, np.zeros((2, 2), np.float32), 0.0)
     if method == "quality":
-        import pymatting
+        import importlib.util
 
-        if not _compiled_before(Path(pymatting.__file__).parent, "*.nbi"):
+        # Looked up without importing it: pymatting compiles its functions as it is imported.
+        spec = importlib.util.find_spec("pymatting")
+        folders = spec.submodule_search_locations if spec is not None else None
+        if folders and not _compiled_before(Path(next(iter(folders))), "*.nbi"):
             log.info(
                 "compiling closed-form matting (pymatting; once on this machine: about a minute)"
             )

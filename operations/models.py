@@ -12,15 +12,19 @@ network wait (connecting, each read) is bounded by ``timeout`` seconds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import re
 import socket
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from operations.files import write_atomic
 
@@ -48,6 +52,24 @@ def models_home() -> Path:
     ``~/.cache/backgroundswap/models`` (for the weights no other library caches for us)."""
     home = os.environ.get("BACKGROUNDSWAP_HOME") or "~/.cache/backgroundswap"
     return Path(home).expanduser() / "models"
+
+
+@contextlib.contextmanager
+def caches_kept(variable: str, folder: str) -> Iterator[None]:
+    """While a library loads, the files it writes at import under ``variable``'s folder go to
+    ours (``$BACKGROUNDSWAP_HOME/folder``) rather than the user's home: matplotlib's font
+    cache and settings (``MPLCONFIGDIR``; MediaPipe imports matplotlib), ONNX Runtime's
+    telemetry files (``XDG_CACHE_HOME``). The variable is as it was afterwards; one the user
+    set is left alone."""
+    if os.environ.get(variable):
+        yield
+        return
+    home = os.environ.get("BACKGROUNDSWAP_HOME") or "~/.cache/backgroundswap"
+    os.environ[variable] = str(Path(home).expanduser() / folder)
+    try:
+        yield
+    finally:
+        os.environ.pop(variable, None)
 
 
 def offline_from_environment() -> bool:
@@ -270,3 +292,63 @@ def torch_device(requested: str) -> str:
     if requested == "mps" and not mps:
         raise DeviceError("--device mps: Apple's MPS backend is not available here")
     return requested
+
+
+def onnx_metadata(path: Path) -> dict[str, str]:
+    """An ONNX file's metadata (``ModelProto.metadata_props``: what an exporter wrote there,
+    Ultralytics' ``task`` and ``names`` among them), read from its top-level fields alone: the
+    graph and its weights are skipped, never read, and no ONNX library is needed.
+
+    Returns:
+        key → value; empty when the file is no ONNX model (or has none).
+    """
+    found: dict[str, str] = {}
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            while f.tell() < size:
+                field, wire = divmod(_varint(f), 8)
+                if wire == 0:
+                    _varint(f)
+                elif wire == 1:
+                    f.seek(8, os.SEEK_CUR)
+                elif wire == 5:
+                    f.seek(4, os.SEEK_CUR)
+                elif wire == 2:
+                    length = _varint(f)
+                    if field == 14:  # metadata_props: StringStringEntryProto {1: key, 2: value}
+                        entry = _fields(f.read(length))
+                        found[entry.get(1, "")] = entry.get(2, "")
+                    else:
+                        f.seek(length, os.SEEK_CUR)
+                else:
+                    break  # not a protobuf we understand: no metadata
+    except (OSError, ValueError):
+        return found
+    return found
+
+
+def _varint(f: BinaryIO) -> int:
+    value, shift = 0, 0
+    while True:
+        byte = f.read(1)
+        if not byte:
+            raise ValueError("ends inside a number")
+        value |= (byte[0] & 0x7F) << shift
+        if byte[0] < 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            raise ValueError("a number too long")
+
+
+def _fields(data: bytes) -> dict[int, str]:
+    """A small message's length-delimited fields, as text."""
+    stream, out = io.BytesIO(data), {}
+    while stream.tell() < len(data):
+        field, wire = divmod(_varint(stream), 8)
+        if wire != 2:
+            break
+        length = _varint(stream)
+        out[field] = stream.read(length).decode("utf-8", "replace")
+    return out

@@ -38,7 +38,7 @@ from operations.decode import DEFAULT_MAX_PIXELS
 from operations.encode import DEFAULT_FORMAT, DEFAULT_QUALITY, OUTPUT_FORMATS
 from operations.engines import EngineSettings, default_workers
 from operations.errors import OptionsError, SettingError
-from operations.files import WRITABLE, find_inputs, is_video
+from operations.files import VIDEO_EXTENSIONS, WRITABLE, find_inputs, is_video
 from operations.framing import ALIGNS, DEFAULT_MARGIN, FrameSettings, parse_canvas
 from operations.harmonize import DEFAULT_STRENGTH as DEFAULT_HARMONIZE
 from operations.jobs import JobSettings
@@ -93,13 +93,20 @@ def _check_installed(option: str, value: str | None, extra: str, modules: tuple[
             f"needs {', '.join(missing)}, which "
             f"{'is' if len(missing) == 1 else 'are'} not installed: "
             f"pip install -r requirements-{extra}.txt "
-            f"(or pip install 'backgroundswap[{extra}]')",
+            f"(or, from the checkout, pip install '.[{extra}]')",
         )
 
 
-def _check_folder_writable(option: str, path: Path) -> None:
-    """A file the run will write: its folder must exist and be writable."""
-    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+def _check_folder_writable(option: str, path: Path, made: Path | None = None) -> None:
+    """A file the run will write: its folder must exist and be writable, or lie inside
+    ``made``, the folder the run creates (its output folder), whose nearest existing folder
+    above must be writable."""
+    folder = path.parent
+    if made is not None and (
+        folder.resolve() == made.resolve() or made.resolve() in folder.resolve().parents
+    ):
+        folder = next((f for f in (folder, *folder.parents) if f.exists()), Path("."))
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise OptionsError(option, path, "its folder does not exist or is not writable")
 
 
@@ -708,11 +715,14 @@ class _Settings:
         DEFAULT_DEVICE,
         group=SEG,
         choices=DEVICES,
-        help="where models run (default: %(default)s; MediaPipe is CPU only)",
+        help="where the run's models run, each if it can (default: %(default)s; MediaPipe is CPU "
+        "only)",
         doc="where models run (`auto`: CUDA, then MPS, then CPU). On CUDA, DeepLab and YOLO run "
         "in half precision. A device asked for by name that is not there is an error, never a "
-        "silent CPU run; MediaPipe runs on the CPU only; salient models on the CPU or, with "
-        "`onnxruntime-gpu` installed in place of `onnxruntime`, CUDA",
+        "silent CPU run. Each model of the run runs there if it can: MediaPipe runs on the CPU "
+        "only (it stays there when the device is for the generator or the style network), "
+        "salient models on the CPU or, with `onnxruntime-gpu` installed in place of "
+        "`onnxruntime`, CUDA; a device no model of the run can use is refused",
     )
     batch_size: int = _option(
         1,
@@ -790,6 +800,10 @@ class _Settings:
             mode = resolve_segmenter_name(self.mode)
         except ValueError as exc:
             raise self._error("mode", str(exc)) from None
+        try:
+            self._bg_word()  # a colour written out of range, or with transparency
+        except ValueError as exc:
+            raise self._error("bg", str(exc)) from None
         if self.prompt is not None:
             if not self.prompt.strip():
                 raise self._error("prompt", "is empty")
@@ -1003,8 +1017,8 @@ class _Settings:
                 raise OptionsError(
                     "--bg",
                     TRANSPARENT,
-                    "needs an output that keeps "
-                    "transparency: --format png or webp (-o FILE.png, .webp, .tif)",
+                    "needs an output that keeps transparency: --format png, webp or avif (-o "
+                    "FILE.png, .webp, .avif, .tif)",
                 )
         for names, applies, goes_with in rules:
             for name in names:
@@ -1031,15 +1045,31 @@ class _Settings:
                 raise OptionsError(option.flag, value, reason)
         if not chosen:
             return
-        if self.device != "auto" and self.device not in backend.devices:
+        if self.device != "auto" and self.device not in backend.devices and not self._others():
             where = "the CPU" if backend.devices == ("cpu",) else ", ".join(backend.devices)
-            use = " or ".join(backend.devices)
-            reason = f"the {backend.name} backend runs on {where} only; use {use}, or auto"
+            able = [b.name for b in backends().values() if self.device in b.devices]
+            reason = (
+                f"nothing in this run can use it: the segmentation model ({backend.name}) runs "
+                f"on {where} only; use --device auto or {' or '.join(backend.devices)}"
+                + (
+                    f", or a backend that runs on {self.device} (--mode {', '.join(able)})"
+                    if able
+                    else ""
+                )
+            )
             raise self._error("device", reason)
         if self.classes is not None and not backend.classes:
             aware = " or ".join(b.name for b in backends().values() if b.classes)
             reason = f"the {backend.name} backend has no classes; they go with --mode {aware}"
             raise OptionsError("--classes", ",".join(self.classes), reason)
+
+    def _others(self) -> list[str]:
+        """The run's models besides the segmenter, which run where ``--device`` says."""
+        return [
+            model
+            for model, used in (("the generator", self.prompt is not None), ("style", self.nst))
+            if used
+        ]
 
     def _error(self, name: str, reason: str) -> OptionsError:
         """The error for the setting ``name`` at its value, naming its flag."""
@@ -1050,8 +1080,11 @@ class _Settings:
         backend = backends()[resolve_segmenter_name(self.mode)]
         used = [backend, *(backends()[name] for name in backend.uses)]
         own = tuple((o.field, getattr(self, o.field)) for b in used for o in b.options)
+        # Each model runs where --device says if it can: a CPU-only segmenter (MediaPipe)
+        # stays on the CPU when the device is for the run's other models.
+        device = self.device if self.device in (*backend.devices, "auto") else "cpu"
         segmenter = SegmenterSettings(
-            device=self.device,
+            device=device,
             weights=self.weights,
             offline=self.offline,
             classes=tuple(self.classes) if self.classes is not None else None,
@@ -1121,7 +1154,7 @@ class _Settings:
         framing = None
         if self.frame is not None:
             size, aspect = parse_canvas(self.canvas) if self.canvas else (None, None)
-            framing = FrameSettings(size, aspect, self.margin, self.align)
+            framing = FrameSettings(size, aspect, self.margin, self.align, self.max_pixels)
         return Recipe(
             mode=backend.name,
             framing=framing,
@@ -1230,6 +1263,13 @@ class _Settings:
                 )
         elif not source.is_dir():
             raise OptionsError("--input", source, "not a photo or a folder")
+        elif not target.exists() and target.suffix.lower() in {*WRITABLE, *VIDEO_EXTENSIONS}:
+            raise OptionsError(
+                "--output",
+                target,
+                "names a file, but --input is a folder: give a folder for the results (or one "
+                "photo as --input)",
+            )
         elif target.resolve() == source.resolve():
             raise OptionsError(
                 "--output", target, "is the input folder; choose another so no photo is overwritten"
@@ -1241,8 +1281,7 @@ class _Settings:
             if page.suffix.lower() not in (".html", ".htm"):
                 raise OptionsError("--report", page, "name an .html file")
             # The output folder is created when the run starts; any other must exist.
-            if page.parent.resolve() != self.output_folder.resolve():
-                _check_folder_writable("--report", page)
+            _check_folder_writable("--report", page, made=self.output_folder)
         if self.summary is not None:
             summary = Path(self.summary)
             try:
@@ -1253,7 +1292,7 @@ class _Settings:
                 raise OptionsError("--summary", summary, str(exc.strerror)) from None
             if summary.is_dir():
                 raise OptionsError("--summary", summary, "is a folder; give a file name")
-            _check_folder_writable("--summary", summary)
+            _check_folder_writable("--summary", summary, made=self.output_folder)
 
 
 def _backend_field(backend: Backend, option: Any) -> tuple[str, Any, Field]:

@@ -21,8 +21,9 @@ from operations.matting import Matte, MattingSettings, refine
 from operations.matting import warm_up as warm_up_matting
 from operations.segmenters.base import Segmenter
 
-# An alpha whose strongest pixel is below this found no subject: say so instead of failing.
-NO_SUBJECT_ALPHA = 0.05
+# Said in the row of a result whose mask holds no subject (doubt's ``no-subject`` flag): the
+# warning and the flag are one fact, measured once.
+NO_SUBJECT = "no subject found: the output shows the background alone"
 
 
 @dataclass
@@ -109,11 +110,18 @@ class Pipeline:
         pick = self.segmenter.pick(rgb)
         coarse = self.segment(rgb, pick.segmenter)
         matte = self.matte(rgb, coarse, alpha_in=alpha_in, segmenter=pick.segmenter)
+        framed = None
         if self.framing is not None:  # the subject on its canvas (the photo is left behind)
-            matte = frame(matte, self.framing)
-            rgb = matte.rgb
+            framed = frame(matte, self.framing)
+            matte, rgb = framed.matte, framed.matte.rgb
         result = self.compose(rgb, matte, icc_profile=icc_profile, index=index, name=name)
         result.doubt = measure(coarse if alpha_in is None else coarse * alpha_in)
+        if "no-subject" in result.doubt.flags:
+            result.warnings.insert(0, NO_SUBJECT)
+        if framed is not None:
+            result.warnings += framed.warnings
+            if framed.scale is not None:
+                result.extra["frame"] = {"scale": round(framed.scale, 3)}
         if (choice := pick.recorded()) is not None:
             result.extra["segmenter"] = choice
         return result
@@ -161,12 +169,9 @@ class Pipeline:
     ) -> SwapResult:
         """The subject (``matte``) over its background. ``background``: this image's own
         background picture (a video background's frame), fitted like ``--bg``."""
-        warnings = []
-        if matte.peak() < NO_SUBJECT_ALPHA:
-            warnings.append("no subject found: the output shows the background alone")
         if self.background.transparent:  # the subject on nothing: RGBA
-            return SwapResult(finish_transparent(matte, self.look), matte, warnings, {})
+            return SwapResult(finish_transparent(matte, self.look), matte, [], {})
         behind, extra = self.background.for_image(
             rgb, matte, icc_profile, index, name, frame=background
         )
-        return SwapResult(finish(matte, behind, self.look), matte, warnings, extra)
+        return SwapResult(finish(matte, behind, self.look), matte, [], extra)

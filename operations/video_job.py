@@ -19,9 +19,10 @@ import numpy as np
 from operations.containers import cut_short_file
 from operations.doubt import measure
 from operations.files import ImageError, StagedOutputs, unreadable
-from operations.jobs import FileResult, Job, JobSettings, Progress
+from operations.jobs import Cancel, FileResult, Job, JobSettings, Progress
 from operations.ledger import digest_file
 from operations.matting import Matte
+from operations.pipeline import NO_SUBJECT
 from operations.warning_capture import collecting
 
 if TYPE_CHECKING:
@@ -40,12 +41,16 @@ class VideoJob(Job):
     runs_alone: ClassVar[bool] = True  # it has threads of its own for its frames
 
     def work(
-        self, pipeline: Pipeline, settings: JobSettings, progress: Progress | None = None
+        self,
+        pipeline: Pipeline,
+        settings: JobSettings,
+        progress: Progress | None = None,
+        cancel: Cancel | None = None,
     ) -> FileResult:
         start = time.perf_counter()
         with collecting() as caught:
             try:
-                extra, doubt = _swap_video(self, pipeline, settings, progress, caught)
+                extra, doubt = _swap_video(self, pipeline, settings, progress, caught, cancel)
             except Exception as exc:  # noqa: BLE001 - a failed result, logged with its traceback
                 return self._failure(exc, start, caught)
         return FileResult(
@@ -65,6 +70,7 @@ def _swap_video(
     options: JobSettings,
     progress: Progress | None,
     warnings: list[str],
+    cancel: Cancel | None = None,
 ) -> tuple[dict[str, object], dict[str, object]]:
     """Stream ``job``'s video through ``pipeline``; returns the summary's ``extra`` and doubt."""
     from operations.temporal import TemporalSmoother
@@ -155,7 +161,7 @@ def _swap_video(
         # outputs are written (and flagged), but it is never "complete" (never deleted).
         cut = cut_short_file(job.source)  # what the container states (MPEG-TS: its packets)
         complete = not (missing or reader.failed or reader.damaged or cut)
-        job._commit(staged, options, read, digest, complete=complete)
+        job._commit(staged, options, read, digest, complete=complete, cancel=cancel)
     seconds = time.perf_counter() - began
     if missing:
         warnings.append(
@@ -199,6 +205,8 @@ def _swap_video(
     if pick is not None and (choice := pick.recorded()) is not None:
         extra["segmenter"] = choice
     worst = max(samples, key=lambda d: d.score, default=None)
+    if worst is not None and "no-subject" in worst.flags:  # the row's flag, said in words
+        warnings.insert(0, f"{NO_SUBJECT} (in the sampled frames)")
     return extra, (worst.to_dict() if worst is not None else {})
 
 

@@ -144,11 +144,20 @@ class Watcher:
         """Files seen but not yet settled (or still open elsewhere)."""
         return len(self._changing)
 
-    def wait(self, poll: float = POLL, *, until: float | None = None) -> list[Path]:
+    def wait(
+        self,
+        poll: float = POLL,
+        *,
+        until: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[Path]:
         """Look every ``poll`` seconds until some files have settled, or until ``until``
-        (``time.monotonic()``) has passed (Ctrl-C ends the wait)."""
+        (``time.monotonic()``) has passed. Ctrl-C ends the wait, and so does ``stop``, set
+        (:class:`KeyboardInterrupt` either way)."""
+        stop = stop if stop is not None else threading.Event()
         while True:
             ready = self.poll()
             if ready or (until is not None and time.monotonic() >= until):
                 return ready
-            time.sleep(poll)
+            if stop.wait(poll):
+                raise KeyboardInterrupt

@@ -26,10 +26,14 @@ from tests.helpers import RAY, ROOT, DiscSegmenter, needs
 class SlowJob(Job):
     """A job that takes a while and records the thread it ran on."""
 
-    def process(self, pipeline: Pipeline, settings: JobSettings, progress=None) -> FileResult:
+    def process(
+        self, pipeline: Pipeline, settings: JobSettings, progress=None, cancel=None
+    ) -> FileResult:
         return self.work(pipeline, settings)  # no claims: the paths are made up
 
-    def work(self, pipeline: Pipeline, settings: JobSettings, progress=None) -> FileResult:
+    def work(
+        self, pipeline: Pipeline, settings: JobSettings, progress=None, cancel=None
+    ) -> FileResult:
         time.sleep(0.01 if self.index == 0 else 0.05)
         return FileResult(
             str(self.source),

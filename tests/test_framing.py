@@ -44,13 +44,86 @@ def test_a_square_canvas_with_a_margin() -> None:
 
 
 def test_the_subject_lands_where_the_layout_says() -> None:
-    framed = frame(_matte(), FrameSettings(canvas=(500, 300), margin=10))
+    result = frame(_matte(), FrameSettings(canvas=(500, 300), margin=10))
+    framed = result.matte
+    assert result.scale == pytest.approx(4.4) and result.warnings[0].startswith(
+        "the subject (100×50 px) is enlarged 4.4× to fill the canvas"
+    )
     assert framed.alpha.shape == (300, 500) and framed.rgb.shape == (300, 500, 3)
     # 30 px margin (10 % of 300): 440×240 for the 100×50 box → ×4.4 = 440×220, centred.
     assert subject_box(framed.alpha) == (30, 40, 470, 260)
     assert (framed.rgb[150, 250] == (10, 200, 30)).all()
     # Nothing else: above and below the subject (bar the enlarged edge's pixel of ramp).
     assert framed.alpha[:38].max() == 0 and framed.alpha[262:].max() == 0
+
+
+_MEMORY = """
+import resource, sys
+import numpy as np
+from operations.framing import FrameSettings, frame
+from operations.files import ImageError
+from operations.matting import Matte
+side = int(sys.argv[1])
+alpha = np.zeros((1000, 1500), np.float32)
+alpha[500 : 500 + side * 3 // 4, 700 : 700 + side] = 1.0
+rgb = np.full((1000, 1500, 3), 90, np.uint8)
+try:
+    result = frame(Matte(rgb, soft=alpha), FrameSettings(canvas=(2000, 2000)))
+    print(result.matte.alpha.shape, round(result.scale, 1), result.warnings[0])
+except ImageError as exc:
+    print("refused:", exc)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+@pytest.mark.parametrize(
+    ("side", "said"),
+    [
+        (40, "refused: the subject (40×30 px) would be enlarged 42× to fill a 2000×2000 canvas"),
+        (112, "(2000, 2000) 15.0 the subject (112×84 px) is enlarged 15.0× to fill the canvas"),
+    ],
+)
+def test_framing_a_small_subject_scales_only_what_lands_on_the_canvas(side, said) -> None:
+    """A 40 px subject on a 2000×2000 canvas took 16.5 GB (the whole 1500×1000 photo scaled
+    42× first); 15× takes over 2.5 GB that way. Only the part of the photo the canvas shows is
+    scaled now, and past 16× the photo is refused with its factor."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    done = subprocess.run(
+        [sys.executable, "-c", _MEMORY, str(side)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    *lines, peak = done.stdout.strip().splitlines()
+    assert lines[0].startswith(said), lines
+    assert int(peak) < 2.5e9, f"peak {int(peak) / 1e9:.1f} GB"
+
+
+def test_a_photo_with_no_subject_is_framed_as_an_empty_canvas() -> None:
+    empty = Matte(np.zeros((600, 800, 3), np.uint8), soft=np.zeros((600, 800), np.float32))
+    for settings, size in (
+        (FrameSettings(canvas=(2000, 1500)), (1500, 2000)),
+        (FrameSettings(aspect=(4, 5)), (600, 480)),  # the photo's own size, cut to 4:5
+        (FrameSettings(), (600, 800)),
+    ):
+        result = frame(empty, settings)
+        assert result.matte.alpha.shape == size and result.scale is None
+        assert result.matte.alpha.max() == 0
+
+
+def test_a_canvas_over_the_pixel_limit_is_refused() -> None:
+    from operations.files import ImageError
+
+    with pytest.raises(ImageError, match=r"the canvas would be 3000×3000 = 9 MP, over the pixel"):
+        frame(_matte(), FrameSettings(canvas=(3000, 3000), max_pixels=4_000_000))
+    with pytest.raises(ValueError, match=r"an aspect of 1:500 is beyond 10:1 either way"):
+        parse_canvas("1:500")
 
 
 @pytest.mark.parametrize(

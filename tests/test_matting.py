@@ -215,3 +215,30 @@ def test_the_fast_path_decides_each_pixel_not_each_block() -> None:
     alpha = matte.alpha
     assert set(np.flatnonzero((alpha > 0) & (alpha < 1))) == set(matte.edge)
     np.testing.assert_array_equal(matte.solid == 1, alpha == 1)
+
+
+def test_quality_says_it_compiles_before_pymatting_is_imported(monkeypatch, caplog) -> None:
+    """pymatting compiles its functions as it is imported (a minute, the first time): the
+    message must come before the import, not after it (once, 90 s passed in silence)."""
+    import logging
+    import sys
+
+    from operations import matting
+
+    said_before: list[bool] = []
+
+    class Watch:  # told of every import: notes whether the message came first
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name == "pymatting":
+                said_before.append("compiling closed-form matting" in caplog.text)
+            return None  # the usual finders import it
+
+    monkeypatch.setattr(matting, "_compiled_before", lambda folder, pattern: False)
+    for name in [m for m in sys.modules if m == "pymatting" or m.startswith("pymatting.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [Watch(), *sys.meta_path])
+    with caplog.at_level(logging.INFO, logger="backgroundswap"):
+        matting.warm_up("quality")
+    # The last look is the import (a lookup of where it lies may come before it).
+    assert said_before and said_before[-1]

@@ -114,9 +114,12 @@ def test_backend_settings_follow_the_backends_declarations() -> None:
         Options(blur=True, classes=["dog"]).validated(batch=False)
     with pytest.raises(OptionsError, match=r"^--yolo-conf '0.5': goes with --mode yolo"):
         Options(blur=True, yolo_conf=0.5).validated(batch=False)  # would be silently ignored
-    with pytest.raises(OptionsError, match=r"^--device 'mps': the mediapipe backend runs on the"):
+    with pytest.raises(OptionsError, match=r"^--device 'mps': nothing in this run can use it: the"):
         Options(blur=True, device="mps").validated(batch=False)
     assert Options(blur=True, mode="deeplab", device="cpu").validated(batch=False).device == "cpu"
+    # The device is for the run's other models: MediaPipe stays on the CPU, the run goes on.
+    prompted = Options(prompt="a beach", device="mps").validated(batch=False)
+    assert prompted.device == "mps" and prompted.recipe().segmenter.device == "cpu"
 
 
 @pytest.mark.parametrize(
@@ -163,6 +166,9 @@ def test_a_missing_extra_stops_at_once_with_the_install_command(
     with pytest.raises(OptionsError, match=f"needs {missing}, which is not installed") as info:
         Options(blur=True, **settings).validated(batch=False)
     assert command in str(info.value) and "\n" not in str(info.value)
+    # The package is not on PyPI: the alternative is the checkout's own extra.
+    extra = command.split("requirements-")[1].split(".txt")[0]
+    assert f"(or, from the checkout, pip install '.[{extra}]')" in str(info.value)
 
 
 @pytest.mark.parametrize(

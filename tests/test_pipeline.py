@@ -100,3 +100,42 @@ def test_scene_light_options_are_checked(background_file: Path, settings, messag
     with pytest.raises(OptionsError) as caught:
         Options(**settings).validated(batch=False)
     assert message in str(caught.value)
+
+
+def test_no_subject_is_one_fact_in_the_row_and_in_the_log(tmp_path: Path, capsys) -> None:
+    """A 30000×200 panorama of people: every person too thin for the model (it sees 256²),
+    the row flagged no-subject, and now said in a warning line too (it was not: the warning
+    tested the refined matte, the flag the reduced mask)."""
+    import json
+
+    from PIL import Image
+
+    from tests.helpers import SAMPLES, cli
+
+    person = Image.open(SAMPLES / "astronaut.jpg").resize((200, 200))
+    panorama = Image.new("RGB", (30000, 200), (120, 130, 140))
+    for x in range(0, 30000, 600):
+        panorama.paste(person, (x, 0))
+    source = tmp_path / "in"
+    source.mkdir()
+    panorama.save(source / "panorama.jpg", quality=90)
+    code, err = cli(
+        capsys,
+        "-i",
+        source,
+        "-o",
+        tmp_path / "out",
+        "-b",
+        "white",
+        "--summary",
+        tmp_path / "s.json",
+    )
+    assert code == 0, err
+    (row,) = json.loads((tmp_path / "s.json").read_text())["files"]
+    said = "panorama.jpg: no subject found: the output shows the background alone" in err
+    assert (
+        ("no-subject" in row["flags"])
+        == said
+        == ("no subject found: the output shows the background alone" in row["warnings"])
+    )
+    assert "no-subject" in row["flags"]

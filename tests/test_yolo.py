@@ -146,3 +146,66 @@ def test_ultralytics_settings_stay_in_our_folder_whatever_the_working_folder(tmp
     assert out.strip() == str(tmp_path / "ours" / "models" / "yolov8s-seg.pt")
     assert not (tmp_path / "home" / ".config" / "Ultralytics").exists()
     assert not list(cwd.iterdir())  # nothing written where it was run
+
+
+def test_an_onnx_detection_export_is_refused_by_its_metadata(tmp_path: Path, capsys) -> None:
+    """Ultralytics' ONNX export of a detection model (not -seg) was taken for a -seg one and
+    crashed at warm-up with a traceback (IndexError): its metadata says detect, and it is
+    refused as the .pt form is, in one line, leaving no output folder."""
+    pytest.importorskip("onnx")
+    import os
+    import shutil
+
+    from ultralytics import YOLO
+
+    here = os.getcwd()
+    os.chdir(tmp_path)  # the export writes beside its source, a relative name
+    try:
+        exported = Path(YOLO("yolov8n.yaml").export(format="onnx", imgsz=64, verbose=False))
+        detect = tmp_path / "detect.onnx"
+        shutil.move(exported.resolve(), detect)
+    finally:
+        os.chdir(here)
+    out = tmp_path / "out"
+    code, err = cli(
+        capsys, "-i", SAMPLES, "-o", out, "-b", "white", "--mode", "2", "--weights", detect
+    )
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{detect} is a detect model (its ONNX metadata says so); a -seg model is needed" in err
+    assert not out.exists()
+
+
+def test_onnx_metadata_is_read_without_the_graph(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from operations.models import onnx_metadata
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])],
+        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [4096], [0.5] * 4096)],
+    )
+    model = helper.make_model(graph)
+    helper.set_model_props(model, {"task": "segment", "names": "{0: 'person'}", "é": "ü"})
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    assert onnx_metadata(path) == {"task": "segment", "names": "{0: 'person'}", "é": "ü"}
+    path.write_bytes(path.read_bytes()[:40])  # cut inside the graph: whatever came before
+    assert onnx_metadata(path) == {}
+    assert onnx_metadata(tmp_path / "missing.onnx") == {}
+
+
+def test_a_model_that_loads_but_cannot_run_is_one_line(yolo_weights, monkeypatch) -> None:
+    from operations.segmenters import yolo
+
+    def broken(self, rgb):
+        raise IndexError("index 1 is out of bounds for dimension 0 with size 1")
+
+    monkeypatch.setattr(yolo.YoloSegmenter, "instance_masks", broken)
+    with pytest.raises(SegmenterError) as info:
+        yolo.YoloSegmenter("n", offline=True)
+    assert "loads but cannot run: IndexError: index 1 is out of bounds" in str(info.value)
+    assert "\n" not in str(info.value)

@@ -68,6 +68,9 @@ class Engine(ABC):
             that build their pipelines elsewhere refuse one.
         progress: show a progress bar; ``None`` shows it unless ``settings.quiet``.
         abandon: once set, an interrupted engine stops waiting for the jobs in progress.
+        stop: once set, the run is interrupted (Ctrl-C, SIGTERM): :meth:`run` raises
+            :class:`KeyboardInterrupt` from its next wait, even where the signal's own
+            exception was lost (raised inside a C library's callback, say).
 
     Raises:
         SettingError, SegmenterError, StyleTransferError: what it builds cannot be built.
@@ -84,12 +87,14 @@ class Engine(ABC):
         pipeline: Pipeline | None = None,
         progress: bool | None = None,
         abandon: threading.Event | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.settings, self.recipe = settings, recipe
         self.background = background
         self.pipeline = pipeline
         self.progress = (not settings.quiet) if progress is None else progress
         self.abandon = abandon if abandon is not None else threading.Event()
+        self.stop = stop if stop is not None else threading.Event()
         self.open()
 
     def open(self) -> None:  # noqa: B027 - optional hook
@@ -121,8 +126,17 @@ def create_engine(
     pipeline: Pipeline | None = None,
     progress: bool | None = None,
     abandon: threading.Event | None = None,
+    stop: threading.Event | None = None,
 ) -> Engine:
     """Open the engine ``settings.name`` names."""
     module_name, _, class_name = ENGINES[settings.name].partition(":")
     cls: type[Engine] = getattr(importlib.import_module(module_name), class_name)
-    return cls(settings, recipe, background, pipeline=pipeline, progress=progress, abandon=abandon)
+    return cls(
+        settings,
+        recipe,
+        background,
+        pipeline=pipeline,
+        progress=progress,
+        abandon=abandon,
+        stop=stop,
+    )

@@ -16,7 +16,7 @@ import cv2
 
 from operations.engines import Engine, Report
 from operations.files import shown
-from operations.jobs import Interrupted
+from operations.jobs import Cancel, Interrupted
 
 if TYPE_CHECKING:
     from operations.jobs import FileResult, Job
@@ -64,7 +64,7 @@ class LocalEngine(Engine):
         frames, and two at once would only hold twice the frames) alone, with a bar of its
         frames under the bar of files."""
         if not job.runs_alone:
-            return job.process(pipeline, self.recipe.jobs)
+            return job.process(pipeline, self.recipe.jobs, cancel=self._cancel)
         from tqdm import tqdm
 
         with self._video_lock:
@@ -86,7 +86,7 @@ class LocalEngine(Engine):
                 bar.update(done - bar.n)
 
             try:
-                return job.process(pipeline, self.recipe.jobs, progress)
+                return job.process(pipeline, self.recipe.jobs, progress, self._cancel)
             finally:
                 bar.close()
 
@@ -97,6 +97,7 @@ class LocalEngine(Engine):
         # network (--nst) is built for it now.
         pipeline.background.load()
         self._stopping.clear()
+        self._cancel = Cancel()
 
         workers = self.settings.workers
         bar = self.bar  # its clock starts now: its rate is the summary line's
@@ -121,10 +122,10 @@ class LocalEngine(Engine):
             # At most 2 × workers jobs in flight, so memory stays bounded.
             for job in jobs:
                 if len(pending) >= 2 * workers:
-                    collect(_some_done(pending))
+                    collect(self._some_done(pending))
                 pending[pool.submit(self._process, job, pipeline)] = job
             while pending:
-                collect(_some_done(pending))
+                collect(self._some_done(pending))
         finally:
             # On Ctrl-C: queued jobs are dropped, running ones finish (unless ``abandon`` is set:
             # a second Ctrl-C), and every finished one is reported.
@@ -135,16 +136,22 @@ class LocalEngine(Engine):
             running = [f for f in pending if not f.cancelled()]
             while running and not self.abandon.is_set():
                 running = list(wait(running, timeout=0.1).not_done)
+            if running:  # abandoned: they write nothing from now on, and what they wrote counts
+                self._cancel.set()
+                placed = [f for f in running if pending[f] in self._cancel.committed]
+                wait(placed)
             cv2.setNumThreads(cv_threads)
             collect({f for f in pending if f.done() and not f.cancelled()})
             bar.close()
 
-
-def _some_done(futures: dict[Future[FileResult], Job]) -> set[Future[FileResult]]:
-    """Wait until at least one job is done. In short waits: a signal the kernel hands to
-    another thread (FFmpeg's, a worker's) only runs its Python handler when the main thread
-    wakes, and a wait for a long job (a video) would hold Ctrl-C back until the job ended."""
-    while True:
-        done = wait(futures, timeout=0.1, return_when=FIRST_COMPLETED).done
-        if done:
-            return done
+    def _some_done(self, futures: dict[Future[FileResult], Job]) -> set[Future[FileResult]]:
+        """Wait until at least one job is done. In short waits: a signal the kernel hands to
+        another thread (FFmpeg's, a worker's) only runs its Python handler when the main thread
+        wakes, and a wait for a long job (a video) would hold Ctrl-C back until the job ended;
+        and a stop asked for is honoured here even when the signal's own exception was lost."""
+        while True:
+            if self.stop.is_set():
+                raise KeyboardInterrupt
+            done = wait(futures, timeout=0.1, return_when=FIRST_COMPLETED).done
+            if done:
+                return done

@@ -329,6 +329,8 @@ class RayEngine(Engine):
         by_source = {str(job.source): job for job in jobs}
         try:
             for row in results.iter_rows():
+                if self.stop.is_set():  # a Ctrl-C whose own exception was lost
+                    raise KeyboardInterrupt
                 result = pickle.loads(row["result"])
                 report(by_source[result.input], result)
         except ray.exceptions.GetTimeoutError:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import cv2
 import numpy as np
 
-from operations.models import WeightsError, WeightsSpec, models_home, resolve
+from operations.models import WeightsError, WeightsSpec, caches_kept, models_home, resolve
 from operations.resize import shrink
 from operations.segmenters.base import Backend, BackendOption, ModelCard, Segmenter, SegmenterError
 
@@ -136,8 +136,7 @@ class MediaPipeSegmenter(Segmenter):
         os.environ.setdefault("GLOG_minloglevel", "2")
         with native_stderr_captured() as log:
             try:
-                import mediapipe
-                from mediapipe.tasks.python import BaseOptions, vision
+                mediapipe, BaseOptions, vision = load_mediapipe()
 
                 self._image = mediapipe.Image
                 self._format = mediapipe.ImageFormat.SRGB
@@ -217,3 +216,12 @@ BACKEND = Backend(
         ),
     ),
 )
+
+
+def load_mediapipe() -> tuple[Any, Any, Any]:
+    """MediaPipe (``mediapipe``, its ``BaseOptions`` and ``vision``), imported with its import-time
+    writes kept in our cache folder (it imports matplotlib, which writes a font cache)."""
+    with caches_kept("MPLCONFIGDIR", "matplotlib"):
+        import mediapipe
+        from mediapipe.tasks.python import BaseOptions, vision
+    return mediapipe, BaseOptions, vision

@@ -36,12 +36,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cv2
 import numpy as np
 
-from operations.models import DEFAULT_DEVICE, WeightsError, WeightsSpec, models_home, resolve
+from operations.models import (
+    DEFAULT_DEVICE,
+    WeightsError,
+    WeightsSpec,
+    caches_kept,
+    models_home,
+    resolve,
+)
 from operations.resize import shrink
 from operations.segmenters.base import (
     Backend,
@@ -155,9 +162,18 @@ def _family_of(path: Path) -> Family:
     return CUSTOM
 
 
+def load_onnxruntime() -> Any:
+    """ONNX Runtime, its telemetry off and the files it writes at import (a device id and a
+    database, under ``~/.cache/Microsoft/DeveloperTools``) kept in our cache folder."""
+    with caches_kept("XDG_CACHE_HOME", "onnxruntime"):
+        import onnxruntime
+    onnxruntime.disable_telemetry_events()
+    return onnxruntime
+
+
 def _providers(device: str) -> list[str]:
     """ONNX Runtime's providers for ``--device``: never a silent CPU run for a named GPU."""
-    import onnxruntime
+    onnxruntime = load_onnxruntime()
 
     available = onnxruntime.get_available_providers()
     if device == "cuda":
@@ -191,11 +207,11 @@ class SalientSegmenter(Segmenter):
     ) -> None:
         super().__init__()
         try:
-            import onnxruntime
+            onnxruntime = load_onnxruntime()
         except ImportError:
             raise SegmenterError(
-                "--mode salient needs ONNX Runtime: pip install -r requirements-salient.txt "
-                "(or pip install 'backgroundswap[salient]')"
+                "the salient backend needs ONNX Runtime: pip install -r "
+                "requirements-salient.txt (or, from the checkout, pip install '.[salient]')"
             ) from None
         if model in MODELS:
             try:

@@ -22,6 +22,7 @@ from operations.models import (
     WeightsSpec,
     first_line,
     models_home,
+    onnx_metadata,
     resolve,
     torch_device,
 )
@@ -160,6 +161,12 @@ class YoloSegmenter(Segmenter):
                     f"--yolo-model {model!r}: choose {', '.join(SIZES)} or a "
                     "path to a -seg checkpoint"
                 )
+        if path.suffix.lower() == ".onnx":  # an export says its task in its metadata
+            task = onnx_metadata(path).get("task")
+            if task not in (None, "segment"):
+                raise SegmenterError(
+                    f"{path} is a {task} model (its ONNX metadata says so); a -seg model is needed"
+                )
         try:
             self.model = YOLO(str(path), task="segment")
         except Exception as exc:  # noqa: BLE001 - Ultralytics raises many types for bad files
@@ -178,8 +185,13 @@ class YoloSegmenter(Segmenter):
         import torch
 
         threads = torch.get_num_threads()
-        self.instance_masks(np.zeros((64, 64, 3), np.uint8))
-        torch.set_num_threads(threads)
+        try:
+            self.instance_masks(np.zeros((64, 64, 3), np.uint8))
+        except Exception as exc:  # noqa: BLE001 - whatever a model that loads but cannot run raises
+            reason = f"{type(exc).__name__}: {first_line(exc)}"
+            raise SegmenterError(f"{path} loads but cannot run: {reason}") from None
+        finally:
+            torch.set_num_threads(threads)
 
     def _select(self, classes: list[str] | None) -> list[int] | None:
         if not classes:
