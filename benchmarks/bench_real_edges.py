@@ -13,9 +13,15 @@ venv that has it is given (``--rembg-python``; install it in a venv of its own: 
 multi-level foreground) and ``-a`` (alpha matting).
 
 Methods: ``off`` (the model's alpha, the photo's colours), ``fast`` and ``quality`` (ours, the
-defaults for a fine mask: the model's alpha kept, the colours of its soft pixels solved by
-blur-fusion / pymatting's multi-level estimator), ``fast-coarse`` (the coarse-mask path — what
-``fast`` did to salient masks before: snapped to the photo's edges), and rembg's.
+defaults for a fine mask: the model's alpha kept — given the photo's own edges when the photo is
+twice the model's input or more — and the colours of its soft pixels solved by blur-fusion /
+pymatting's multi-level estimator), ``fast-enlarged`` (``fast`` with the model's alpha as
+enlarged, never refitted), ``fast-coarse`` (the coarse-mask path — what ``fast`` did to salient
+masks before: snapped to the photo's edges), and rembg's.
+
+``--truth-model isnet-general-use`` with ``--model u2netp`` makes the known truth from ISNet's
+far sharper 1024² alpha, so that it holds detail U²-Netp's 320² map, enlarged, has lost: the
+test of the refit (``fast`` against ``fast-enlarged``).
 
 Known truth: each photo's real cut-out — the model's alpha on it (snapped at 0.02/0.98) and the
 subject's own colours carried outward into the soft pixels (OpenCV's inpainting from the
@@ -63,7 +69,7 @@ from operations.segmenters import create_segmenter  # noqa: E402
 from operations.segmenters.base import SegmenterSettings  # noqa: E402
 
 NEW_BACKGROUND = (40, 90, 200)  # the flat new background composites are judged over
-OURS = ("off", "fast", "quality", "fast-coarse")
+OURS = ("off", "fast", "fast-enlarged", "quality", "fast-coarse")
 REMBG = ("rembg", "rembg -dc", "rembg -a")
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
@@ -150,6 +156,8 @@ def ours(method: str, rgb: np.ndarray, model_alpha: np.ndarray, mask_side: int):
     start = time.perf_counter()
     if method == "fast-coarse":
         matte = refine(rgb, model_alpha, "fast", mask_side=mask_side, fine=False)
+    elif method == "fast-enlarged":  # the model's alpha as enlarged: no refit to the photo
+        matte = refine(rgb, model_alpha, "fast", mask_side=0, fine=True)
     else:
         matte = refine(rgb, model_alpha, method, mask_side=mask_side, fine=True)
     alpha = matte.alpha
@@ -244,6 +252,12 @@ def main() -> None:
     parser.add_argument("--sheet", type=Path, help="write a contact sheet of 1:1 edge crops")
     parser.add_argument("--no-truth", action="store_true", help="real photos only")
     parser.add_argument(
+        "--truth-model",
+        choices=("isnet-general-use", "u2netp"),
+        help="make the known truth from this model's alpha (a sharper one than --model: the "
+        "truth then has detail --model's enlarged alpha lacks); default: --model",
+    )
+    parser.add_argument(
         "--rembg-cache", type=Path, help="keep rembg's outputs here and reuse them (deterministic)"
     )
     args = parser.parse_args()
@@ -262,14 +276,19 @@ def main() -> None:
         "salient", SegmenterSettings(offline=True, own=(("salient_model", args.model),))
     )
     texture = decode(ROOT / "background" / "hubble_deep_field.jpg").rgb
+    truth_segmenter = segmenter
+    if args.truth_model not in (None, args.model):
+        own = (("salient_model", args.truth_model),)
+        truth_segmenter = create_segmenter("salient", SegmenterSettings(offline=True, own=own))
     images, model_alphas, truths = {}, {}, {}
     for name, rgb in photos.items():
         images[name] = rgb
         model_alphas[name] = segmenter(rgb)
         if args.no_truth:
             continue
+        cut = model_alphas[name] if truth_segmenter is segmenter else truth_segmenter(rgb)
         for bg, (picture, truth, colours) in known_truth(
-            rgb, model_alphas[name], backgrounds_for(rgb, model_alphas[name], texture)
+            rgb, cut, backgrounds_for(rgb, cut, texture)
         ).items():
             case = f"{name}@{bg}"
             images[case] = picture

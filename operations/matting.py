@@ -213,7 +213,7 @@ def refine(
     if method not in MATTING_METHODS:
         raise ValueError(f"unknown matting method {method!r}; choose from {MATTING_METHODS}")
     if fine:
-        return refine_fine(rgb, coarse, method)
+        return refine_fine(rgb, coarse, method, mask_side=mask_side)
     height, width = coarse.shape
     side = QUALITY_MAX_SIDE if method == "quality" else mask_side
     work_w, work_h = _work_size(height, width, side)
@@ -281,9 +281,73 @@ FINE_LOW, FINE_HIGH = 0.02, 0.98
 # composite's error moves by 1 % from 0.02 to 0.1 wide and 0.002 to 0.016 narrow; these were best.
 FUSION_WIDE, FUSION_NARROW = 0.04, 0.008
 FUSION_WIDE_MIN, FUSION_NARROW_MIN = 8, 3
+# A photo this many times the model's input or more: the model's alpha, enlarged, has lost the
+# photo's edges (a 320² U²-Netp map on a 1620-px photo is 5× enlarged), and is given the
+# photo's detail back (:func:`sharpened`). Measured on known truth (real cut-outs from ISNet's
+# far sharper alpha, composited at 1080-1920 px, segmented by U²-Netp; 12 photos, 48
+# composites): composite error 15.61 → 14.69, alpha SAD 55.8 → 53.7, gradient error 0.79 →
+# 0.67; radius 2 (at the model's scale) and ε 1e-4 against radius 1 and 3 and ε 1e-3, and
+# against the guided filter's own output (15.26: it blurs where the photo is flat).
+SHARPEN_AT = 2.0
+SHARPEN_RADIUS, SHARPEN_EPS = 2, 1e-4
 
 
-def refine_fine(rgb: np.ndarray, alpha: np.ndarray, method: str = DEFAULT_METHOD) -> Matte:
+def sharpened(rgb: np.ndarray, alpha: np.ndarray, mask_side: int) -> np.ndarray:
+    """A fine mask, enlarged from a much smaller model input, given the photo's own edges: the
+    photo's detail where it explains the alpha, ``α + ā·(I − Ī)`` with ``ā`` the guided
+    filter's averaged slope (He et al.) and ``Ī`` the guide's local mean, both fitted at the
+    model's scale and sampled bilinearly at each full-resolution pixel near the soft band.
+    Where the photo is flat ``ā`` is 0 and the model's alpha is kept as it is (the guided
+    filter's own output, ``ā·I + b̄``, would blur it there: a wider ramp). It never grows the
+    subject: where the enlarged alpha says background (≤ ``FINE_LOW``), the result does too.
+
+    Args:
+        rgb: ``H×W×3`` ``uint8`` photo.
+        alpha: ``H×W`` ``float32``: the model's alpha, enlarged to the photo.
+        mask_side: the long side of the model's input.
+    """
+    height, width = alpha.shape
+    work_w, work_h = _work_size(height, width, mask_side)
+    small = cv2.resize(alpha, (work_w, work_h), interpolation=cv2.INTER_AREA)
+    soft = (small > FINE_LOW) & (small < FINE_HIGH)
+    if not soft.any():
+        return alpha
+    guide = list(cv2.split(shrink(rgb, work_w, work_h).astype(np.float32) * np.float32(1 / 255)))
+    slope = _guided_coefficients(guide, small, SHARPEN_RADIUS, SHARPEN_EPS)[:3]
+    mean = [_box(plane, SHARPEN_RADIUS) for plane in guide]
+    # Wherever the slope reaches: its averaging spreads it 2r beyond the alpha's soft pixels,
+    # bilinear sampling one more (a band cut short would step at its blocks' edges).
+    reach = 2 * (2 * SHARPEN_RADIUS + 1) + 1
+    band = cv2.dilate(soft.astype(np.uint8), np.ones((reach, reach), np.uint8))
+    rows, cols = np.nonzero(cv2.resize(band, (width, height), interpolation=cv2.INTER_NEAREST))
+    # The band's pixels' centres in the reduced maps (as cv2.resize's bilinear enlargement), laid
+    # out in rows of 4096 (cv2.remap takes maps under 32767 a side).
+    count = rows.size
+    shape = (-(-count // 4096), 4096)
+
+    def laid_out(values: np.ndarray) -> np.ndarray:
+        out = np.zeros(shape[0] * shape[1], np.float32)
+        out[:count] = values
+        return out.reshape(shape)
+
+    at_x = laid_out((cols + 0.5) * (work_w / width) - 0.5)
+    at_y = laid_out((rows + 0.5) * (work_h / height) - 0.5)
+
+    def sampled(plane: np.ndarray) -> np.ndarray:
+        remapped = cv2.remap(plane, at_x, at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return remapped.reshape(-1)[:count]
+
+    pixels = rgb[rows, cols].astype(np.float32) * np.float32(1 / 255)
+    detail = sum(sampled(slope[c]) * (pixels[:, c] - sampled(mean[c])) for c in range(3))
+    out = alpha.copy()
+    out[rows, cols] = np.clip(alpha[rows, cols] + detail, 0.0, 1.0)
+    out[alpha <= FINE_LOW] = 0.0  # never grown into what the model calls background
+    return out
+
+
+def refine_fine(
+    rgb: np.ndarray, alpha: np.ndarray, method: str = DEFAULT_METHOD, *, mask_side: int = 0
+) -> Matte:
     """A fine mask's matte: the model's alpha, kept (near 0 and near 1 snapped), and the
     subject's colours solved from ``I = αF + (1 − α)B`` at its soft pixels.
 
@@ -299,7 +363,11 @@ def refine_fine(rgb: np.ndarray, alpha: np.ndarray, method: str = DEFAULT_METHOD
         rgb: ``H×W×3`` ``uint8`` photo.
         alpha: ``H×W`` ``float32`` model alpha at the photo's size.
         method: ``fast`` or ``quality``.
+        mask_side: the long side of the model's input; a photo :data:`SHARPEN_AT` times it or
+            more has its alpha refitted to its own edges first (:func:`sharpened`).
     """
+    if mask_side and max(alpha.shape) >= SHARPEN_AT * mask_side:
+        alpha = sharpened(rgb, alpha, mask_side)
     solid = (alpha >= FINE_HIGH).astype(np.uint8)
     soft = (alpha > FINE_LOW) & (alpha < FINE_HIGH)
     opaque = bool(solid.any())

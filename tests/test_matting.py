@@ -242,3 +242,34 @@ def test_quality_says_it_compiles_before_pymatting_is_imported(monkeypatch, capl
         matting.warm_up("quality")
     # The last look is the import (a lookup of where it lies may come before it).
     assert said_before and said_before[-1]
+
+
+def test_a_fine_mask_far_smaller_than_the_photo_is_refitted_to_its_edges() -> None:
+    """A model that saw 320² gives, on a 1600-px photo, a 5× enlarged, blurred alpha: it is
+    carried to the photo's own edge (steeper where the photo's edge is), and never grows into
+    what the model called background."""
+    from operations.matting import FINE_LOW, sharpened
+
+    height, width = 900, 1600
+    x = np.arange(width)
+    edge = (x < 800).astype(np.float32)  # a sharp vertical edge at x = 800
+    rgb = np.repeat((40 + 180 * (1 - edge))[None, :, None], height, axis=0)
+    rgb = np.repeat(rgb, 3, axis=2).astype(np.uint8)  # dark subject left, light ground right
+    small = cv2.resize(np.tile(edge, (height, 1)), (320, 180), interpolation=cv2.INTER_AREA)
+    blurred = cv2.resize(cv2.GaussianBlur(small, (0, 0), 1.0), (width, height))
+    result = sharpened(rgb, blurred, 320)
+
+    def soft(a: np.ndarray) -> int:
+        return int(((a[450] > 0.05) & (a[450] < 0.95)).sum())
+
+    def step(a: np.ndarray) -> float:  # across the photo's own edge
+        return float(a[450, 799] - a[450, 800])
+
+    assert soft(blurred) >= 15 and step(blurred) < 0.1  # a 5× ramp, smooth over the edge
+    assert step(result) > 0.5 and soft(result) <= 12  # the photo's edge, in the alpha
+    assert result[450, 780] > 0.97 and (result[450, 830:] == 0).all()
+    assert (result[blurred <= FINE_LOW] == 0).all()  # nothing grown
+    same = refine(rgb, blurred, "fast", fine=True, mask_side=320).alpha
+    assert step(same) > 0.5  # refine does it when the photo is ≥ 2× the model's input
+    untouched = refine(rgb, blurred, "fast", fine=True, mask_side=1024).alpha
+    assert step(untouched) < 0.1  # and keeps the model's alpha when it is not
