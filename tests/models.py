@@ -83,10 +83,9 @@ def make_vgg() -> Path:
     return spec.cached
 
 
-def _tiny_clip_tokenizer(folder: Path):
-    """A CLIP tokenizer over single characters (no merges), written to ``folder``."""
-    import json
-
+def tiny_clip_tokenizer(model_max_length: int = 16, vocab_size: int = 0):
+    """A CLIP tokenizer over single characters (no merges); ``vocab_size`` pads its vocabulary
+    with unused entries (CLIP's is 49408), for a text encoder of the real size."""
     from transformers import CLIPTokenizer
 
     printable = [
@@ -101,14 +100,11 @@ def _tiny_clip_tokenizer(folder: Path):
     for char in chars:
         vocab.setdefault(char, len(vocab))
         vocab.setdefault(char + "</w>", len(vocab))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return CLIPTokenizer(
-        vocab_file=str(folder / "vocab.json"),
-        merges_file=str(folder / "merges.txt"),
-        model_max_length=16,
-    )
+    while len(vocab) < vocab_size:
+        vocab[f"<unused{len(vocab)}>"] = len(vocab)
+    # transformers 5 takes the vocabulary itself (its ``vocab_file`` keyword is gone: given it,
+    # the tokenizer silently knew only its special tokens and read every prompt as one token).
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
 
 
 def make_tiny_sd(root: Path, *, inpaint: bool = False) -> Path:
@@ -127,7 +123,7 @@ def make_tiny_sd(root: Path, *, inpaint: bool = False) -> Path:
     )
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    tokenizer = _tiny_clip_tokenizer(root / "tiny-tokenizer")
+    tokenizer = tiny_clip_tokenizer()
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
         block_out_channels=(4, 8),

@@ -45,6 +45,9 @@ def test_generation_is_deterministic_per_seed(tiny_sd: Path) -> None:
     np.testing.assert_array_equal(first, again)
     other = generator.generate(GenerationRequest("a beach", None, str(tiny_sd), 8, 3, 5.0, 64, 40))
     assert not np.array_equal(first, other)
+    # The prompt reaches the network: another prompt, the same seed, another image.
+    lake = generator.generate(GenerationRequest("a lake", None, str(tiny_sd), 7, 3, 5.0, 64, 40))
+    assert not np.array_equal(first, lake)
 
 
 def _photos(folder: Path) -> Path:
