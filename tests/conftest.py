@@ -54,6 +54,16 @@ def photo_dir(tmp_path: Path) -> Path:
     return folder
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # A test module that imports Ultralytics directly (not through import_ultralytics) leaves
+    # its PIL.Image.open wrapper behind for every later test: unknown files then fail on a
+    # missing pi_heif instead of as "not an image" (CI's fresh machines showed it).
+    if Image.open.__module__ != "PIL.Image":
+        raise pytest.UsageError(
+            f"PIL.Image.open was replaced while collecting: by {Image.open.__module__}"
+        )
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     import shutil
 
