@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from operations import __version__
-from operations.errors import SettingError
+from operations.errors import BackgroundSwapError, named
 
 if TYPE_CHECKING:
     from operations.batch import BatchResult
@@ -181,14 +181,17 @@ def report_main(argv: Sequence[str]) -> int:
         error = OptionsError("--report", args.report, "name an .html file")
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        page = rebuild(args.source, args.report)
-    except ReportError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        print(f"{PROG}: error: could not write the page: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    from operations.options import flag_names
+
+    with named(flag_names()):  # the run's settings named by their flags
+        try:
+            page = rebuild(args.source, args.report)
+        except ReportError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except OSError as exc:
+            print(f"{PROG}: error: could not write the page: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     print(f"review page: {page}", file=sys.stderr)
     return EXIT_OK
 
@@ -251,10 +254,6 @@ class _StopSignals:
         os._exit(128 + number)
 
 
-class _ModelError(Exception):
-    """A model that could not be loaded (its own error is the cause)."""
-
-
 def _run(options: Options, stop: _StopSignals) -> BatchResult:
     """The batch, its libraries imported here (a Ctrl-C while they load is honoured once they
     have, with the summary)."""
@@ -264,16 +263,10 @@ def _run(options: Options, stop: _StopSignals) -> BatchResult:
 
     capture_warnings(verbose=options.verbose)
     from operations.batch import interrupted_before_start, run_batch
-    from operations.neural_style_transfer import StyleTransferError
-    from operations.segmenters.base import SegmenterError
-    from operations.text_to_image import GenerationError
 
     try:
         stop.arm()
-        try:
-            return run_batch(options, abandon=stop.abandon, stop=stop.requested)
-        except (SegmenterError, StyleTransferError, GenerationError) as exc:
-            raise _ModelError from exc
+        return run_batch(options, abandon=stop.abandon, stop=stop.requested)
     except KeyboardInterrupt:  # before the batch could start: it handles its own afterwards
         return interrupted_before_start(options)
 
@@ -295,8 +288,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str], stop: _StopSignals) -> int:
-    from operations.options import OptionsError, as_options_error
+    from operations.options import flag_names
 
+    with named(flag_names()):  # every message names a setting by its flag
+        return _cli(argv, stop)
+
+
+def _cli(argv: list[str], stop: _StopSignals) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
@@ -306,15 +304,10 @@ def _main(argv: list[str], stop: _StopSignals) -> int:
 
     try:
         options = options_from_args(args).validated()
-    except OptionsError as exc:
-        return usage_error(str(exc))
-    _configure_logging(options)
-    try:
+        _configure_logging(options)
         batch = _run(options, stop)
-    except SettingError as exc:
-        return usage_error(str(as_options_error(exc)))
-    except _ModelError as exc:  # a model failed to load
-        return usage_error(str(exc.__cause__))
+    except BackgroundSwapError as exc:  # a setting refused, a model that cannot load, …
+        return usage_error(str(exc))
     if not options.quiet:
         print(batch.summary_line(), file=sys.stderr)
     if batch.interrupted:

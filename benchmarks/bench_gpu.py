@@ -61,7 +61,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -505,10 +505,9 @@ def item_style(bench: Bench) -> None:
     photo = photos(bench, 1)[0]
     alpha = np.zeros(photo.shape[:2], np.float32)
     alpha[photo.shape[0] // 4 :, photo.shape[1] // 3 : 2 * photo.shape[1] // 3] = 1.0
-    settings = StyleSettings()
+    settings = StyleSettings(tolerance=0.0)  # every step runs: random weights must not converge
     if bench.scale.nst_size:
-        settings.size, settings.steps = bench.scale.nst_size, bench.scale.nst_steps or 5
-    settings.tolerance = 0.0  # every step runs: random weights must not converge early
+        settings = replace(settings, size=bench.scale.nst_size, steps=bench.scale.nst_steps or 5)
 
     def build() -> Built:
         transfer = StyleTransfer(decode(STYLE).rgb, settings, device=bench.device, offline=True)

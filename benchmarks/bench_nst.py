@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -93,14 +94,14 @@ def main() -> None:
     with torch.no_grad():
         content = transfer._features(image)
 
-    transfer.settings.optimizer, transfer.settings.adam_lr = "adam", 10 / 255
-    transfer.settings.tolerance = -1.0  # the original ran all its steps
+    # The original ran all its steps, with Adam at its rate.
+    transfer.settings = replace(transfer.settings, optimizer="adam", adam_lr=10 / 255, tolerance=-1)
     start = time.perf_counter()
     _, original_history = transfer.optimise(image, content, None, args.orig_steps)
     original_seconds = time.perf_counter() - start
     target = original_history[-1]
 
-    transfer.settings.optimizer, transfer.settings.tolerance = "lbfgs", -1.0
+    transfer.settings = replace(transfer.settings, optimizer="lbfgs", tolerance=-1.0)
     reached = {}
 
     def watch(history: list[float], t0: float) -> None:
@@ -177,7 +178,7 @@ def main() -> None:
     full_image = full._tensor(big)
     with torch.no_grad():
         full_content = full._features(full_image)
-    full.settings.optimizer, full.settings.adam_lr, full.settings.tolerance = "adam", 10 / 255, -1
+    full.settings = replace(full.settings, optimizer="adam", adam_lr=10 / 255, tolerance=-1)
     start = time.perf_counter()
     full.optimise(full_image, full_content, None, 3)
     per_step = (time.perf_counter() - start) / 3

@@ -40,7 +40,7 @@ from PIL import Image, ImageCms
 
 from operations.blur import DEFAULT_BLUR_STRENGTH, blur_behind_subject, blur_sigma, gaussian_blur
 from operations.decode import DEFAULT_MAX_PIXELS, decode
-from operations.errors import SettingError
+from operations.errors import SettingError, require, setting
 from operations.files import ImageError, find_inputs, is_video, shown
 from operations.resize import resize as _resize
 
@@ -69,6 +69,13 @@ class BackgroundSettings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     colour: tuple[int, int, int] | None = None  # a plain colour instead of an image
     transparent: bool = False  # nothing behind the subject: the result is its RGBA cut-out
+
+    def __post_init__(self) -> None:
+        require(self.fit in FIT_MODES, "fit", self.fit, f"choose from {', '.join(FIT_MODES)}")
+        require(self.match in BG_MATCH, "match", self.match, f"choose from {', '.join(BG_MATCH)}")
+        strength = self.blur_strength
+        require(0 < strength <= 50, "blur_strength", strength, "must be > 0 and ≤ 50 (percent)")
+        require(self.max_pixels >= 1, "max_pixels", self.max_pixels, "must be positive")
 
 
 TRANSPARENT = "transparent"  # --bg transparent
@@ -300,7 +307,8 @@ class BackgroundSource:
             if path.stem.casefold() == wanted:
                 return path
         raise ImageError(
-            f"no background named {shown(name)}.* in {shown(self.settings.bg)} (--bg-match name)"
+            f"no background named {shown(name)}.* in {shown(self.settings.bg)} "
+            f"({setting('bg_match')} name)"
         )
 
     def _from_folder(self, path: Path) -> Background:

@@ -19,12 +19,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from operations import __version__
 from operations.background import RunBackground
 from operations.build import build_background
 from operations.decode import allow_pixels
-from operations.drop_folder import DropFolder, DropSettings
+from operations.drop_folder import DropFolder
 from operations.engines import Engine, Report, create_engine
 from operations.files import (
     find_inputs,
@@ -73,7 +74,7 @@ class BatchResult:
         working = self.seconds - self.startup
         videos = [f for f in self.files if f.status == "ok" and "video" in f.extra]
         if videos:
-            frames = sum(int(f.extra["video"].get("frames") or 0) for f in videos)
+            frames = sum(int(_video(f).get("frames") or 0) for f in videos)
             spent = sum(f.seconds for f in videos)
             photos = done - len(videos)
             rate = f", {len(videos)} {'video' if len(videos) == 1 else 'videos'}: {frames} frames"
@@ -89,11 +90,19 @@ class BatchResult:
         )
 
 
+def _video(result: FileResult) -> dict[str, Any]:
+    """A video's record in its result's ``extra`` (see :mod:`operations.video_job`)."""
+    video = result.extra["video"]
+    assert isinstance(video, dict)
+    return video
+
+
 def _suffixes(options: Options) -> tuple[list[str], tuple[str, list[str]]]:
     """The side files' suffixes of a photo, and a video's extension and side-file suffixes."""
-    sides = {"mask": options.save_mask, "cutout": options.save_cutout}
+    mask, cutout = options.save_mask, options.save_cutout
     ext = VIDEO_CODECS[options.video_codec].extension
-    return side_suffixes(**sides), (ext, side_suffixes(**sides, video_extension=ext))
+    video = side_suffixes(mask=mask, cutout=cutout, video_extension=ext)
+    return side_suffixes(mask=mask, cutout=cutout), (ext, video)
 
 
 def _job(
@@ -141,6 +150,7 @@ def plan_jobs(options: Options) -> list[Job]:
 
 def _excluded(options: Options) -> list[Path]:
     """What inside the input folder is never read: the outputs, the summary, the page."""
+    assert options.output is not None  # a checked batch's
     exclude = [Path(options.output)] + ([Path(options.summary)] if options.summary else [])
     if (page := options.report_page) is not None:
         exclude += [page, assets_folder(page)]
@@ -356,17 +366,8 @@ def _drop_folder(
 ) -> DropFolder:
     """--watch: the drop folder that takes what arrives (see :mod:`operations.drop_folder`)."""
     extras, video = _suffixes(options)
-    settings = DropSettings(
-        root=Path(options.input),
-        output=options.output_folder,
-        recursive=options.recursive,
-        exclude=tuple(_excluded(options)),
-        settle=options.settle,
-        delete_input=options.delete_input,
-        overwrite=options.overwrite,
-    )
     return DropFolder(
-        settings,
+        options.drop_settings(tuple(_excluded(options))),
         engine=engine,
         report=report,
         namer=functools.partial(plan_outputs, fmt=options.format, extras=extras, video=video),

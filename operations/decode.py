@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from operations.containers import cut_short_bytes
+from operations.errors import setting
 from operations.files import ImageError, read_whole
 
 # Pillow refuses images over 2 × MAX_IMAGE_PIXELS inside Image.open, before our own, configurable
@@ -113,12 +114,14 @@ def decode(
     if not data:
         raise ImageError("empty file", incomplete=True)
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data)) as opened:
+            img: Image.Image = opened
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageError(
                     f"{width}×{height} = {width * height / 1e6:.0f} MP is over the pixel limit "
-                    f"of {max_pixels / 1e6:.0f} MP (raise it with --max-pixels if you trust it)"
+                    f"of {max_pixels / 1e6:.0f} MP (raise it with {setting('max_pixels')} if you "
+                    "trust it)"
                 )
             source_format = img.format
             img.load()
@@ -127,9 +130,11 @@ def decode(
             if exif.get(_EXIF_ORIENTATION, 1) != 1:
                 img = ImageOps.exif_transpose(img)
             if img.mode == "CMYK" and icc:
-                img = ImageCms.profileToProfile(
+                converted = ImageCms.profileToProfile(
                     img, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _SRGB, outputMode="RGB"
                 )
+                assert converted is not None  # None only when converted in place
+                img = converted
                 icc = None  # now sRGB, which is what an untagged file means anyway
             rgb_img, alpha = _to_rgb(img)
             rgb = np.asarray(rgb_img, dtype=np.uint8)
@@ -145,9 +150,9 @@ def decode(
         # Truncated or corrupt data surfaces as OSError/SyntaxError/ValueError from the decoders.
         reason = " ".join(str(exc).split())  # one line (pillow-heif's end with a newline)
         structure = cut_short_bytes(data)
-        cut = structure is not None or any(word in reason.lower() for word in _TRUNCATED)
-        what = "truncated (a copy not finished?)" if cut else "corrupt or unsupported image"
-        raise ImageError(f"{what}: {structure or reason}", incomplete=cut) from None
+        truncated = structure is not None or any(word in reason.lower() for word in _TRUNCATED)
+        what = "truncated (a copy not finished?)" if truncated else "corrupt or unsupported image"
+        raise ImageError(f"{what}: {structure or reason}", incomplete=truncated) from None
     if icc and not _has_rgb_profile(icc):
         icc = None  # a grey or CMYK profile no longer describes the RGB pixels
     exif_bytes = None

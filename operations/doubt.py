@@ -29,6 +29,7 @@ named when its severity reaches ``FLAG_AT``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -55,7 +56,7 @@ class Doubt:
     flags: tuple[str, ...] = ()
     signals: dict[str, float] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, Any]:
         return {"doubt": self.score, "flags": list(self.flags), "signals": self.signals}
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from operations.errors import require
 from operations.files import shown
 from operations.jobs import FileResult, Job
 from operations.ledger import Ledger, Made
@@ -62,6 +63,10 @@ class DropSettings:
     settle: float = DEFAULT_SETTLE
     delete_input: bool = False
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        settle = self.settle
+        require(0 <= settle <= 3600, "settle", settle, "must be between 0 and 3600 seconds")
 
 
 class DropFolder:

@@ -11,6 +11,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
+from operations.errors import require
 from operations.files import WRITABLE, ImageError, write_atomic
 from operations.png import encode_png
 
@@ -19,9 +20,12 @@ DEFAULT_FORMAT = "png"
 DEFAULT_QUALITY = 95  # JPEG/WebP: visually lossless for photos
 
 
-@dataclass
+@dataclass(frozen=True)
 class EncodeSettings:
-    quality: int = DEFAULT_QUALITY
+    quality: int = DEFAULT_QUALITY  # JPEG, WebP and AVIF
+
+    def __post_init__(self) -> None:
+        require(1 <= self.quality <= 100, "quality", self.quality, "must be between 1 and 100")
 
 
 def pillow_format(path: Path) -> str:
@@ -60,7 +64,7 @@ def encoder(
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
     settings: EncodeSettings | None = None,
-) -> Callable[[BinaryIO], None]:
+) -> Callable[[BinaryIO], object]:
     """What writes ``image`` into an open file in the format ``path``'s extension names. PNGs go
     through our own encoder (:mod:`operations.png`), the rest through Pillow.
 

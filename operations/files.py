@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
+from operations.errors import BackgroundSwapError
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; runs do not coordinate there
@@ -69,7 +71,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-class ImageError(ValueError):
+class ImageError(BackgroundSwapError, ValueError):
     """A file that cannot be used as an image, or written as one; the message is a one-line
     reason. ``incomplete``: it looks cut short (a copy not yet finished?), so a watched folder
     tries it again once it changes."""
@@ -355,7 +357,7 @@ class StagedOutputs:
             raise
         return self
 
-    def write(self, index: int, write: Callable[[BinaryIO], None]) -> None:
+    def write(self, index: int, write: Callable[[BinaryIO], object]) -> None:
         """Call ``write(file)`` on output ``index``'s temporary."""
         with os.fdopen(os.dup(self._fds[index]), "wb") as f:
             write(f)
@@ -430,7 +432,7 @@ def check_names(outputs: Iterable[Path]) -> None:
             )
 
 
-def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write(file)`` on a hidden temporary file beside ``path``, then rename it.
 
     A run killed mid-write never leaves a truncated file under the final name; the temporary's

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from operations.decode import DEFAULT_MAX_PIXELS
+from operations.errors import require, setting
 from operations.files import ImageError
 from operations.matting import Matte
 
@@ -43,6 +44,12 @@ class FrameSettings:
     margin: float = DEFAULT_MARGIN
     align: str = "center"
     max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        margin = self.margin
+        require(0 <= margin < 50, "margin", margin, "must be at least 0 and below 50 (%)")
+        require(self.align in ALIGNS, "align", self.align, f"choose from {', '.join(ALIGNS)}")
+        require(self.max_pixels >= 1, "max_pixels", self.max_pixels, "must be positive")
 
 
 @dataclass
@@ -93,12 +100,12 @@ def layout(box: tuple[int, int, int, int], settings: FrameSettings) -> Layout:
         ratio = settings.aspect[0] / settings.aspect[1] if settings.aspect else box_w / box_h
         # With the margin a share of the shorter side: wide canvases are limited by their height.
         if ratio >= 1:
-            height = max(box_h / (1 - 2 * share), box_w / (ratio - 2 * share))
-            width = ratio * height
+            tall = max(box_h / (1 - 2 * share), box_w / (ratio - 2 * share))
+            wide = ratio * tall
         else:
-            width = max(box_w / (1 - 2 * share), box_h / (1 / ratio - 2 * share))
-            height = width / ratio
-        width, height = max(1, round(width)), max(1, round(height))
+            wide = max(box_w / (1 - 2 * share), box_h / (1 / ratio - 2 * share))
+            tall = wide / ratio
+        width, height = max(1, round(wide)), max(1, round(tall))
     margin = share * min(width, height)
     scale = min((width - 2 * margin) / box_w, (height - 2 * margin) / box_h)
     placed_w, placed_h = round(box_w * scale), round(box_h * scale)
@@ -137,7 +144,7 @@ def frame(matte: Matte, settings: FrameSettings) -> Framed:
         raise ImageError(
             f"the subject ({box_w}×{box_h} px) would be enlarged {placed.scale:.0f}× to fill a "
             f"{placed.width}×{placed.height} canvas (at most {MAX_ENLARGEMENT:g}×): give a "
-            "smaller --canvas, or a photo where the subject is larger"
+            f"smaller {setting('canvas')}, or a photo where the subject is larger"
         )
     warnings = []
     if placed.scale > SOFT_ENLARGEMENT:
@@ -192,7 +199,7 @@ def _scaled(
     py1 = min(height, int(np.ceil((y1 - dy + 0.5) / scale - 0.5)) + 2)
     shift_x = dx - x0 - 0.5 + 0.5 * scale + scale * px0
     shift_y = dy - y0 - 0.5 + 0.5 * scale + scale * py0
-    matrix = np.float64([[scale, 0.0, shift_x], [0.0, scale, shift_y]])
+    matrix = np.array([[scale, 0.0, shift_x], [0.0, scale, shift_y]], np.float64)
     size = (x1 - x0, y1 - y0)
 
     def warp(image: np.ndarray) -> np.ndarray:
@@ -226,8 +233,8 @@ def _check_pixels(width: int, height: int, limit: int) -> None:
     if width * height > limit:
         raise ImageError(
             f"the canvas would be {width}×{height} = {width * height / 1e6:.0f} MP, over the "
-            f"pixel limit of {limit / 1e6:.0f} MP: give a smaller --canvas (or raise "
-            "--max-pixels)"
+            f"pixel limit of {limit / 1e6:.0f} MP: give a smaller {setting('canvas')} (or raise "
+            f"{setting('max_pixels')})"
         )
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from operations.decode import DEFAULT_MAX_PIXELS, decode
 from operations.encode import DEFAULT_QUALITY, EncodeSettings, encoder
+from operations.errors import BackgroundSwapError, require
 from operations.files import (
     PREFIX,
     ImageError,
@@ -66,12 +67,26 @@ class JobSettings:
     workers: int = 1  # a video's threads for its frames
     ledger: bool = False  # record what each job read and wrote (a watched folder's ledger)
 
+    def __post_init__(self) -> None:
+        require(self.max_pixels >= 1, "max_pixels", self.max_pixels, "must be positive")
+        for name in ("quality", "video_quality"):
+            value = getattr(self, name)
+            require(1 <= value <= 100, name, value, "must be between 1 and 100")
+        smoothing = self.temporal_smoothing
+        require(
+            0 <= smoothing < 1,
+            "temporal_smoothing",
+            smoothing,
+            "must be at least 0 (off) and below 1",
+        )
+        require(self.workers >= 1, "workers", self.workers, "must be at least 1")
+
 
 Status = Literal["ok", "skipped", "failed"]
 Progress = Callable[[int, int], None]  # (steps done, steps expected; 0: unknown)
 
 
-class Interrupted(Exception):
+class Interrupted(BackgroundSwapError):
     """Raised by a progress callback to stop a long job (a video) when the run is interrupted:
     the job fails and its outputs are not written; a rerun redoes it."""
 

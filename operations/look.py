@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from operations.composite import composite
+from operations.errors import require
 from operations.harmonize import harmonize
 from operations.light_wrap import light_wrap, wrap_width
 from operations.matting import Matte
@@ -23,6 +24,14 @@ class LookSettings:
     harmonize: float | None = None  # strength 0–1
     light_wrap: int | None = None  # px; 0: light_wrap.DEFAULT_WIDTH of the photo's long side
     shadow: ShadowSettings | None = None
+
+    def __post_init__(self) -> None:
+        strength, width = self.harmonize, self.light_wrap
+        require(
+            strength is None or 0 <= strength <= 1, "harmonize", strength, "must be between 0 and 1"
+        )
+        reason = "must be between 0 (automatic) and 1000 px"
+        require(width is None or 0 <= width <= 1000, "light_wrap", width, reason)
 
 
 def finish(matte: Matte, behind: np.ndarray, look: LookSettings) -> np.ndarray:

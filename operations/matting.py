@@ -37,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from operations.errors import require
 from operations.resize import shrink
 
 log = logging.getLogger("backgroundswap")
@@ -50,6 +51,10 @@ class MattingSettings:
     """The edge stage's settings: ``method`` is ``fast``, ``quality`` or ``off``."""
 
     method: str = DEFAULT_METHOD
+
+    def __post_init__(self) -> None:
+        method, methods = self.method, MATTING_METHODS
+        require(method in methods, "method", method, f"choose from {', '.join(methods)}")
 
 
 # Tuned on benchmarks/bench_edges.py (synthetic ground truth; see its docstring):
@@ -235,12 +240,7 @@ def refine(
     # only pixels near its soft part need work at full resolution.
     a, b = coefficients[:3], coefficients[3]
     alpha_small = a[0] * guide[0] + a[1] * guide[1] + a[2] * guide[2] + b
-    # Where a whole filter window lies inside the subject the filter has nothing to snap to, and
-    # in flat colour it returns the window's mean, which dips below 1 near the edge. The
-    # subject's interior, eroded by the window radius, stays solid.
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1))
-    interior = cv2.erode((coarse_small > 0.5 + 0.5 / STEEP).astype(np.uint8), kernel)
-    interior = interior.astype(np.float32)
+    interior = _interior(coarse_small, radius)
     np.maximum(alpha_small, interior, out=alpha_small)
     np.clip(alpha_small, 0.0, 1.0, out=alpha_small)
     # Sure, and the same for every full-resolution pixel of its block: a reduced pixel whose
@@ -268,6 +268,18 @@ def refine(
         colours = _foreground_ml(rgb, matte.alpha).reshape(-1, 3)[index].astype(np.float32)
         matte.edge_colours = colours
     return matte
+
+
+def _interior(coarse_small: np.ndarray, radius: int) -> np.ndarray:
+    """The subject's interior, eroded by the filter's window: ``float32`` 1 inside, else 0.
+
+    Where a whole filter window lies inside the subject the filter has nothing to snap to, and
+    in flat colour it returns the window's mean, which dips below 1 near the edge: the interior
+    stays solid.
+    """
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1))
+    interior = cv2.erode((coarse_small > 0.5 + 0.5 / STEEP).astype(np.uint8), kernel)
+    return interior.astype(np.float32)
 
 
 # A fine mask's alpha is the model's: below and above these it is taken as exactly 0 and 1 (a

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from operations.errors import BackgroundSwapError, setting
 from operations.files import write_atomic
 
 DEFAULT_TIMEOUT = 10.0  # seconds any single network wait may take
@@ -35,7 +36,7 @@ DEFAULT_DEVICE = "auto"
 _OFFLINE_VARIABLES = ("BACKGROUNDSWAP_OFFLINE", "HF_HUB_OFFLINE")
 
 
-class WeightsError(RuntimeError):
+class WeightsError(BackgroundSwapError, RuntimeError):
     """Weights that cannot be found or fetched. The message says how to fix it."""
 
 
@@ -80,7 +81,7 @@ def offline_from_environment() -> bool:
     )
 
 
-class DeviceError(RuntimeError):
+class DeviceError(BackgroundSwapError, RuntimeError):
     """A device asked for by name that is not there."""
 
 
@@ -91,7 +92,7 @@ class WeightsSpec:
     name: str  # what the user calls it: "deeplabv3_resnet101", "yolov8n-seg"
     url: str
     cache_dir: Path
-    option: str  # the CLI option that points at a local file
+    option: str  # the setting that points at a local file (marked: errors.setting)
     cache_variable: str  # the environment variable that moves the cache
     sha256_prefix: str | None = None  # published checksum prefix (torchvision's file names)
     md5: str | None = None  # a published MD5 (rembg's model registry publishes these)
@@ -117,7 +118,11 @@ class WeightsSpec:
 
 
 def torchvision_spec(
-    name: str, weights: object, *, option: str = "--weights", download_name: str | None = None
+    name: str,
+    weights: object,
+    *,
+    option: str = setting("weights"),
+    download_name: str | None = None,
 ) -> WeightsSpec:
     """The spec of a torchvision weights enum entry, cached where ``torch.hub`` caches it."""
     import torch
@@ -164,7 +169,7 @@ def resolve(
     if offline or offline_from_environment():
         raise WeightsError(
             f"{spec.name} weights are not cached ({spec.cached}) and downloads are off "
-            f"(--offline or an *_OFFLINE variable): {fix}"
+            f"({setting('offline')} or an *_OFFLINE variable): {fix}"
         )
     try:
         return fetch(spec, timeout=timeout)
@@ -288,9 +293,9 @@ def torch_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if cuda else "mps" if mps else "cpu"
     if requested == "cuda" and not cuda:
-        raise DeviceError("--device cuda: no CUDA GPU is visible to PyTorch here")
+        raise DeviceError(f"{setting('device')} cuda: no CUDA GPU is visible to PyTorch here")
     if requested == "mps" and not mps:
-        raise DeviceError("--device mps: Apple's MPS backend is not available here")
+        raise DeviceError(f"{setting('device')} mps: Apple's MPS backend is not available here")
     return requested
 
 

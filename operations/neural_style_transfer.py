@@ -24,11 +24,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
+from operations.errors import BackgroundSwapError, require, setting
 from operations.models import (
     DEFAULT_DEVICE,
     DeviceError,
@@ -51,11 +52,11 @@ MEAN = (0.485, 0.456, 0.406)  # ImageNet statistics, as the VGG19 weights expect
 STD = (0.229, 0.224, 0.225)
 
 
-class StyleTransferError(RuntimeError):
+class StyleTransferError(BackgroundSwapError, RuntimeError):
     """The style network could not be set up."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class StyleSettings:
     """Knobs of the optimisation; the defaults are the CLI's."""
 
@@ -71,6 +72,15 @@ class StyleSettings:
     adam_lr: float = 0.02  # on [0, 1] pixels (the original's 10 was on [0, 255]: 0.04)
     tolerance: float = 1e-3  # stop when the loss improves by less than this fraction
 
+    def __post_init__(self) -> None:
+        require(32 <= self.size <= 4096, "size", self.size, "must be between 32 and 4096 px")
+        require(self.steps >= 1, "steps", self.steps, "must be at least 1")
+        require(self.levels >= 1, "levels", self.levels, "must be at least 1")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            require(getattr(self, name) >= 0, name, getattr(self, name), "must not be negative")
+        optimizer, known = self.optimizer, OPTIMIZERS
+        require(optimizer in known, "optimizer", optimizer, f"choose from {', '.join(known)}")
+
 
 def load_vgg19_features(
     weights: Path | None = None, *, offline: bool = False, device: str = "cpu"
@@ -85,7 +95,10 @@ def load_vgg19_features(
 
     try:
         spec = torchvision_spec(
-            "vgg19", VGG19_Weights.IMAGENET1K_V1, option="--nst-weights", download_name="vgg19"
+            "vgg19",
+            VGG19_Weights.IMAGENET1K_V1,
+            option=setting("nst_weights"),
+            download_name="vgg19",
         )
         path = resolve(spec, weights, offline=offline)
     except WeightsError as exc:
@@ -133,9 +146,7 @@ class StyleTransfer:
     ) -> None:
         import torch
 
-        self.settings = settings or StyleSettings()
-        if self.settings.optimizer not in OPTIMIZERS:
-            raise StyleTransferError(f"--nst-optimizer: choose from {', '.join(OPTIMIZERS)}")
+        self.settings = settings or StyleSettings()  # checked when it was made
         try:
             self.device = torch.device(torch_device(device))
         except DeviceError as exc:
@@ -163,8 +174,8 @@ class StyleTransfer:
     def _features(self, image: torch.Tensor) -> dict[int, torch.Tensor]:
         wanted = {*STYLE_LAYERS.values(), CONTENT_LAYER[1]}
         x = (image - self._mean) / self._std
-        out = {}
-        for index, layer in enumerate(self.network):
+        out: dict[int, torch.Tensor] = {}
+        for index, layer in enumerate(self.network.children()):
             x = layer(x)
             if index in wanted:
                 out[index] = x
@@ -185,7 +196,7 @@ class StyleTransfer:
     def _style_targets(self, style_rgb: np.ndarray) -> dict[int, torch.Tensor]:
         import torch
 
-        width, height = _working_size(*style_rgb.shape[:2], self.settings.size)
+        width, height = _working_size(style_rgb.shape[0], style_rgb.shape[1], self.settings.size)
         style = (
             shrink(style_rgb, width, height)
             if style_rgb.shape[1] > width
@@ -200,7 +211,7 @@ class StyleTransfer:
     def _mask_for(mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F
 
-        return F.adaptive_avg_pool2d(mask, features.shape[-2:])
+        return F.adaptive_avg_pool2d(mask, (features.shape[-2], features.shape[-1]))
 
     def loss(
         self,
@@ -221,7 +232,7 @@ class StyleTransfer:
             weight = self._mask_for(mask, difference)
             channels = difference.shape[1]
             content_loss = (difference * weight).sum() / (weight.sum().clamp_min(1.0) * channels)
-        style_loss = 0.0
+        style_loss: Any = 0.0  # a tensor once the first layer's term is added
         for layer in STYLE_LAYERS.values():
             layer_mask = None if mask is None else self._mask_for(mask, features[layer])
             gram = self._gram(features[layer], layer_mask)
@@ -244,7 +255,7 @@ class StyleTransfer:
         content: dict[int, torch.Tensor],
         mask: torch.Tensor | None,
         steps: int,
-        progress: object | None = None,
+        progress: Any = None,
         targets: dict[int, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, list[float]]:
         """Minimise the loss from ``image``; return the best image found and every step's loss."""
@@ -253,7 +264,7 @@ class StyleTransfer:
         settings = self.settings
         x = image.detach().clone().requires_grad_(True)
         history: list[float] = []
-        best = {"loss": float("inf"), "image": image.detach()}
+        best: dict[str, Any] = {"loss": float("inf"), "image": image.detach()}
 
         def evaluate() -> torch.Tensor:
             optimiser.zero_grad()
@@ -263,11 +274,11 @@ class StyleTransfer:
             if history[-1] < best["loss"]:  # keep the best image seen, not merely the last
                 best.update(loss=history[-1], image=x.detach().clamp(0.0, 1.0))
             if progress is not None:
-                progress.update()  # type: ignore[attr-defined]
+                progress.update()
             return value
 
         if settings.optimizer == "lbfgs":
-            optimiser = torch.optim.LBFGS(
+            optimiser: torch.optim.Optimizer = torch.optim.LBFGS(
                 [x], lr=1.0, history_size=20, tolerance_change=0.0, line_search_fn="strong_wolfe"
             )
             # A step is one evaluation of the loss, for both optimisers. L-BFGS runs in chunks
@@ -329,7 +340,7 @@ class StyleTransfer:
             ) as bar,
         ):
             targets = None if style_rgb is None else self._style_targets(style_rgb)
-            current = None
+            current: torch.Tensor | None = None
             for (w, h), level_steps in zip(sizes, steps, strict=True):
                 photo = self._tensor(shrink(rgb, w, h) if width > w else cv2.resize(rgb, (w, h)))
                 mask = None
@@ -346,5 +357,6 @@ class StyleTransfer:
                     )
                 )
                 current, _ = self.optimise(start, content, mask, level_steps, bar, targets)
+        assert current is not None  # settings.levels ≥ 1
         result = current[0].permute(1, 2, 0).clamp(0, 1).mul(255).round().byte().cpu().numpy()
         return cv2.resize(result, (width, height), interpolation=cv2.INTER_CUBIC)

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import Field, asdict, dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from operations import engines, temporal, video
 from operations import text_to_image as sd
@@ -35,6 +35,7 @@ from operations.background import (
 from operations.blur import DEFAULT_BLUR_STRENGTH
 from operations.build import Recipe
 from operations.decode import DEFAULT_MAX_PIXELS
+from operations.drop_folder import DropSettings
 from operations.encode import DEFAULT_FORMAT, DEFAULT_QUALITY, OUTPUT_FORMATS
 from operations.engines import EngineSettings, default_workers
 from operations.errors import OptionsError, SettingError
@@ -60,6 +61,8 @@ from operations.shadow import ShadowSettings
 from operations.watch import DEFAULT_SETTLE
 
 __all__ = ["Options", "OptionsError", "default_workers"]
+
+T = TypeVar("T")
 
 
 _NST = (
@@ -786,8 +789,12 @@ class _Settings:
     def to_dict(self) -> dict[str, object]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
-    def validated(self, *, batch: bool = True) -> Options:  # type: ignore[valid-type]
+    def validated(self, *, batch: bool = True) -> Options:
         """Return a checked, normalised copy (``mode`` becomes the backend's name).
+
+        A value on its own is checked by the stage's settings it becomes (``StyleSettings``
+        refuses a size of 10, naming its own field; :meth:`recipe` names the option); here are
+        the checks that span several settings, the file system, or what is installed.
 
         Args:
             batch: also check what a batch run needs: the input and output folders, and a
@@ -800,33 +807,47 @@ class _Settings:
             mode = resolve_segmenter_name(self.mode)
         except ValueError as exc:
             raise self._error("mode", str(exc)) from None
+        self._check_words()
+        self._check_background()
+        self._check_generation()
+        self._check_choices()
+        self._check_files()
+        if self.quiet and self.verbose:
+            raise OptionsError("--quiet", None, "cannot be combined with --verbose")
+        uses = backends()[mode].uses
+        for name, backend in backends().items():
+            self._check_backend(backend, chosen=name == mode, used=name in uses)
+        self._check_combinations(backends()[mode])
+        self._check_installs(mode)
+        self.engine_settings()  # each stage's settings check their own values
+        checked = self._normalised(mode)
+        checked.recipe()
+        if checked.watch:
+            checked.drop_settings(())
+        if batch:
+            checked._check_batch()
+            if checked.report is True:
+                checked = replace(checked, report=checked.output_folder / PAGE_NAME)
+        return checked
+
+    def _check_words(self) -> None:
+        """Settings written as words the top parses: a colour, a canvas."""
         try:
             self._bg_word()  # a colour written out of range, or with transparency
         except ValueError as exc:
             raise self._error("bg", str(exc)) from None
-        if self.prompt is not None:
-            if not self.prompt.strip():
-                raise self._error("prompt", "is empty")
-            if self.bg is not None:
-                raise self._error("prompt", "give --bg or --prompt, not both")
-        if self.around and self.bg_per_image:
-            raise OptionsError("--bg-per-image", None, "--around already paints one per photo")
-        if self.around and self.nst:
-            raise OptionsError(
-                "--around",
-                None,
-                "paints a new background; --nst restyles the photo's own: give one",
-            )
         if self.canvas is not None:
             try:
-                parse_canvas(self.canvas)
+                size = parse_canvas(self.canvas)[0]
             except ValueError as exc:
                 raise self._error("canvas", str(exc)) from None
-            size = parse_canvas(self.canvas)[0]
             if size is not None and max(size) > 20000:
                 raise self._error("canvas", "at most 20000 px a side")
-        if not 0 <= self.margin < 50:
-            raise self._error("margin", "must be at least 0 and below 50 (%)")
+
+    def _check_background(self) -> None:
+        """What goes behind the subject: one source, and what each needs of it."""
+        if self.prompt is not None and self.bg is not None:
+            raise self._error("prompt", "give --bg or --prompt, not both")
         if self.frame is not None and ((self.bg is None and self.prompt is None) or self.nst):
             raise OptionsError(
                 "--frame",
@@ -834,25 +855,6 @@ class _Settings:
                 "needs a new background to fill the canvas (--bg FILE, a colour, transparent, "
                 "or --prompt), not the photo's own",
             )
-        if not 0 < self.strength <= 1:
-            raise self._error("strength", "must be > 0 and ≤ 1")
-        if self.around and (channels := sd.model_in_channels(self._sd_model())) not in (
-            None,
-            sd.INPAINT_CHANNELS,
-        ):
-            raise OptionsError(
-                "--sd-model",
-                self._sd_model(),
-                sd.not_inpainting(self._sd_model(), channels).split(": ", 1)[1],
-            )
-        if self.bg_per_image and self.prompt is None:
-            raise OptionsError("--bg-per-image", None, "goes with --prompt")
-        if self.sd_steps < 1:
-            raise self._error("sd_steps", "must be at least 1")
-        if self.sd_guidance < 0:
-            raise self._error("sd_guidance", "must not be negative")
-        if self.sd_size is not None and not 64 <= self.sd_size <= 2048:
-            raise self._error("sd_size", "must be between 64 and 2048 px")
         if self.nst and self.bg is not None and self._bg_word() is not None:
             raise OptionsError(
                 "--nst",
@@ -862,82 +864,58 @@ class _Settings:
             )
         if self.nst and self.bg is None and self.prompt is None:
             raise OptionsError("--nst", None, "needs a style image: give --bg FILE or --prompt")
-        if not 32 <= self.nst_size <= 4096:
-            raise self._error("nst_size", "must be between 32 and 4096 px")
-        if self.nst_steps < 1:
-            raise self._error("nst_steps", "must be at least 1")
-        for name in ("nst_content_weight", "nst_style_weight", "nst_tv_weight"):
-            if getattr(self, name) < 0:
-                raise self._error(name, "must not be negative")
-        if self.nst_weights is not None and not Path(self.nst_weights).is_file():
-            raise self._error("nst_weights", "no such file")
-        if self.bg is not None and self._bg_word() is None:
-            bg = Path(self.bg)
-            if not bg.exists():
-                raise OptionsError(
-                    "--bg",
-                    bg,
-                    "no such file or folder, and not a colour (white, #f4f4f4, "
-                    "rgb(244,244,244)) or 'transparent'",
-                )
-            if bg.is_dir() and not find_inputs(bg):
-                raise OptionsError("--bg", bg, "the folder holds no files")
-            if not bg.is_file() and not bg.is_dir():
-                raise OptionsError("--bg", bg, "not a file or a folder")
-        if not 0 < self.blur_strength <= 50:
-            raise self._error("blur_strength", "must be > 0 and ≤ 50 (percent)")
-        for name, spec in _flags().items():  # the core's declared choices (--fit, --engine…)
+
+    def _check_generation(self) -> None:
+        """A generated background: painting around the subject and one per photo."""
+        if self.around and self.bg_per_image:
+            raise OptionsError("--bg-per-image", None, "--around already paints one per photo")
+        if self.around and self.nst:
+            raise OptionsError(
+                "--around",
+                None,
+                "paints a new background; --nst restyles the photo's own: give one",
+            )
+        if self.around and (channels := sd.model_in_channels(self._sd_model())) not in (
+            None,
+            sd.INPAINT_CHANNELS,
+        ):
+            why = sd.not_inpainting(self._sd_model(), channels).split(": ", 1)[1]
+            raise OptionsError("--sd-model", self._sd_model(), why)
+        if self.bg_per_image and self.prompt is None:
+            raise OptionsError("--bg-per-image", None, "goes with --prompt")
+
+    def _check_choices(self) -> None:
+        """The core's declared choices (``--fit``, ``--engine`` …); a backend's are checked
+        with its backend, after what they go with."""
+        for name, spec in _flags().items():
             if spec.group.startswith("--mode "):
-                continue  # a backend's: checked with its backend (below), after "goes with"
+                continue
             value = getattr(self, name)
             if spec.choices is not None and value is not None and value not in spec.choices:
                 raise self._error(name, f"choose from {', '.join(spec.choices)}")
-        if self.harmonize is not None and not 0 <= self.harmonize <= 1:
-            raise self._error("harmonize", "must be between 0 and 1")
-        if self.light_wrap is not None and not 0 <= self.light_wrap <= 1000:
-            raise self._error("light_wrap", "must be between 0 (automatic) and 1000 px")
-        if len(self.shadow_offset) != 2 or any(abs(v) > 50 for v in self.shadow_offset):
+
+    def _check_files(self) -> None:
+        """Files the settings name: they must be there."""
+        if self.nst_weights is not None and not Path(self.nst_weights).is_file():
+            raise self._error("nst_weights", "no such file")
+        if self.bg is None or self._bg_word() is not None:
+            return
+        bg = Path(self.bg)
+        if not bg.exists():
             raise OptionsError(
-                "--shadow-offset",
-                ",".join(map(str, self.shadow_offset)),
-                "give X,Y, each within ±50 (% of the long side)",
+                "--bg",
+                bg,
+                "no such file or folder, and not a colour (white, #f4f4f4, "
+                "rgb(244,244,244)) or 'transparent'",
             )
-        if not 0 <= self.shadow_softness <= 50:
-            raise self._error("shadow_softness", "must be 0–50 (%)")
-        if not 0 < self.shadow_opacity <= 1:
-            raise self._error("shadow_opacity", "must be > 0 and ≤ 1")
-        if not 1 <= self.quality <= 100:
-            raise self._error("quality", "must be between 1 and 100")
-        if not 1 <= self.video_quality <= 100:
-            raise self._error("video_quality", "must be between 1 and 100")
-        if not 0 <= self.temporal_smoothing < 1:
-            raise self._error(
-                "temporal_smoothing",
-                "must be at least 0 (off) and below 1",
-            )
-        if self.weights is not None and not Path(self.weights).is_file():
-            raise self._error("weights", "no such file")
-        if self.classes is not None and not [c for c in self.classes if c.strip()]:
-            raise OptionsError("--classes", ",".join(self.classes), "give at least one class name")
-        if self.max_pixels < 1:
-            raise self._error("max_pixels", "must be positive")
-        if not 0 <= self.settle <= 3600:
-            raise self._error("settle", "must be between 0 and 3600 seconds")
-        if self.workers < 1:
-            raise self._error("workers", "must be at least 1")
-        if self.cpus_per_worker <= 0:
-            raise self._error("cpus_per_worker", "must be positive")
-        if self.gpus_per_worker < 0:
-            raise self._error("gpus_per_worker", "must not be negative")
-        if self.batch_size < 1:
-            raise self._error("batch_size", "must be at least 1")
-        if self.quiet and self.verbose:
-            raise OptionsError("--quiet", None, "cannot be combined with --verbose")
-        uses = backends()[mode].uses
-        for name, backend in backends().items():
-            self._check_backend(backend, chosen=name == mode, used=name in uses)
+        if bg.is_dir() and not find_inputs(bg):
+            raise OptionsError("--bg", bg, "the folder holds no files")
+        if not bg.is_file() and not bg.is_dir():
+            raise OptionsError("--bg", bg, "not a file or a folder")
+
+    def _check_installs(self, mode: str) -> None:
+        """What the run needs installed: stop at once, with the command that installs it."""
         backend = backends()[mode]
-        self._check_combinations(backend)
         if backend.extra is not None:
             _check_installed("--mode", mode, backend.extra, backend.requires)
         if self.nst:
@@ -946,19 +924,17 @@ class _Settings:
             _check_installed("--prompt", None, "sd", ("torch", "diffusers", "transformers"))
         if self.engine == "ray":
             _check_installed("--engine", "ray", "ray", ("ray",))
-        paths = {
+
+    def _normalised(self, mode: str) -> Options:
+        """The backend's own name, paths as paths, and as many workers as a batch needs
+        (a batch gathers its images from the worker threads)."""
+        paths: dict[str, Any] = {
             name: Path(value)
             for name in ("input", "output", "bg", "summary", "weights", "nst_weights", "report")
             if (value := getattr(self, name)) not in (None, True)
         }
-        # A batch gathers images from the worker threads: it needs as many of them.
         workers = max(self.workers, self.batch_size)
-        checked = replace(self, mode=mode, workers=workers, **paths)
-        if batch:
-            checked._check_batch()
-            if checked.report is True:
-                checked = replace(checked, report=checked.output_folder / PAGE_NAME)
-        return checked
+        return replace(self, mode=mode, workers=workers, **paths)
 
     def _check_combinations(self, backend: Backend) -> None:
         """An option that would be silently ignored is refused: it says what it goes with."""
@@ -967,9 +943,10 @@ class _Settings:
         image = (self.bg is not None and word is None) or self.prompt is not None
         transparent = word == TRANSPARENT
         new_background = self.bg is not None or self.prompt is not None
+        # -o FILE: its extension says the format
+        suffix = Path(self.output).suffix.lower() if self.output_file and self.output else None
         lossy = (self.format in ("jpg", "webp", "avif", "same") and not self.output_file) or (
-            self.output_file
-            and Path(self.output).suffix.lower() in (".jpg", ".jpeg", ".webp", ".avif")
+            suffix in (".jpg", ".jpeg", ".webp", ".avif")
         )
         rules = [
             (("blur_strength",), self.blur, "--blur"),
@@ -1007,19 +984,18 @@ class _Settings:
             ),
             (("weights",), backend.weights != {}, f"a backend with weights, not {backend.name}"),
         ]
-        if transparent:
-            suffix = Path(self.output).suffix.lower() if self.output_file else None
-            if (not self.output_file and self.format in ("jpg", "same")) or suffix in (
-                ".jpg",
-                ".jpeg",
-                ".bmp",
-            ):
-                raise OptionsError(
-                    "--bg",
-                    TRANSPARENT,
-                    "needs an output that keeps transparency: --format png, webp or avif (-o "
-                    "FILE.png, .webp, .avif, .tif)",
-                )
+        opaque_output = (not self.output_file and self.format in ("jpg", "same")) or suffix in (
+            ".jpg",
+            ".jpeg",
+            ".bmp",
+        )
+        if transparent and opaque_output:
+            raise OptionsError(
+                "--bg",
+                TRANSPARENT,
+                "needs an output that keeps transparency: --format png, webp or avif (-o "
+                "FILE.png, .webp, .avif, .tif)",
+            )
         for names, applies, goes_with in rules:
             for name in names:
                 value = getattr(self, name)
@@ -1076,14 +1052,59 @@ class _Settings:
         return OptionsError(flag_for(name), getattr(self, name), reason)
 
     def recipe(self) -> Recipe:
-        """Each stage's own settings, as these options ask (see :mod:`operations.build`)."""
+        """Each stage's own settings, as these options ask (see :mod:`operations.build`).
+
+        Raises:
+            OptionsError: a stage's settings refused a value (naming the option that set it).
+        """
         backend = backends()[resolve_segmenter_name(self.mode)]
+        folder = self.output_folder if self.output is not None else None
+        framing = None
+        if self.frame is not None:
+            size, aspect = parse_canvas(self.canvas) if self.canvas else (None, None)
+            framing = _built(
+                FrameSettings,
+                canvas=size,
+                aspect=aspect,
+                margin=self.margin,
+                align=self.align,
+                max_pixels=self.max_pixels,
+            )
+        shadow = None
+        if self.shadow:
+            shadow = _built(
+                ShadowSettings,
+                offset=tuple(self.shadow_offset),
+                softness=self.shadow_softness,
+                opacity=self.shadow_opacity,
+            )
+        return Recipe(
+            mode=backend.name,
+            framing=framing,
+            segmenter=self._segmenter_settings(backend),
+            background=self._background_settings(),
+            prompt=self._prompt_settings(),
+            style=self._style_settings(),
+            style_weights=self.nst_weights,
+            device=self.device,
+            offline=self.offline,
+            matting=_built(MattingSettings, method=self.matting),
+            look=_built(
+                LookSettings, harmonize=self.harmonize, light_wrap=self.light_wrap, shadow=shadow
+            ),
+            jobs=self._job_settings(folder),
+            folder=folder,
+            progress=not self.quiet,
+        )
+
+    def _segmenter_settings(self, backend: Backend) -> SegmenterSettings:
         used = [backend, *(backends()[name] for name in backend.uses)]
         own = tuple((o.field, getattr(self, o.field)) for b in used for o in b.options)
         # Each model runs where --device says if it can: a CPU-only segmenter (MediaPipe)
         # stays on the CPU when the device is for the run's other models.
         device = self.device if self.device in (*backend.devices, "auto") else "cpu"
-        segmenter = SegmenterSettings(
+        return _built(
+            SegmenterSettings,
             device=device,
             weights=self.weights,
             offline=self.offline,
@@ -1091,8 +1112,11 @@ class _Settings:
             batch_size=self.batch_size,
             own=own,
         )
+
+    def _background_settings(self) -> BackgroundSettings:
         word = self._bg_word()
-        background = BackgroundSettings(
+        return _built(
+            BackgroundSettings,
             bg=self.bg if word is None else None,
             colour=word if isinstance(word, tuple) else None,
             transparent=word == TRANSPARENT,
@@ -1103,41 +1127,44 @@ class _Settings:
             nst=self.nst,
             max_pixels=self.max_pixels,
         )
-        prompt = None
-        if self.prompt is not None:
-            prompt = sd.PromptSettings(
-                self.prompt,
-                negative_prompt=self.negative_prompt,
-                model=self._sd_model(),
-                size=self.sd_size,
-                seed=self.seed,
-                steps=self.sd_steps,
-                guidance=self.sd_guidance,
-                per_image=self.bg_per_image,
-                around=self.around,
-                strength=self.strength,
-                attention_slicing=self.sd_attention_slicing,
-                cpu_offload=self.sd_cpu_offload,
-                device=self.device,
-                offline=self.offline,
-            )
-        style = None
-        if self.nst:
-            style = StyleSettings(
-                size=self.nst_size,
-                steps=self.nst_steps,
-                optimizer=self.nst_optimizer,
-                content_weight=self.nst_content_weight,
-                style_weight=self.nst_style_weight,
-                tv_weight=self.nst_tv_weight,
-            )
-        shadow = None
-        if self.shadow:
-            shadow = ShadowSettings(
-                tuple(self.shadow_offset), self.shadow_softness, self.shadow_opacity
-            )
-        folder = self.output_folder if self.output is not None else None
-        jobs = JobSettings(
+
+    def _prompt_settings(self) -> sd.PromptSettings | None:
+        if self.prompt is None:
+            return None
+        return _built(
+            sd.PromptSettings,
+            prompt=self.prompt,
+            negative_prompt=self.negative_prompt,
+            model=self._sd_model(),
+            size=self.sd_size,
+            seed=self.seed,
+            steps=self.sd_steps,
+            guidance=self.sd_guidance,
+            per_image=self.bg_per_image,
+            around=self.around,
+            strength=self.strength,
+            attention_slicing=self.sd_attention_slicing,
+            cpu_offload=self.sd_cpu_offload,
+            device=self.device,
+            offline=self.offline,
+        )
+
+    def _style_settings(self) -> StyleSettings | None:
+        if not self.nst:
+            return None
+        return _built(
+            StyleSettings,
+            size=self.nst_size,
+            steps=self.nst_steps,
+            optimizer=self.nst_optimizer,
+            content_weight=self.nst_content_weight,
+            style_weight=self.nst_style_weight,
+            tv_weight=self.nst_tv_weight,
+        )
+
+    def _job_settings(self, folder: Path | None) -> JobSettings:
+        return _built(
+            JobSettings,
             max_pixels=self.max_pixels,
             quality=self.quality,
             save_mask=self.save_mask,
@@ -1150,26 +1177,6 @@ class _Settings:
             temporal_smoothing=self.temporal_smoothing,
             workers=self.workers,
             ledger=self.watch,
-        )
-        framing = None
-        if self.frame is not None:
-            size, aspect = parse_canvas(self.canvas) if self.canvas else (None, None)
-            framing = FrameSettings(size, aspect, self.margin, self.align, self.max_pixels)
-        return Recipe(
-            mode=backend.name,
-            framing=framing,
-            segmenter=segmenter,
-            background=background,
-            prompt=prompt,
-            style=style,
-            style_weights=self.nst_weights,
-            device=self.device,
-            offline=self.offline,
-            matting=MattingSettings(self.matting),
-            look=LookSettings(self.harmonize, self.light_wrap, shadow),
-            jobs=jobs,
-            folder=folder,
-            progress=not self.quiet,
         )
 
     def _bg_word(self) -> str | tuple[int, int, int] | None:
@@ -1189,7 +1196,8 @@ class _Settings:
 
     def engine_settings(self) -> EngineSettings:
         """The engine's settings, as these options ask for them."""
-        return EngineSettings(
+        return _built(
+            EngineSettings,
             name=self.engine,
             workers=self.workers,
             ray_address=self.ray_address,
@@ -1198,6 +1206,19 @@ class _Settings:
             batch_size=self.batch_size,
             verbose=self.verbose,
             quiet=self.quiet,
+        )
+
+    def drop_settings(self, exclude: tuple[Path, ...]) -> DropSettings:
+        """The drop folder's settings (``--watch``); ``exclude``: paths it never takes."""
+        return _built(
+            DropSettings,
+            root=Path(self.input) if self.input is not None else Path(),
+            output=self.output_folder if self.output is not None else Path(),
+            recursive=self.recursive,
+            exclude=exclude,
+            settle=self.settle,
+            delete_input=self.delete_input,
+            overwrite=self.overwrite,
         )
 
     @property
@@ -1237,6 +1258,12 @@ class _Settings:
         source, target = Path(self.input), Path(self.output)
         if not source.exists() and not source.is_symlink():
             raise OptionsError("--input", source, "no such file or folder")
+        self._check_input_output(source, target)
+        self._check_side_files()
+
+    def _check_input_output(self, source: Path, target: Path) -> None:
+        """One photo in and one file or a folder out, or a folder in and a folder out; never
+        the input overwritten."""
         if source.is_file():  # one photo in: one file out (-o FILE) or into a folder (-o DIR)
             if self.recursive:
                 raise OptionsError("--recursive", None, "goes with a folder of photos")
@@ -1276,7 +1303,10 @@ class _Settings:
             )
         if not self.output_file and target.exists() and not target.is_dir():
             raise OptionsError("--output", target, "exists and is not a folder")
-        if self.report not in (None, True, False):
+
+    def _check_side_files(self) -> None:
+        """The review page and the summary: names the run can write."""
+        if isinstance(self.report, (str, Path)):
             page = Path(self.report)
             if page.suffix.lower() not in (".html", ".htm"):
                 raise OptionsError("--report", page, "name an .html file")
@@ -1295,6 +1325,46 @@ class _Settings:
             _check_folder_writable("--summary", summary, made=self.output_folder)
 
 
+# A stage's settings field → the option that sets it, where the two names differ.
+_RENAMED: dict[str, dict[str, str]] = {
+    "StyleSettings": {
+        "size": "nst_size",
+        "steps": "nst_steps",
+        "optimizer": "nst_optimizer",
+        "content_weight": "nst_content_weight",
+        "style_weight": "nst_style_weight",
+        "tv_weight": "nst_tv_weight",
+    },
+    "PromptSettings": {
+        "model": "sd_model",
+        "size": "sd_size",
+        "steps": "sd_steps",
+        "guidance": "sd_guidance",
+        "per_image": "bg_per_image",
+        "attention_slicing": "sd_attention_slicing",
+        "cpu_offload": "sd_cpu_offload",
+    },
+    "ShadowSettings": {
+        "offset": "shadow_offset",
+        "softness": "shadow_softness",
+        "opacity": "shadow_opacity",
+    },
+    "BackgroundSettings": {"match": "bg_match"},
+    "MattingSettings": {"method": "matting"},
+    "EngineSettings": {"name": "engine"},
+}
+
+
+def _built(kind: Callable[..., T], **values: Any) -> T:
+    """``kind(**values)``: a stage's settings, which check their own values; a value refused
+    comes out as an :class:`OptionsError` naming the option that set it."""
+    try:
+        return kind(**values)
+    except SettingError as exc:
+        name = _RENAMED.get(getattr(kind, "__name__", ""), {}).get(exc.setting, exc.setting)
+        raise OptionsError(flag_for(name), exc.value, exc.reason) from None
+
+
 def _backend_field(backend: Backend, option: Any) -> tuple[str, Any, Field]:
     flag = Flag(
         group=f"--mode {backend.name}",
@@ -1310,12 +1380,15 @@ def _backend_field(backend: Backend, option: Any) -> tuple[str, Any, Field]:
 
 # The run's settings class: the core settings above plus every registered backend's own,
 # declared in the backend's module, so adding a backend touches no file but its own.
-Options = make_dataclass(
-    "Options",
-    [_backend_field(b, o) for b in backends().values() for o in b.options],
-    bases=(_Settings,),
-    namespace={"__doc__": _Settings.__doc__, "__module__": __name__},
-)
+if TYPE_CHECKING:  # a type checker sees the core settings; a backend's are read by name
+    Options = _Settings
+else:
+    Options = make_dataclass(
+        "Options",
+        [_backend_field(b, o) for b in backends().values() for o in b.options],
+        bases=(_Settings,),
+        namespace={"__doc__": _Settings.__doc__, "__module__": __name__},
+    )
 
 
 def _flags() -> dict[str, Flag]:
@@ -1330,6 +1403,12 @@ def flag_for(name: str) -> str:
     """The command-line flag of the setting ``name`` (``sd_steps`` → ``--steps``)."""
     spec = _flags().get(name)
     return spec.flags(name)[-1] if spec is not None else "--" + name.replace("_", "-")
+
+
+def flag_names() -> dict[str, str]:
+    """Every setting's flag (``sd_steps`` → ``--steps``): how the command line names them in
+    messages (:func:`operations.errors.use_names`)."""
+    return {name: flag_for(name) for name in _flags()}
 
 
 def as_options_error(exc: SettingError) -> OptionsError:

@@ -29,6 +29,7 @@ from urllib.parse import quote, unquote_to_bytes
 import numpy as np
 
 from operations.encode import EncodeSettings, encode
+from operations.errors import BackgroundSwapError, setting
 from operations.files import (
     MASK_SUFFIX,
     VIDEO_MASK_SUFFIX,
@@ -57,7 +58,7 @@ FLAG_NAMES = {
 }
 
 
-class ReportError(ValueError):
+class ReportError(BackgroundSwapError, ValueError):
     """A page cannot be built: the results it needs are missing or unreadable."""
 
 
@@ -399,7 +400,10 @@ def rebuild(source: Path, page: Path | None = None, *, workers: int = 4) -> Path
     if source.is_dir():
         results = assets_folder(source / PAGE_NAME) / RESULTS_NAME
         if not results.is_file():
-            hint = "a run with --report writes it; give a --summary JSON file instead"
+            hint = (
+                f"a run with {setting('report')} writes it; give a {setting('summary')} JSON "
+                "file instead"
+            )
             raise ReportError(f"{shown(source)} holds no {shown(results)} ({hint})")
         source = results
     try:

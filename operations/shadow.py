@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from operations.blur import gaussian_blur
+from operations.errors import require
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,14 @@ class ShadowSettings:
     offset: tuple[float, float] = (1.0, 1.5)  # right, down; percent of the long side
     softness: float = 2.0  # blur sigma, percent of the long side
     opacity: float = 0.5  # darkening under a fully opaque subject's shadow, 0–1
+
+    def __post_init__(self) -> None:
+        offset = self.offset
+        within = len(offset) == 2 and all(abs(v) <= 50 for v in offset)
+        shown = ",".join(map(str, offset))
+        require(within, "offset", shown, "give X,Y, each within ±50 (% of the long side)")
+        require(0 <= self.softness <= 50, "softness", self.softness, "must be 0–50 (%)")
+        require(0 < self.opacity <= 1, "opacity", self.opacity, "must be > 0 and ≤ 1")
 
 
 def shadow_alpha(alpha: np.ndarray, settings: ShadowSettings) -> np.ndarray:
@@ -32,7 +41,7 @@ def shadow_alpha(alpha: np.ndarray, settings: ShadowSettings) -> np.ndarray:
     dx, dy = settings.offset[0] * side, settings.offset[1] * side
     moved = cv2.warpAffine(
         alpha,
-        np.float32([[1, 0, dx], [0, 1, dy]]),
+        np.array([[1, 0, dx], [0, 1, dy]], np.float32),
         (width, height),
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from operations.decode import DEFAULT_MAX_PIXELS, decode
+from operations.errors import BackgroundSwapError, require, setting
 from operations.files import write_atomic
 from operations.models import (
     DEFAULT_DEVICE,
@@ -68,8 +69,16 @@ class PromptSettings:
     device: str = DEFAULT_DEVICE
     offline: bool = False
 
+    def __post_init__(self) -> None:
+        require(bool(self.prompt.strip()), "prompt", self.prompt, "is empty")
+        require(self.steps >= 1, "steps", self.steps, "must be at least 1")
+        require(self.guidance >= 0, "guidance", self.guidance, "must not be negative")
+        size = self.size
+        require(size is None or 64 <= size <= 2048, "size", size, "must be between 64 and 2048 px")
+        require(0 < self.strength <= 1, "strength", self.strength, "must be > 0 and ≤ 1")
 
-class GenerationError(RuntimeError):
+
+class GenerationError(BackgroundSwapError, RuntimeError):
     """The diffusion pipeline could not be loaded or run; the message says how to fix it."""
 
 
@@ -212,19 +221,19 @@ class BackgroundGenerator:
         fix = (
             f"fetch it ahead with `{download_command(f'sd --sd-model {model}')}` on a machine with "
             f"network access (it lands in {hub_cache_dir()}; set HF_HOME to move it), or give "
-            "--sd-model a local pipeline folder"
+            f"{setting('sd_model')} a local pipeline folder"
         )
         try:
             return load(local_only=True)  # a local folder, or already in the hub cache
         except (OSError, ValueError) as exc:
             if Path(model).exists():
                 raise GenerationError(
-                    f"--sd-model {model!r}: not a diffusers pipeline: {exc}"
+                    f"{setting('sd_model')} {model!r}: not a diffusers pipeline: {exc}"
                 ) from None
             if offline:
                 raise GenerationError(
                     f"Stable Diffusion model {model!r} is not cached ({hub_cache_dir()}) and "
-                    f"downloads are off (--offline or HF_HUB_OFFLINE): {fix}"
+                    f"downloads are off ({setting('offline')} or HF_HUB_OFFLINE): {fix}"
                 ) from None
         problem = _reachable(f"https://huggingface.co/api/models/{model}", timeout)
         if problem is not None:
@@ -275,9 +284,10 @@ class BackgroundGenerator:
 def not_inpainting(model: str, channels: int) -> str:
     """Why a model cannot paint around a subject, and the fix."""
     return (
-        f"--sd-model {model!r}: a text-to-image model, not an inpainting one (its UNet takes "
-        f"{channels} channels, not {INPAINT_CHANNELS}): --around needs an inpainting model, such "
-        f"as {DEFAULT_INPAINT_MODEL} (the default) or an SDXL inpainting one; or drop --around"
+        f"{setting('sd_model')} {model!r}: a text-to-image model, not an inpainting one (its UNet "
+        f"takes {channels} channels, not {INPAINT_CHANNELS}): {setting('around')} needs an "
+        f"inpainting model, such as {DEFAULT_INPAINT_MODEL} (the default) or an SDXL inpainting "
+        f"one; or drop {setting('around')}"
     )
 
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from operations.errors import setting
 from operations.files import VIDEO_CUTOUT_SUFFIX, ImageError
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def open_input(path: Path, max_pixels: int | None = None) -> av.container.InputC
     except (av.FFmpegError, OSError, ValueError) as exc:
         if getattr(exc, "errno", None) == errno.EBUSY:
             # What FFmpeg says of a header whose frames it will not allocate (60000×60000).
-            limit = f" of {max_pixels / 1e6:.0f} MP (--max-pixels)" if max_pixels else ""
+            limit = f" of {max_pixels / 1e6:.0f} MP ({setting('max_pixels')})" if max_pixels else ""
             raise ImageError(
                 "its frames are larger than FFmpeg will open (a corrupt header, or far over "
                 f"the pixel limit{limit})"
@@ -176,7 +177,7 @@ class VideoReader:
             self.close()
             raise ImageError(
                 f"{context.width}×{context.height} frames are over the pixel "
-                f"limit of {max_pixels / 1e6:.0f} MP (--max-pixels)"
+                f"limit of {max_pixels / 1e6:.0f} MP ({setting('max_pixels')})"
             )
         self.time_base: Fraction = self.stream.time_base or Fraction(1, 90000)
         self.rate: Fraction | None = self.stream.average_rate or self.stream.guessed_rate

@@ -10,14 +10,15 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
 from operations.containers import cut_short_file
 from operations.doubt import measure
+from operations.errors import setting
 from operations.files import ImageError, StagedOutputs, unreadable
 from operations.jobs import Cancel, FileResult, Job, JobSettings, Progress
 from operations.ledger import digest_file
@@ -26,9 +27,12 @@ from operations.pipeline import NO_SUBJECT
 from operations.warning_capture import collecting
 
 if TYPE_CHECKING:
+    from operations.doubt import Doubt
     from operations.pipeline import Pipeline, SwapResult
     from operations.segmenters.base import Pick
-    from operations.video import Frame, VideoCodec, VideoReader, VideoWriter
+    from operations.video import BackgroundVideo, Frame, VideoCodec, VideoReader, VideoWriter
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,32 +75,18 @@ def _swap_video(
     progress: Progress | None,
     warnings: list[str],
     cancel: Cancel | None = None,
-) -> tuple[dict[str, object], dict[str, object]]:
+) -> tuple[dict[str, object], dict[str, Any]]:
     """Stream ``job``'s video through ``pipeline``; returns the summary's ``extra`` and doubt."""
-    from operations.temporal import TemporalSmoother
     from operations.video import CUTOUT_CODEC, VIDEO_CODECS, BackgroundVideo, VideoReader
 
-    if pipeline.framing is not None:
-        raise ImageError(
-            "--frame is for photos: a video's subject moves, and its frame would "
-            "jump from frame to frame"
-        )
-    if pipeline.background.transparent:
-        raise ImageError(
-            "--bg transparent is for photos: a video's cut-out is --save-cutout "
-            "(ProRes 4444 .mov, with its alpha)"
-        )
-    prompted = pipeline.background.prompted
-    if prompted is not None and prompted.settings.around:
-        raise ImageError(
-            "--around paints photos only: a video would be painted anew frame by "
-            "frame (it would flicker); give it --bg or --prompt without --around"
-        )
+    _refuse_photo_settings(pipeline)
     try:  # what is read (with the ledger: its fingerprint, a read of its own before decoding)
         digest, read = digest_file(job.source) if options.ledger else (None, job.source.stat())
     except OSError as exc:
         raise unreadable(job.source, exc) from None
     began = time.perf_counter()
+    # The order matters: the stack closes in reverse, so the frame threads stop, then the
+    # decoding thread, then the writer, before the files and the reader go.
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(VideoReader(job.source, max_pixels=options.max_pixels))
         backdrop = None
@@ -112,81 +102,165 @@ def _swap_video(
         stack.callback(writer.abort)  # after a failure: stop the writer before the files go
         frames = _Prefetch(reader.frames(), 4)
         stack.callback(frames.close)  # the decoding thread ends before the reader closes
-        pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="bgswap-frame")
-        stack.enter_context(pool)
-        # The mattes are smoothed over time in order, on one thread; edges and composites are
-        # made in parallel on the pool, before and after.
-        sequencer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bgswap-smooth")
-        stack.enter_context(sequencer)  # shut first: its tasks wait on the pool's
-        smoother = TemporalSmoother(options.temporal_smoothing)
-
-        def smooth_then_compose(
-            refined: Future[Matte], rgb: np.ndarray, behind: np.ndarray | None
-        ) -> Future[SwapResult]:
-            matte = refined.result()
-            matte = smoother.matte(matte, rgb)
-            return pool.submit(
-                pipeline.compose,
-                rgb,
-                matte,
-                index=job.index,
-                name=job.relative.stem,
-                background=behind,
-            )
-
-        every = max(1, round(float(reader.rate or 30)))  # the doubt: once a second
-        last_end: float | None = None  # the end of the last frame read, from the first
-        samples = []
-        origin: int | None = None
-        pick: Pick | None = None
-        for count, frame in enumerate(frames):
-            if frame.rgb is None:
-                writer.put(frame, None)
-                continue
-            origin = frame.pts if origin is None else origin
-            last_end = float((frame.pts - origin + frame.duration) * reader.time_base)
-            if pick is None:  # one model for the whole clip, chosen on its first frame
-                pick = pipeline.segmenter.pick(frame.rgb)
-            coarse = pipeline.segment(frame.rgb, pick.segmenter)
-            if count % every == 0:
-                samples.append(measure(coarse))
-            behind = None
-            if backdrop is not None:
-                behind = backdrop.at(float((frame.pts - origin) * reader.time_base))
-            refined = pool.submit(pipeline.matte, frame.rgb, coarse, segmenter=pick.segmenter)
-            writer.put(frame, sequencer.submit(smooth_then_compose, refined, frame.rgb, behind))
+        seen = _stream(stack, frames, _Clip(job, pipeline, options, reader, writer, backdrop))
         writer.finish()
-        missing, short = reader.missing(writer.written, last_end)  # while it is open
-        # A clip with frames missing, lost or damaged may be a copy not yet finished: its
-        # outputs are written (and flagged), but it is never "complete" (never deleted).
-        cut = cut_short_file(job.source)  # what the container states (MPEG-TS: its packets)
+        ending = _Ending.of(job.source, reader, writer.written, seen.last_end)
+        job._commit(staged, options, read, digest, complete=ending.complete, cancel=cancel)
+    warnings.extend(ending.warnings(reader, writer, codec.extension))
+    extra = _summary(ending, reader, writer, seen, time.perf_counter() - began)
+    worst = max(seen.samples, key=lambda d: d.score, default=None)  # the clip's doubt
+    if worst is not None and "no-subject" in worst.flags:  # the row's flag, said in words
+        warnings.insert(0, f"{NO_SUBJECT} (in the sampled frames)")
+    return extra, (worst.to_dict() if worst is not None else {})
+
+
+def _refuse_photo_settings(pipeline: Pipeline) -> None:
+    """Settings that make sense for photos only."""
+    if pipeline.framing is not None:
+        raise ImageError(
+            f"{setting('frame')} is for photos: a video's subject moves, and its frame would "
+            "jump from frame to frame"
+        )
+    if pipeline.background.transparent:
+        raise ImageError(
+            f"{setting('bg')} transparent is for photos: a video's cut-out is "
+            f"{setting('save_cutout')} (ProRes 4444 .mov, with its alpha)"
+        )
+    prompted = pipeline.background.prompted
+    if prompted is not None and prompted.settings.around:
+        raise ImageError(
+            f"{setting('around')} paints photos only: a video would be painted anew frame by "
+            f"frame (it would flicker); give it {setting('bg')} or {setting('prompt')} without "
+            f"{setting('around')}"
+        )
+
+
+@dataclass(frozen=True)
+class _Clip:
+    """What streaming one clip works with."""
+
+    job: VideoJob
+    pipeline: Pipeline
+    options: JobSettings
+    reader: VideoReader
+    writer: _FrameWriter
+    backdrop: BackgroundVideo | None
+
+
+@dataclass
+class _Seen:
+    """What streaming a clip saw: the end of its last frame (from the first frame's start),
+    its sampled doubts (one a second), and the segmenter picked on its first frame."""
+
+    last_end: float | None = None
+    samples: list[Doubt] = field(default_factory=list)
+    pick: Pick | None = None
+
+
+def _stream(stack: contextlib.ExitStack, frames: _Prefetch[Frame], clip: _Clip) -> _Seen:
+    """Every frame through the pipeline, in order, into the writer: the model on this thread,
+    the edges and composites on a pool, the mattes smoothed over time in order on one thread
+    (both pools closed by ``stack``)."""
+    from operations.temporal import TemporalSmoother
+
+    pipeline, reader, writer = clip.pipeline, clip.reader, clip.writer
+    pool = ThreadPoolExecutor(max_workers=clip.options.workers, thread_name_prefix="bgswap-frame")
+    stack.enter_context(pool)
+    sequencer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bgswap-smooth")
+    stack.enter_context(sequencer)  # shut first: its tasks wait on the pool's
+    smoother = TemporalSmoother(clip.options.temporal_smoothing)
+
+    def smooth_then_compose(
+        refined: Future[Matte], rgb: np.ndarray, behind: np.ndarray | None
+    ) -> Future[SwapResult]:
+        matte = smoother.matte(refined.result(), rgb)
+        name = clip.job.relative.stem
+        return pool.submit(
+            pipeline.compose, rgb, matte, index=clip.job.index, name=name, background=behind
+        )
+
+    every = max(1, round(float(reader.rate or 30)))  # the doubt: once a second
+    seen = _Seen()
+    origin: int | None = None
+    for count, frame in enumerate(frames):
+        if frame.rgb is None:
+            writer.put(frame, None)
+            continue
+        origin = frame.pts if origin is None else origin
+        seen.last_end = float((frame.pts - origin + frame.duration) * reader.time_base)
+        if seen.pick is None:  # one model for the whole clip, chosen on its first frame
+            seen.pick = pipeline.segmenter.pick(frame.rgb)
+        segmenter = seen.pick.segmenter
+        coarse = pipeline.segment(frame.rgb, segmenter)
+        if count % every == 0:
+            seen.samples.append(measure(coarse))
+        behind = None
+        if clip.backdrop is not None:
+            behind = clip.backdrop.at(float((frame.pts - origin) * reader.time_base))
+        refined = pool.submit(pipeline.matte, frame.rgb, coarse, segmenter=segmenter)
+        writer.put(frame, sequencer.submit(smooth_then_compose, refined, frame.rgb, behind))
+    return seen
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """How a clip ended: frames missing at its end (and the seconds they span), a container
+    that says it was cut short, and so whether it is complete. A clip with frames missing,
+    lost or damaged may be a copy not yet finished: its outputs are written (and flagged), but
+    it is never "complete" (never deleted)."""
+
+    missing: int
+    short: float
+    cut: str | None
+    complete: bool
+
+    @classmethod
+    def of(cls, source: Path, reader: VideoReader, written: int, last_end: float | None) -> _Ending:
+        missing, short = reader.missing(written, last_end)  # while the reader is open
+        cut = cut_short_file(source)  # what the container states (MPEG-TS: its packets)
         complete = not (missing or reader.failed or reader.damaged or cut)
-        job._commit(staged, options, read, digest, complete=complete, cancel=cancel)
-    seconds = time.perf_counter() - began
-    if missing:
-        warnings.append(
-            f"ends early: {missing} frames ({short:g} s) of what the file states are missing "
-            "(a clip cut short, or a file not wholly copied?)"
-        )
-    if cut is not None and not missing:
-        warnings.append(f"cut short: {cut} (a file not wholly copied?)")
-    if reader.failed:
-        warnings.append(
-            f"{reader.failed} frames could not be decoded: the frame before "
-            "each is shown in its place"
-        )
-    if reader.damaged:
-        warnings.append(f"{reader.damaged} frames were damaged (the decoder concealed errors)")
-    if writer.audio_dropped:
-        warnings.append(
-            f"audio not copied ({', '.join(writer.audio_dropped)}): "
-            f"{codec.extension} cannot hold it; try another --video-codec"
-        )
-    warnings.extend(writer.warnings)
+        return cls(missing, short, cut, complete)
+
+    def warnings(self, reader: VideoReader, writer: _FrameWriter, extension: str) -> list[str]:
+        said = []
+        if self.missing:
+            said.append(
+                f"ends early: {self.missing} frames ({self.short:g} s) of what the file states "
+                "are missing (a clip cut short, or a file not wholly copied?)"
+            )
+        if self.cut is not None and not self.missing:
+            said.append(f"cut short: {self.cut} (a file not wholly copied?)")
+        if reader.failed:
+            said.append(
+                f"{reader.failed} frames could not be decoded: the frame before "
+                "each is shown in its place"
+            )
+        if reader.damaged:
+            said.append(f"{reader.damaged} frames were damaged (the decoder concealed errors)")
+        if writer.audio_dropped:
+            said.append(
+                f"audio not copied ({', '.join(writer.audio_dropped)}): "
+                f"{extension} cannot hold it; try another {setting('video_codec')}"
+            )
+        return said + writer.warnings
+
+    def reason(self, reader: VideoReader) -> str:
+        """Why the clip is not complete, in a few words (a watched folder's "kept" reason)."""
+        if self.missing:
+            return f"ends {self.short:.1f} s early"
+        if self.cut:
+            return f"cut short ({self.cut})"
+        return f"{reader.failed + reader.damaged} frames lost or damaged"
+
+
+def _summary(
+    ending: _Ending, reader: VideoReader, writer: _FrameWriter, seen: _Seen, seconds: float
+) -> dict[str, object]:
+    """The summary's ``extra`` for a clip."""
     video = {
         "frames": writer.written,
         "frames_failed": reader.failed,
-        "frames_missing": missing,
+        "frames_missing": ending.missing,
         "frames_damaged": reader.damaged,
         "fps": round(writer.written / seconds, 2) if seconds > 0 else None,
         "rate": str(reader.rate) if reader.rate else None,
@@ -194,20 +268,11 @@ def _swap_video(
         "audio": writer.audio_copied,
     }
     extra: dict[str, object] = {"video": video, **writer.extra}
-    if not complete:  # in a few words, for a watched folder's "kept" reason
-        extra["incomplete"] = (
-            f"ends {short:.1f} s early"
-            if missing
-            else f"cut short ({cut})"
-            if cut
-            else f"{reader.failed + reader.damaged} frames lost or damaged"
-        )
-    if pick is not None and (choice := pick.recorded()) is not None:
+    if not ending.complete:
+        extra["incomplete"] = ending.reason(reader)
+    if seen.pick is not None and (choice := seen.pick.recorded()) is not None:
         extra["segmenter"] = choice
-    worst = max(samples, key=lambda d: d.score, default=None)
-    if worst is not None and "no-subject" in worst.flags:  # the row's flag, said in words
-        warnings.insert(0, f"{NO_SUBJECT} (in the sampled frames)")
-    return extra, (worst.to_dict() if worst is not None else {})
+    return extra
 
 
 class _FrameWriter:
@@ -351,11 +416,11 @@ class _FrameWriter:
 _END = object()
 
 
-class _Prefetch:
+class _Prefetch(Generic[T]):
     """An iterator's items made ahead on a thread of their own (a video's decoding), at most
     ``size`` waiting; its exceptions are raised where the items are taken."""
 
-    def __init__(self, items: Iterator[object], size: int) -> None:
+    def __init__(self, items: Iterator[T], size: int) -> None:
         self.items, self.stop = items, threading.Event()
         self.queue: queue.Queue = queue.Queue(maxsize=size)
         self.thread = threading.Thread(target=self._run, name="bgswap-decode", daemon=True)
@@ -379,7 +444,7 @@ class _Prefetch:
                 continue
         return False
 
-    def __iter__(self) -> Iterator[object]:
+    def __iter__(self) -> Iterator[T]:
         while True:
             item = self.queue.get()
             if item is _END:

@@ -49,7 +49,8 @@ def capture_warnings(*, verbose: bool = False) -> None:
 def collecting() -> Iterator[list[str]]:
     """The warnings raised in this thread while the block runs (once :func:`capture_warnings`
     has been called), as one-line texts."""
-    _current.warnings = caught = []
+    caught: list[str] = []
+    _current.warnings = caught
     try:
         yield caught
     finally:

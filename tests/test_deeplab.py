@@ -77,7 +77,7 @@ def test_deeplab_missing_weights_offline_is_a_clear_fast_error(tmp_path, monkeyp
     message = str(info.value)
     assert "deeplabv3_resnet101_coco-586e9e4e.pth" in message
     assert str(tmp_path / "empty") in message
-    assert "--weights" in message and "TORCH_HOME" in message and "download" in message
+    assert "point weights at" in message and "TORCH_HOME" in message and "download" in message
     assert time.monotonic() - start < 30
 
 

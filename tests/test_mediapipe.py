@@ -88,7 +88,7 @@ def test_the_model_file_is_resolved_like_every_models(tmp_path, monkeypatch) -> 
     monkeypatch.setenv("BACKGROUNDSWAP_HOME", str(tmp_path))
     with MediaPipeSegmenter("general", offline=True) as seg:
         assert seg.path == CARRIED / spec.filename
-    with pytest.raises(SegmenterError, match=r"--weights .*no such file"):
+    with pytest.raises(SegmenterError, match=r"^weights .*no such file"):
         MediaPipeSegmenter("general", weights=tmp_path / "missing.tflite")
     (tmp_path / "broken.tflite").write_bytes(b"not a model")
     with pytest.raises(SegmenterError, match="could not start MediaPipe"):

@@ -87,7 +87,7 @@ def test_style_targets_are_computed_once_per_run(vgg_weights: Path, tmp_path: Pa
 
 def test_missing_vgg_weights_offline_is_a_clear_error(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
-    with pytest.raises(StyleTransferError, match=r"vgg19-dcbb9e9d\.pth.*--nst-weights|--weights"):
+    with pytest.raises(StyleTransferError, match=r"vgg19-dcbb9e9d\.pth.*point nst_weights at"):
         StyleTransfer(_stripes(), SMALL, offline=True)
     save_rgb(tmp_path / "in" / "a.png")
     code = run.main(

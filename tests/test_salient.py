@@ -142,23 +142,14 @@ def test_a_named_gpu_without_its_provider_is_an_error_not_a_cpu_run(cached) -> N
         SalientSegmenter("u2net", offline=True, device="cuda")
 
 
-def test_cli_mode_3_end_to_end(cached, photo_dir: Path, tmp_path: Path, capsys) -> None:
+def test_cli_batches_and_finds_the_cached_model(
+    cached, photo_dir: Path, tmp_path: Path, capsys
+) -> None:
+    # The plain run of every backend is tests/test_contract.py's; here, batches and the cache.
     cached("isnet-general-use")
     out = tmp_path / "out"
-    code, err = cli(
-        capsys,
-        "-i",
-        photo_dir,
-        "-o",
-        out,
-        "-b",
-        BACKGROUND,
-        "--mode",
-        "3",
-        "--offline",
-        "--batch-size",
-        "2",
-    )
+    args = ["-b", BACKGROUND, "--mode", "3", "--offline", "--batch-size", "2"]
+    code, err = cli(capsys, "-i", photo_dir, "-o", out, *args)
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["astronaut.png", "grace_hopper.png"]
     code, err = cli(capsys, "download", "salient")

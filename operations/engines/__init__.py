@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from operations.errors import require
+
 if TYPE_CHECKING:
     from operations.background import BackgroundSource
     from operations.build import Recipe
@@ -54,6 +56,15 @@ class EngineSettings:
     batch_size: int = 1  # images per model call (a Ray call takes at least that many)
     verbose: bool = False
     quiet: bool = False  # no progress bar unless asked
+
+    def __post_init__(self) -> None:
+        names = tuple(ENGINES)
+        require(self.name in names, "name", self.name, f"choose from {', '.join(names)}")
+        require(self.workers >= 1, "workers", self.workers, "must be at least 1")
+        cpus, gpus = self.cpus_per_worker, self.gpus_per_worker
+        require(cpus > 0, "cpus_per_worker", cpus, "must be positive")
+        require(gpus >= 0, "gpus_per_worker", gpus, "must not be negative")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, "must be at least 1")
 
 
 class Engine(ABC):

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from operations.engines import Engine, Report
-from operations.errors import SettingError
+from operations.errors import SettingError, names, use_names
 
 if TYPE_CHECKING:
     from operations.background import RunBackground
@@ -66,6 +66,7 @@ class Worker:
     RECIPE: ClassVar[Recipe | None] = None
     RUN_BACKGROUND: ClassVar[RunBackground | None] = None
     THREADS: ClassVar[int] = 1
+    NAMES: ClassVar[dict[str, str]] = {}  # how the driver's front door names settings
 
     def __init__(self) -> None:
         import cv2
@@ -73,6 +74,7 @@ class Worker:
 
         from operations.build import build_background, build_pipeline
 
+        use_names(self.NAMES)  # a failed photo's message reads as it would on the driver
         assert self.RECIPE is not None
         source = build_background(self.RECIPE, run_background=self.RUN_BACKGROUND)
         self.pipeline = build_pipeline(self.RECIPE, background=source)
@@ -93,7 +95,12 @@ class Worker:
 def _worker_class(
     recipe: Recipe, run_background: RunBackground | None, threads: int
 ) -> type[Worker]:
-    settings = {"RECIPE": recipe, "RUN_BACKGROUND": run_background, "THREADS": threads}
+    settings = {
+        "RECIPE": recipe,
+        "RUN_BACKGROUND": run_background,
+        "THREADS": threads,
+        "NAMES": names(),
+    }
     return type("BackgroundSwapWorker", (Worker,), settings)
 
 
@@ -276,8 +283,9 @@ class RayEngine(Engine):
                 )
 
     def close(self) -> None:
-        if getattr(self, "_native", None) is not None:
-            self._native.restore()
+        native = getattr(self, "_native", None)
+        if native is not None:
+            native.restore()
             self._native = None
 
     def run(self, jobs: Sequence[Job], report: Report) -> None:

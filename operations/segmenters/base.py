@@ -4,6 +4,7 @@ name, options, devices and weights."""
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -15,13 +16,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from operations.errors import BackgroundSwapError, require
+
 if TYPE_CHECKING:
     from pathlib import Path
 
     from operations.models import WeightsSpec
 
 
-class SegmenterError(RuntimeError):
+class SegmenterError(BackgroundSwapError, RuntimeError):
     """A segmenter could not be built (missing weights, unsupported device, …)."""
 
 
@@ -36,6 +39,14 @@ class SegmenterSettings:
     classes: tuple[str, ...] | None = None  # the class names that count as subject
     batch_size: int = 1  # images per model call
     own: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        weights = self.weights
+        require(weights is None or os.path.isfile(weights), "weights", weights, "no such file")
+        if self.classes is not None:
+            shown = ",".join(self.classes)
+            require(any(c.strip() for c in self.classes), "classes", shown, "give at least one")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, "must be at least 1")
 
     def __getitem__(self, name: str) -> Any:
         """A backend's own setting, by field name (``settings["mp_model"]``)."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 import cv2
 import numpy as np
 
+from operations.errors import setting
 from operations.models import (
     DEFAULT_DEVICE,
     DeviceError,
@@ -60,8 +61,8 @@ def select_classes(requested: list[str] | None, categories: list[str]) -> list[i
     unknown = [name for name in requested if name not in valid]
     if unknown:
         raise SegmenterError(
-            f"--classes: unknown class {', '.join(map(repr, unknown))}; this model knows "
-            f"{', '.join(valid)}"
+            f"{setting('classes')}: unknown class {', '.join(map(repr, unknown))}; this model "
+            f"knows {', '.join(valid)}"
         )
     return [categories.index(name) for name in requested]
 
@@ -88,7 +89,9 @@ class DeepLabSegmenter(Segmenter):
         from torchvision.models import segmentation
 
         if variant not in VARIANTS:
-            raise SegmenterError(f"--deeplab-model {variant!r}: choose from {', '.join(VARIANTS)}")
+            raise SegmenterError(
+                f"{setting('deeplab_model')} {variant!r}: choose from {', '.join(VARIANTS)}"
+            )
         entry = weights_entry(variant)
         self.categories: list[str] = list(entry.meta["categories"])
         self.class_indices = select_classes(classes, self.categories)

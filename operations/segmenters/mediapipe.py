@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import cv2
 import numpy as np
 
+from operations.errors import setting
 from operations.models import WeightsError, WeightsSpec, caches_kept, models_home, resolve
 from operations.resize import shrink
 from operations.segmenters.base import Backend, BackendOption, ModelCard, Segmenter, SegmenterError
@@ -69,7 +70,7 @@ def carried_spec(name: str, file_name: str, sha256: str, download_name: str) -> 
         name=name,
         url=ASSETS + file_name,
         cache_dir=models_home(),
-        option="--weights",
+        option=setting("weights"),
         cache_variable="BACKGROUNDSWAP_HOME",
         sha256_prefix=sha256,
         alternates=(CARRIED,),

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import cv2
 import numpy as np
 
+from operations.errors import setting
 from operations.models import (
     DEFAULT_DEVICE,
     WeightsError,
@@ -144,7 +145,7 @@ def weights_spec(name: str) -> WeightsSpec:
         name=name,
         url=model.url,
         cache_dir=models_home(),
-        option="--weights (or --salient-model FILE.onnx)",
+        option=f"{setting('weights')} (or {setting('salient_model')} FILE.onnx)",
         cache_variable="BACKGROUNDSWAP_HOME",
         md5=model.md5,
         file_name=f"{name}.onnx",
@@ -179,7 +180,8 @@ def _providers(device: str) -> list[str]:
     if device == "cuda":
         if "CUDAExecutionProvider" not in available:
             raise SegmenterError(
-                f"--device cuda: this onnxruntime has no CUDA provider; install onnxruntime-gpu "
+                f"{setting('device')} cuda: this onnxruntime has no CUDA provider; install "
+                f"onnxruntime-gpu "
                 f"in its place (pip uninstall onnxruntime && pip install "
                 f"onnxruntime-gpu=={onnxruntime.__version__})"
             )
@@ -223,7 +225,7 @@ class SalientSegmenter(Segmenter):
             path = Path(weights or model).expanduser()
             if not path.is_file():
                 raise SegmenterError(
-                    f"--salient-model {model!r}: choose from "
+                    f"{setting('salient_model')} {model!r}: choose from "
                     f"{', '.join(MODELS)}, or give a .onnx file"
                 )
             self.family = _family_of(path)

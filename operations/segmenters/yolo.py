@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 import cv2
 import numpy as np
 
+from operations.errors import setting
 from operations.models import (
     DEFAULT_DEVICE,
     DeviceError,
@@ -73,7 +74,7 @@ def weights_spec(size: str) -> WeightsSpec:
         name=f"yolov8{size}-seg",
         url=f"{RELEASE_URL}/yolov8{size}-seg.pt",
         cache_dir=models_home(),
-        option="--weights (or --yolo-model PATH)",
+        option=f"{setting('weights')} (or {setting('yolo_model')} PATH)",
         cache_variable="BACKGROUNDSWAP_HOME",
         download_name=f"yolo-{size}",
     )
@@ -158,7 +159,7 @@ class YoloSegmenter(Segmenter):
             path = Path(weights or model).expanduser()
             if not path.is_file():
                 raise SegmenterError(
-                    f"--yolo-model {model!r}: choose {', '.join(SIZES)} or a "
+                    f"{setting('yolo_model')} {model!r}: choose {', '.join(SIZES)} or a "
                     "path to a -seg checkpoint"
                 )
         if path.suffix.lower() == ".onnx":  # an export says its task in its metadata
@@ -200,8 +201,8 @@ class YoloSegmenter(Segmenter):
         unknown = [c for c in classes if c not in by_name]
         if unknown:
             raise SegmenterError(
-                f"--classes: unknown class {', '.join(map(repr, unknown))}; this model knows "
-                f"{', '.join(by_name)}"
+                f"{setting('classes')}: unknown class {', '.join(map(repr, unknown))}; this model "
+                f"knows {', '.join(by_name)}"
             )
         return [by_name[c] for c in classes]
 
@@ -221,6 +222,20 @@ class YoloSegmenter(Segmenter):
         return self._instance_masks([rgb])[0]
 
     def _instance_masks(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        # Ultralytics letterboxes one photo, or a batch of one shape, to its own stride-padded
+        # rectangle, but a batch of mixed shapes to the full square: a photo's mask would
+        # depend on the photos batched with it. Each shape is a call of its own.
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, rgb in enumerate(images):
+            by_shape.setdefault(rgb.shape[:2], []).append(index)
+        masks: list[np.ndarray] = [np.empty(0)] * len(images)
+        for indices in by_shape.values():
+            found = self._same_shape_masks([images[i] for i in indices])
+            for index, instance_masks in zip(indices, found, strict=True):
+                masks[index] = instance_masks
+        return masks
+
+    def _same_shape_masks(self, images: list[np.ndarray]) -> list[np.ndarray]:
         bgr = [cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) for rgb in images]  # Ultralytics wants BGR
         results = self.model.predict(
             bgr,
