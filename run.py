@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         "written), 2 usage error, 130 interrupted (Ctrl-C), 143 stopped by SIGTERM. "
         "Outputs that exist are skipped, so rerunning a command resumes it. "
         f"`{PROG} download NAME...` fetches model weights ahead of offline use; "
-        f"`{PROG} report OUTPUT_DIR` rebuilds a run's review page.",
+        f"`{PROG} report OUTPUT_DIR` rebuilds a run's review page; "
+        f"`{PROG} serve` serves remove.bg's API over HTTP (see `{PROG} serve --help`).",
     )
     groups = add_arguments(parser)
     groups[RUN].add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -196,6 +197,124 @@ def report_main(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+# A batch's settings a server has no use for: per request, or for folders.
+_NOT_SERVER_SETTINGS = (
+    "input",
+    "output",
+    "bg",
+    "prompt",
+    "nst",
+    "frame",
+    "watch",
+    "delete_input",
+    "summary",
+    "report",
+    "recursive",
+    "save_mask",
+    "save_cutout",
+    "overwrite",
+    "engine",
+)
+
+
+def serve_main(argv: Sequence[str]) -> int:
+    """``serve``: the HTTP service (remove.bg's API), models loaded once, until SIGTERM."""
+    from operations.options import OptionsError, check_installed, flag_for, flag_names
+    from operations.service import (
+        DEFAULT_MAX_UPLOAD_MB,
+        DEFAULT_PORT,
+        DEFAULT_QUEUE,
+        DEFAULT_TIMEOUT,
+        ServiceSettings,
+        read_keys,
+    )
+
+    parser = build_parser()
+    parser.prog = f"{PROG} serve"
+    parser.description = (
+        "Serve remove.bg's API (POST /v1.0/removebg), a page to try it (/), /healthz, "
+        "/readyz and /metrics. The pipeline's options below are set once for the server; the "
+        "background and the output format come with each request."
+    )
+    parser.epilog = None
+    for action in parser._actions:  # a batch's own flags: hidden here, and refused if given
+        if action.dest in _NOT_SERVER_SETTINGS:
+            action.required, action.help = False, argparse.SUPPRESS
+    server = parser.add_argument_group("server")
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    server.add_argument("--port", type=int, default=DEFAULT_PORT, help="(default: %(default)s)")
+    server.add_argument(
+        "--api-keys",
+        type=Path,
+        metavar="FILE",
+        help="API keys, one a line; a request gives one as X-Api-Key or Authorization: Bearer "
+        "(without keys only a loopback --host is served, unless --no-auth)",
+    )
+    server.add_argument(
+        "--no-auth", action="store_true", help="serve a public --host without keys, to anyone"
+    )
+    server.add_argument(
+        "--queue",
+        type=int,
+        default=DEFAULT_QUEUE,
+        help="requests that may wait beyond the --workers being worked on; more are answered "
+        "503 with Retry-After (default: %(default)s)",
+    )
+    server.add_argument(
+        "--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, help="(default: %(default)s)"
+    )
+    server.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="the longest a request may take, waiting included (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    names = {
+        **flag_names(),
+        **{k: "--" + k.replace("_", "-") for k in ("host", "port", "queue", "timeout")},
+        "api_keys": "--api-keys",
+        "no_auth": "--no-auth",
+        "max_upload_mb": "--max-upload-mb",
+    }
+    with named(names):
+        try:
+            check_installed(
+                "serve", None, "service", ("fastapi", "uvicorn", "multipart", "prometheus_client")
+            )
+            options = options_from_args(args)
+            defaults = type(options)()
+            for name in _NOT_SERVER_SETTINGS:
+                if getattr(options, name) != getattr(defaults, name):
+                    raise OptionsError(flag_for(name), None, "is not a server setting")
+            options = options.validated(batch=False)
+            keys = read_keys(args.api_keys.read_text()) if args.api_keys is not None else ()
+            if args.api_keys is not None and not keys:
+                raise OptionsError("--api-keys", args.api_keys, "holds no key")
+            settings = ServiceSettings(
+                host=args.host,
+                port=args.port,
+                api_keys=keys,
+                no_auth=args.no_auth,
+                queue=args.queue,
+                workers=options.workers,
+                max_upload_mb=args.max_upload_mb,
+                timeout=args.timeout,
+                max_pixels=options.max_pixels,
+            )
+        except OSError as exc:
+            print(f"{PROG}: error: --api-keys: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        except BackgroundSwapError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    from operations.service import serve
+
+    _configure_logging(options)
+    return serve(options.recipe(), settings)
+
+
 class _StopSignals:
     """SIGTERM (``kill``, ``timeout``, systemd, Kubernetes, batch schedulers) stops a run the way
     Ctrl-C does: finished files are kept and counted, the images in progress are finished, the
@@ -278,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return download_main(argv[1:])
     if argv[:1] == ["report"]:
         return report_main(argv[1:])
+    if argv[:1] == ["serve"]:
+        return serve_main(argv[1:])
     # Ctrl-C and SIGTERM are taken in hand before the settings' libraries load: a signal then
     # is noted, and honoured (with the summary) as soon as the run can write one.
     stop = _StopSignals(armed=False)

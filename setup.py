@@ -1,6 +1,7 @@
 """Packaging: `pip install .` gives the `backgroundswap` command (the same CLI as run.py) with
 the core (MediaPipe); extras add the other backends: `.[torch]`, `.[sd]`, `.[salient]`, `.[ray]`,
-`.[all]`. The pins are the requirements files' own, so both ways install the same versions."""
+`.[service]` (the HTTP server), `.[all]`. The pins are the requirements files' own, so both
+ways install the same versions."""
 
 from pathlib import Path
 
@@ -25,6 +26,7 @@ extras = {
     "sd": torch + pins("requirements-sd.txt"),
     "salient": pins("requirements-salient.txt"),
     "ray": pins("requirements-ray.txt"),
+    "service": pins("requirements-service.txt"),
 }
 extras["all"] = sorted({pin for group in extras.values() for pin in group})
 

@@ -86,7 +86,7 @@ _PROMPT = (
 )
 
 
-def _check_installed(option: str, value: str | None, extra: str, modules: tuple[str, ...]) -> None:
+def check_installed(option: str, value: str | None, extra: str, modules: tuple[str, ...]) -> None:
     """Stop at once, with the exact command, when an option's optional install is missing."""
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
@@ -917,13 +917,13 @@ class _Settings:
         """What the run needs installed: stop at once, with the command that installs it."""
         backend = backends()[mode]
         if backend.extra is not None:
-            _check_installed("--mode", mode, backend.extra, backend.requires)
+            check_installed("--mode", mode, backend.extra, backend.requires)
         if self.nst:
-            _check_installed("--nst", None, "torch", ("torch", "torchvision"))
+            check_installed("--nst", None, "torch", ("torch", "torchvision"))
         if self.prompt is not None:
-            _check_installed("--prompt", None, "sd", ("torch", "diffusers", "transformers"))
+            check_installed("--prompt", None, "sd", ("torch", "diffusers", "transformers"))
         if self.engine == "ray":
-            _check_installed("--engine", "ray", "ray", ("ray",))
+            check_installed("--engine", "ray", "ray", ("ray",))
 
     def _normalised(self, mode: str) -> Options:
         """The backend's own name, paths as paths, and as many workers as a batch needs

@@ -57,8 +57,10 @@ def test_the_subject_lands_where_the_layout_says() -> None:
     assert framed.alpha[:38].max() == 0 and framed.alpha[262:].max() == 0
 
 
+# The peak of this process's own memory (VmHWM): not getrusage's ru_maxrss, which on Linux keeps
+# the high-water mark of the process it was forked from (a test run's several GB).
 _MEMORY = """
-import resource, sys
+import sys
 import numpy as np
 from operations.framing import FrameSettings, frame
 from operations.files import ImageError
@@ -72,7 +74,8 @@ try:
     print(result.matte.alpha.shape, round(result.scale, 1), result.warnings[0])
 except ImageError as exc:
     print("refused:", exc)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+status = open("/proc/self/status").read().split("VmHWM:")[1]
+print(int(status.split()[0]) * 1024)
 """
 
 
