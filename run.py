@@ -219,6 +219,7 @@ _NOT_SERVER_SETTINGS = (
 
 def serve_main(argv: Sequence[str]) -> int:
     """``serve``: the HTTP service (remove.bg's API), models loaded once, until SIGTERM."""
+    from operations.fetch import FetchSettings
     from operations.options import OptionsError, check_installed, flag_for, flag_names
     from operations.service import (
         DEFAULT_MAX_UPLOAD_MB,
@@ -270,6 +271,17 @@ def serve_main(argv: Sequence[str]) -> int:
         metavar="SECONDS",
         help="the longest a request may take, waiting included (default: %(default)s)",
     )
+    server.add_argument(
+        "--allow-fetch",
+        nargs="+",
+        default=[],
+        metavar="HOST",
+        help="fetch image_url / bg_image_url from these hosts only (https; public addresses "
+        "only, checked after the lookup and on every redirect); without it URLs are refused",
+    )
+    server.add_argument(
+        "--allow-http-fetch", action="store_true", help="with --allow-fetch: plain http too"
+    )
     args = parser.parse_args(argv)
     names = {
         **flag_names(),
@@ -302,6 +314,12 @@ def serve_main(argv: Sequence[str]) -> int:
                 max_upload_mb=args.max_upload_mb,
                 timeout=args.timeout,
                 max_pixels=options.max_pixels,
+                fetching=FetchSettings(
+                    hosts=tuple(args.allow_fetch),
+                    allow_http=args.allow_http_fetch,
+                    max_bytes=int(args.max_upload_mb * 1024 * 1024),
+                    timeout=min(20.0, args.timeout),
+                ),
             )
         except OSError as exc:
             print(f"{PROG}: error: --api-keys: {exc.strerror}", file=sys.stderr)

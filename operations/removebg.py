@@ -20,7 +20,8 @@ import numpy as np
 from operations.background import Background, BackgroundSettings, BackgroundSource, parse_colour
 from operations.decode import DecodedImage, decode
 from operations.encode import EncodeSettings, encoder
-from operations.errors import BackgroundSwapError, SettingError, require
+from operations.errors import BackgroundSwapError, SettingError, require, setting
+from operations.fetch import FetchSettings, fetch
 from operations.framing import FrameSettings
 from operations.look import LookSettings
 from operations.matting import MattingSettings
@@ -54,12 +55,13 @@ CHANNELS = ("rgba", "alpha")
 FIELD_NAMES = {
     "max_pixels": "the server's pixel limit (--max-pixels)",
     "bg": "bg_color / bg_image_file",
+    "allow_fetch": "the server's --allow-fetch",
 }
 
 PARAMETERS: list[tuple[str, str, str]] = [
     ("image_file", "supported", "multipart upload"),
     ("image_file_b64", "supported", "form field or JSON body"),
-    ("image_url", "refused", "this server fetches nothing (400)"),
+    ("image_url", "supported from --allow-fetch hosts", "else refused (400)"),
     (
         "size",
         "supported",
@@ -79,7 +81,7 @@ PARAMETERS: list[tuple[str, str, str]] = [
     ("semitransparency", "accepted, ignored", "the matte is always soft"),
     ("bg_color", "supported", "hex (with or without #) or a colour name"),
     ("bg_image_file", "supported", "fitted to cover"),
-    ("bg_image_url", "refused", "this server fetches nothing (400)"),
+    ("bg_image_url", "supported from --allow-fetch hosts", "else refused (400)"),
 ]
 
 
@@ -282,7 +284,22 @@ def photo_bytes(asked: Asked) -> bytes:
     return data
 
 
-def plan(asked: Asked, recipe: Recipe, max_pixels: int) -> Plan:
+def fetch_urls(asked: Asked, fetching: FetchSettings) -> None:
+    """``image_url`` and ``bg_image_url`` fetched into the request's files, where the server
+    allows it (see :mod:`operations.fetch`); refused otherwise."""
+    for name, file in (("image_url", "image_file"), ("bg_image_url", "bg_image_file")):
+        url = asked.fields.pop(name, None)
+        if url is None:
+            continue
+        why = f"this server fetches no URLs (see {setting('allow_fetch')})"
+        require(bool(fetching.hosts), name, url, why)
+        require(file not in asked.files, name, url, f"give {file} or {name}, not both")
+        asked.files[file] = fetch(url, name, fetching)
+
+
+def plan(
+    asked: Asked, recipe: Recipe, max_pixels: int, fetching: FetchSettings | None = None
+) -> Plan:
     """The request checked, its photo decoded (a bomb refused from its header).
 
     Raises:
@@ -290,8 +307,7 @@ def plan(asked: Asked, recipe: Recipe, max_pixels: int) -> Plan:
         ImageError: the photo (or the background) is not a readable image.
     """
     fields = asked.fields
-    for name in ("image_url", "bg_image_url"):
-        require(name not in fields, name, fields.get(name), "this server fetches no URLs")
+    fetch_urls(asked, fetching or FetchSettings())
     for name in ("scale", "position"):
         value = fields.get(name, "original").strip().lower()
         require(value == "original", name, value, "only original is supported")

@@ -22,12 +22,13 @@ import uuid
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from operations.errors import BackgroundSwapError, SettingError, named, render, require, setting
+from operations.fetch import FetchSettings
 from operations.removebg import ApiError
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class ServiceSettings:
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
     timeout: float = DEFAULT_TIMEOUT  # seconds a request may take, queue included
     max_pixels: int = 40_000_000
+    fetching: FetchSettings = field(default_factory=FetchSettings)  # image_url: from where
 
     def __post_init__(self) -> None:
         require(0 < self.port < 65536, "port", self.port, "must be between 1 and 65535")
@@ -317,7 +319,8 @@ def _add_image_routes(app: "FastAPI", service: Service) -> None:
         asked = await removebg.read_request(request, service.settings.max_upload)
 
         def work() -> Any:  # on the pool, once admitted: decoding is work too
-            job = planner(asked, service.recipe, service.settings.max_pixels)
+            settings = service.settings
+            job = planner(asked, service.recipe, settings.max_pixels, settings.fetching)
             return job.run(service.segmenter)
 
         try:

@@ -31,10 +31,11 @@ from operations.blur import DEFAULT_BLUR_STRENGTH
 from operations.decode import decode
 from operations.encode import DEFAULT_QUALITY, EncodeSettings
 from operations.errors import SettingError, require
+from operations.fetch import FetchSettings
 from operations.framing import DEFAULT_MARGIN, FrameSettings, parse_canvas
 from operations.look import LookSettings
 from operations.matting import MattingSettings
-from operations.removebg import Asked, Plan, Result, photo_bytes
+from operations.removebg import Asked, Plan, Result, fetch_urls, photo_bytes
 from operations.shadow import ShadowSettings
 
 if TYPE_CHECKING:
@@ -83,13 +84,21 @@ def _yes(fields: dict[str, str], name: str) -> bool:
     return value in ("true", "1")
 
 
-def plan_swap(asked: Asked, recipe: Recipe, max_pixels: int, *, mask: bool = False) -> Plan:
+def plan_swap(
+    asked: Asked,
+    recipe: Recipe,
+    max_pixels: int,
+    fetching: FetchSettings | None = None,
+    *,
+    mask: bool = False,
+) -> Plan:
     """The request checked (by the stages' own settings), its photo decoded.
 
     Raises:
         SettingError: a field out of range, or unknown.
         ImageError: the photo or the background is not a readable image.
     """
+    fetch_urls(asked, fetching or FetchSettings())
     fields = asked.fields
     unknown = sorted(set(fields) - set(FIELDS))
     require(not unknown, unknown[0] if unknown else "", None, f"not a field of {_FIELDS_SHOWN}")
