@@ -50,6 +50,7 @@ SIZES: dict[str, int | None] = {
 }
 FORMATS = ("auto", "png", "jpg", "webp", "zip")
 PEOPLE_MODELS = ("mediapipe", "deeplab", "yolo")  # X-Type: person; any other model: other
+TYPES = ("auto", "person", "product", "animal", "car", "graphic", "transportation", "other")
 CHANNELS = ("rgba", "alpha")
 # Settings as this front door names them in messages (its form fields).
 FIELD_NAMES = {
@@ -68,7 +69,13 @@ PARAMETERS: list[tuple[str, str, str]] = [
         "preview/small/regular 0.25 MP, medium 1.5 MP, hd 4 MP, "
         "full/4k/auto as sent (up to the server's pixel limit); default preview, as remove.bg",
     ),
-    ("type", "accepted, ignored", "the server's --mode decides; X-Type says person or other"),
+    (
+        "type",
+        "supported with --mode auto",
+        "person: the people model; product, animal, car, "
+        "graphic, transportation, other: the salient one; auto: chosen by faces (with another "
+        "--mode the server's model answers every type); X-Type says person or other",
+    ),
     ("type_level", "accepted, ignored", ""),
     ("format", "supported", "auto (PNG if transparent, else JPEG), png, jpg, webp, zip"),
     ("roi", "refused unless the whole image", "0% 0% 100% 100%"),
@@ -163,9 +170,11 @@ class Plan:
     size: str = "full"
     framing: FrameSettings | None = None
     quality: int = 90
+    type: str = "auto"  # remove.bg's: which model, where the server has a choice (--mode auto)
 
     def run(self, segmenter: Segmenter | None) -> Result:
         assert segmenter is not None  # admitted only once the model is ready
+        segmenter = _for_type(segmenter, self.type)
         source = BackgroundSource(self.background, image=self.image)
         pipeline = Pipeline(
             segmenter, source, matting=self.matting, look=self.look, framing=self.framing
@@ -193,6 +202,8 @@ class Plan:
             x1 = min(image.shape[1], left + box_w + pad_x)
             image, alpha = image[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
             box = (top - y0, left - x0, box_h, box_w)
+        chosen = swapped.extra.get("segmenter")
+        name = chosen["name"] if isinstance(chosen, dict) else segmenter.name
         return Result(
             image,
             alpha,
@@ -203,7 +214,19 @@ class Plan:
             quality=self.quality,
             warnings=swapped.warnings,
             doubt=swapped.doubt.to_dict() if swapped.doubt is not None else {},
+            kind="person" if name in PEOPLE_MODELS else "other",
         )
+
+
+def _for_type(segmenter: Segmenter, kind: str) -> Segmenter:
+    """The model for remove.bg's ``type``: with ``--mode auto``'s pair, the one asked for."""
+    from operations.segmenters.auto import AutoSegmenter
+
+    if kind == "auto" or not isinstance(segmenter, AutoSegmenter):
+        return segmenter
+    if kind == "person" or segmenter.other is None:  # no salient model: the people one
+        return segmenter.people
+    return segmenter.other
 
 
 @dataclass(frozen=True)
@@ -217,6 +240,7 @@ class Result:
     quality: int = 90
     warnings: list[str] = field(default_factory=list)
     doubt: dict[str, Any] = field(default_factory=dict)  # the summary row's doubt, flags, signals
+    kind: str = "other"  # X-Type: "person" when a people model made the mask
 
     def encoded(self) -> tuple[bytes, str]:
         """The response's bytes and Content-Type."""
@@ -300,14 +324,14 @@ def fetch_urls(asked: Asked, fetching: FetchSettings) -> None:
 def plan(
     asked: Asked, recipe: Recipe, max_pixels: int, fetching: FetchSettings | None = None
 ) -> Plan:
-    """The request checked, its photo decoded (a bomb refused from its header).
+    """The request checked (every parameter first, then URLs fetched, then the photos decoded:
+    a bomb refused from its header).
 
     Raises:
         SettingError: a parameter this server refuses, or a value out of range.
         ImageError: the photo (or the background) is not a readable image.
     """
     fields = asked.fields
-    fetch_urls(asked, fetching or FetchSettings())
     for name in ("scale", "position"):
         value = fields.get(name, "original").strip().lower()
         require(value == "original", name, value, "only original is supported")
@@ -318,48 +342,54 @@ def plan(
         _margin(margin, 1, 1)
     except ValueError:
         raise SettingError("crop_margin", margin, "px or % (e.g. 30px or 10%)") from None
+    _flag(fields, "semitransparency")
+    colour = _colour(fields)
     size = _choice(fields, "size", "preview", tuple(SIZES))
+    fmt = _choice(fields, "format", "auto", FORMATS)
+    channels = _choice(fields, "channels", "rgba", CHANNELS)
+    kind = _choice(fields, "type", "auto", TYPES)
+    crop = _flag(fields, "crop")
+    shadow = _flag(fields, "add_shadow")
+    fetch_urls(asked, fetching or FetchSettings())
     photo = decode(Path("image_file"), max_pixels=max_pixels, data=photo_bytes(asked))
-    colour = None
-    if "bg_color" in fields:
-        text = fields["bg_color"].strip()
-        hexed = (
-            f"#{text}"
-            if len(text) in (3, 6) and all(c in "0123456789abcdefABCDEF" for c in text)
-            else text
-        )
-        try:
-            colour = parse_colour(hexed)
-        except ValueError as exc:
-            raise SettingError("bg_color", text, str(exc)) from None
-        require(colour is not None, "bg_color", text, "not a colour (hex, or a name)")
     image = None
     if "bg_image_file" in asked.files:
-        decoded = decode(
-            Path("bg_image_file"), max_pixels=max_pixels, data=asked.files["bg_image_file"]
-        )
+        data = asked.files["bg_image_file"]
+        decoded = decode(Path("bg_image_file"), max_pixels=max_pixels, data=data)
         image = Background(decoded.rgb, decoded.icc_profile)
     transparent = colour is None and image is None
-    shadow = ShadowSettings() if _flag(fields, "add_shadow") and not transparent else None
-    _flag(fields, "semitransparency")
-    _flag(fields, "crop")
     return Plan(
         photo=photo,
         background=BackgroundSettings(
             colour=colour, transparent=transparent, max_pixels=max_pixels
         ),
         image=image,
-        look=LookSettings(shadow=shadow),
+        look=LookSettings(shadow=ShadowSettings() if shadow and not transparent else None),
         matting=recipe.matting,
-        format=_choice(fields, "format", "auto", FORMATS),
-        channels=_choice(fields, "channels", "rgba", CHANNELS),
-        crop=_flag(fields, "crop"),
+        format=fmt,
+        channels=channels,
+        crop=crop,
         crop_margin=margin,
         size=size,
+        type=kind,
     )
 
 
-def respond(result: Result, accept: str, kind: str = "other") -> Response:
+def _colour(fields: dict[str, str]) -> tuple[int, int, int] | None:
+    """``bg_color``: remove.bg's hex without ``#`` (``81d4fa``), or any colour we read."""
+    if "bg_color" not in fields:
+        return None
+    text = fields["bg_color"].strip()
+    hexadecimal = len(text) in (3, 6) and all(c in "0123456789abcdefABCDEF" for c in text)
+    try:
+        colour = parse_colour(f"#{text}" if hexadecimal else text)
+    except ValueError as exc:
+        raise SettingError("bg_color", text, str(exc)) from None
+    require(colour is not None, "bg_color", text, "not a colour (hex, or a name)")
+    return colour
+
+
+def respond(result: Result, accept: str) -> Response:
     """The image, or remove.bg's JSON, with its headers."""
     from fastapi.responses import JSONResponse, Response
 
@@ -368,7 +398,7 @@ def respond(result: Result, accept: str, kind: str = "other") -> Response:
     headers = {
         "X-Width": str(result.image.shape[1]),
         "X-Height": str(result.image.shape[0]),
-        "X-Type": kind,
+        "X-Type": result.kind,
         "X-Foreground-Top": str(top),
         "X-Foreground-Left": str(left),
         "X-Foreground-Width": str(width),

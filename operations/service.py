@@ -340,8 +340,7 @@ def _add_image_routes(app: "FastAPI", service: Service) -> None:
 
     async def remove_background(request: Request) -> Response:
         result = await swapped(request, removebg.plan)
-        kind = "person" if service.recipe.mode in removebg.PEOPLE_MODELS else "other"
-        return removebg.respond(result, request.headers.get("accept", ""), kind)
+        return removebg.respond(result, request.headers.get("accept", ""))
 
     async def swap(request: Request) -> Response:
         result = await swapped(request, swap_api.plan_swap)

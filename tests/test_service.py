@@ -372,3 +372,27 @@ def test_the_readme_says_what_each_remove_bg_parameter_does() -> None:
     readme = (ROOT / "README.md").read_text()
     for name, support, how in PARAMETERS:
         assert f"| `{name}` | {support} | {how} |".replace("|  |", "| |") in readme, name
+
+
+def test_type_chooses_the_model_of_mode_auto(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="the salient extra is not installed")
+    pytest.importorskip("onnx", reason="onnx (one of the tests' tools) is not installed")
+    from operations.models import models_home
+    from tests.models import write_graph
+
+    write_graph(models_home() / f"{Options().salient_model}.onnx", (1024, 1024))
+    recipe = Options(mode="auto", offline=True).validated(batch=False).recipe()
+    service = Service(recipe, ServiceSettings())
+    with TestClient(create_app(service)) as auto:
+        assert service.ready.wait(60), service.load_error
+        kinds = {}
+        for kind in ("person", "product", "auto", "car"):
+            answer = auto.post(
+                "/v1.0/removebg", files={"image_file": PHOTO.read_bytes()}, data={"type": kind}
+            )
+            assert answer.status_code == 200, answer.text
+            kinds[kind] = answer.headers["x-type"]
+        bad = auto.post("/v1.0/removebg", files={"image_file": b"x"}, data={"type": "boat"})
+    # The astronaut has a face: auto picks the people model, as person does.
+    assert kinds == {"person": "person", "product": "other", "auto": "person", "car": "other"}
+    assert bad.status_code == 400 and "type 'boat'" in bad.json()["errors"][0]["title"]
