@@ -42,6 +42,7 @@ def composite(matte: Matte, background: np.ndarray) -> np.ndarray:
 
     if background.shape != matte.rgb.shape:
         raise ValueError(f"shape mismatch: photo {matte.rgb.shape}, background {background.shape}")
+    assert matte.solid is not None  # refined: solid, edge and its values are all there
     out = background.copy()
     cv2.copyTo(matte.rgb, matte.solid, out)
     blend_edge(

@@ -156,7 +156,7 @@ def harmonize(matte: Matte, background: np.ndarray, strength: float = DEFAULT_ST
     rows = np.nonzero(alpha.max(axis=1) > 0)[0]
     cols = np.nonzero(alpha.max(axis=0) > 0)[0]
     top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    if matte.refined and matte.edge.size:
+    if matte.edge is not None and matte.edge.size:
         y, x = np.divmod(matte.edge, photo.shape[1])
         top, bottom = min(top, y.min()), max(bottom, y.max() + 1)
         left, right = min(left, x.min()), max(right, x.max() + 1)
@@ -168,7 +168,7 @@ def harmonize(matte: Matte, background: np.ndarray, strength: float = DEFAULT_ST
     if not matte.refined:
         return Matte(adjusted, soft=matte.soft)
     # The edge pixels: their own colours, at their place in the illumination layer.
-    if not matte.edge.size:
+    if matte.edge is None or matte.edge_colours is None or not matte.edge.size:
         return replace(matte, rgb=adjusted)
     edge_base = base[y - top, x - left][:, None]
     colours = _lab(matte.edge_colours[None])[0]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cv2
 import numpy as np
@@ -42,6 +42,8 @@ from operations.models import (
 from operations.resize import shrink
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import torch
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -277,6 +279,8 @@ class StyleTransfer:
                 progress.update()
             return value
 
+        # torch types a closure as returning a float; the optimisers take the loss tensor.
+        closure = cast("Callable[[], float]", evaluate)
         if settings.optimizer == "lbfgs":
             optimiser: torch.optim.Optimizer = torch.optim.LBFGS(
                 [x], lr=1.0, history_size=20, tolerance_change=0.0, line_search_fn="strong_wolfe"
@@ -289,7 +293,7 @@ class StyleTransfer:
                 before = len(history)
                 chunk = min(10, remaining)
                 optimiser.param_groups[0].update(max_iter=chunk, max_eval=chunk)
-                optimiser.step(evaluate)
+                optimiser.step(closure)
                 with torch.no_grad():
                     x.clamp_(0.0, 1.0)
                 remaining -= len(history) - before
@@ -298,7 +302,7 @@ class StyleTransfer:
         else:
             optimiser = torch.optim.Adam([x], lr=settings.adam_lr)
             for step in range(steps):
-                optimiser.step(evaluate)
+                optimiser.step(closure)
                 with torch.no_grad():
                     x.clamp_(0.0, 1.0)
                 if step >= 20 and self._converged(history, len(history) - 20):

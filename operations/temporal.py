@@ -98,9 +98,10 @@ class TemporalSmoother:
             return matte
         if not matte.refined:
             return Matte(matte.rgb, soft=self(matte.alpha, rgb))
-        weight = self._gate(rgb, matte.solid.shape)
-        previous = self._sparse if self._sparse is not None else self._to_sparse()
         solid, edge, values = matte.solid, matte.edge, matte.edge_alpha
+        assert solid is not None and edge is not None and values is not None  # refined
+        weight = self._gate(rgb, solid.shape)
+        previous = self._sparse if self._sparse is not None else self._to_sparse()
         self._alpha, self._sparse = None, (solid, edge, values)
         if weight is None or previous is None:
             return matte

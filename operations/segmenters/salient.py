@@ -33,6 +33,7 @@ checked against the MD5s rembg publishes, so a folder of models downloaded by re
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,7 +293,7 @@ class SalientSegmenter(Segmenter):
         if sigmoid is None:  # a custom model: logits when the map leaves [0, 1]
             sigmoid = bool(maps.min() < 0.0 or maps.max() > 1.0)
         if sigmoid:
-            maps = 1.0 / (1.0 + np.exp(-maps))
+            maps = np.float32(1) / (np.float32(1) + np.exp(-maps))
         return np.clip(maps, 0.0, 1.0)
 
     def predict(self, rgb: np.ndarray) -> np.ndarray:
@@ -337,7 +338,7 @@ BACKEND = Backend(
     devices=("cpu", "cuda"),
     extra="salient",
     requires=("onnxruntime",),
-    weights={f"salient-{name}": (lambda name=name: weights_spec(name)) for name in MODELS},
+    weights={f"salient-{name}": functools.partial(weights_spec, name) for name in MODELS},
     models=tuple(
         ModelCard(
             f"`--salient-model {name}` ({m.family.name}, {m.family.size}²)",
