@@ -818,10 +818,10 @@ class _Settings:
         for name, backend in backends().items():
             self._check_backend(backend, chosen=name == mode, used=name in uses)
         self._check_combinations(backends()[mode])
+        self.engine_settings()  # each stage's settings check their own values,
+        self.recipe()  # before what is installed is asked for
         self._check_installs(mode)
-        self.engine_settings()  # each stage's settings check their own values
         checked = self._normalised(mode)
-        checked.recipe()
         if checked.watch:
             checked.drop_settings(())
         if batch:
