@@ -27,6 +27,7 @@ from operations.errors import BackgroundSwapError, named
 if TYPE_CHECKING:
     from operations.batch import BatchResult
     from operations.options import Options
+    from operations.service import ServiceSettings
 
 PROG = "backgroundswap"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -219,15 +220,43 @@ _NOT_SERVER_SETTINGS = (
 
 def serve_main(argv: Sequence[str]) -> int:
     """``serve``: the HTTP service (remove.bg's API), models loaded once, until SIGTERM."""
-    from operations.fetch import FetchSettings
     from operations.options import OptionsError, check_installed, flag_for, flag_names
+
+    args = _serve_parser().parse_args(argv)
+    server_flags = ("host", "port", "queue", "timeout", "api_keys", "no_auth", "max_upload_mb")
+    names = {**flag_names(), **{k: "--" + k.replace("_", "-") for k in server_flags}}
+    with named(names):
+        try:
+            check_installed(
+                "serve", None, "service", ("fastapi", "uvicorn", "multipart", "prometheus_client")
+            )
+            options = options_from_args(args)
+            defaults = type(options)()
+            for name in _NOT_SERVER_SETTINGS:
+                if getattr(options, name) != getattr(defaults, name):
+                    raise OptionsError(flag_for(name), None, "is not a server setting")
+            options = options.validated(batch=False)
+            settings = _service_settings(args, options)
+        except OSError as exc:
+            print(f"{PROG}: error: --api-keys: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        except BackgroundSwapError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    from operations.service import serve
+
+    _configure_logging(options)
+    return serve(options.recipe(), settings)
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    """The batch's parser less its batch-only flags (hidden, and refused if given), plus the
+    server's own."""
     from operations.service import (
         DEFAULT_MAX_UPLOAD_MB,
         DEFAULT_PORT,
         DEFAULT_QUEUE,
         DEFAULT_TIMEOUT,
-        ServiceSettings,
-        read_keys,
     )
 
     parser = build_parser()
@@ -238,7 +267,7 @@ def serve_main(argv: Sequence[str]) -> int:
         "background and the output format come with each request."
     )
     parser.epilog = None
-    for action in parser._actions:  # a batch's own flags: hidden here, and refused if given
+    for action in parser._actions:
         if action.dest in _NOT_SERVER_SETTINGS:
             action.required, action.help = False, argparse.SUPPRESS
     server = parser.add_argument_group("server")
@@ -282,55 +311,35 @@ def serve_main(argv: Sequence[str]) -> int:
     server.add_argument(
         "--allow-http-fetch", action="store_true", help="with --allow-fetch: plain http too"
     )
-    args = parser.parse_args(argv)
-    names = {
-        **flag_names(),
-        **{k: "--" + k.replace("_", "-") for k in ("host", "port", "queue", "timeout")},
-        "api_keys": "--api-keys",
-        "no_auth": "--no-auth",
-        "max_upload_mb": "--max-upload-mb",
-    }
-    with named(names):
-        try:
-            check_installed(
-                "serve", None, "service", ("fastapi", "uvicorn", "multipart", "prometheus_client")
-            )
-            options = options_from_args(args)
-            defaults = type(options)()
-            for name in _NOT_SERVER_SETTINGS:
-                if getattr(options, name) != getattr(defaults, name):
-                    raise OptionsError(flag_for(name), None, "is not a server setting")
-            options = options.validated(batch=False)
-            keys = read_keys(args.api_keys.read_text()) if args.api_keys is not None else ()
-            if args.api_keys is not None and not keys:
-                raise OptionsError("--api-keys", args.api_keys, "holds no key")
-            settings = ServiceSettings(
-                host=args.host,
-                port=args.port,
-                api_keys=keys,
-                no_auth=args.no_auth,
-                queue=args.queue,
-                workers=options.workers,
-                max_upload_mb=args.max_upload_mb,
-                timeout=args.timeout,
-                max_pixels=options.max_pixels,
-                fetching=FetchSettings(
-                    hosts=tuple(args.allow_fetch),
-                    allow_http=args.allow_http_fetch,
-                    max_bytes=int(args.max_upload_mb * 1024 * 1024),
-                    timeout=min(20.0, args.timeout),
-                ),
-            )
-        except OSError as exc:
-            print(f"{PROG}: error: --api-keys: {exc.strerror}", file=sys.stderr)
-            return EXIT_USAGE
-        except BackgroundSwapError as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    from operations.service import serve
+    return parser
 
-    _configure_logging(options)
-    return serve(options.recipe(), settings)
+
+def _service_settings(args: argparse.Namespace, options: Options) -> ServiceSettings:
+    """The server's settings from its flags (the API keys read from their file)."""
+    from operations.fetch import FetchSettings
+    from operations.options import OptionsError
+    from operations.service import ServiceSettings, read_keys
+
+    keys = read_keys(args.api_keys.read_text()) if args.api_keys is not None else ()
+    if args.api_keys is not None and not keys:
+        raise OptionsError("--api-keys", args.api_keys, "holds no key")
+    return ServiceSettings(
+        host=args.host,
+        port=args.port,
+        api_keys=keys,
+        no_auth=args.no_auth,
+        queue=args.queue,
+        workers=options.workers,
+        max_upload_mb=args.max_upload_mb,
+        timeout=args.timeout,
+        max_pixels=options.max_pixels,
+        fetching=FetchSettings(
+            hosts=tuple(args.allow_fetch),
+            allow_http=args.allow_http_fetch,
+            max_bytes=int(args.max_upload_mb * 1024 * 1024),
+            timeout=min(20.0, args.timeout),
+        ),
+    )
 
 
 class _StopSignals:
