@@ -283,6 +283,19 @@ def test_the_real_server_gives_the_clis_alpha_and_checks_keys(tmp_path: Path, ca
         served = np.asarray(Image.open(io.BytesIO(answer.content)))[..., 3]
         refused = httpx.post(server.url + "/v1.0/removebg", files=files, timeout=60)
         assert refused.status_code == 403 and refused.json()["errors"][0]["code"] == "auth_failed"
+        key = {"X-Api-Key": "secret-1"}
+        for body, words in (
+            (b"not an image", "not an image"),
+            (_png_claiming(12_000, 12_000), "pixel limit"),
+        ):
+            bad = httpx.post(
+                server.url + "/v1.0/removebg",
+                files={"image_file": ("x.png", body, "image/png")},
+                headers=key,
+                timeout=60,
+            )
+            assert bad.status_code == 400 and words in bad.json()["errors"][0]["title"]
+        assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}  # still serving
     finally:
         assert server.stop() == -signal.SIGTERM  # drained, then ended by the signal it got
     log = server.log.read_text()
