@@ -307,7 +307,7 @@ class BackgroundSource:
             if path.stem.casefold() == wanted:
                 return path
         raise ImageError(
-            f"no background named {shown(name)}.* in {shown(self.settings.bg)} "
+            f"no background named {shown(name)}.* in {shown(self.settings.bg or '')} "
             f"({setting('bg_match')} name)"
         )
 
@@ -366,7 +366,8 @@ class BackgroundSource:
         o = self.settings
         height, width = rgb.shape[:2]
         sigma = blur_sigma(height, width, o.blur_strength) if o.blur else 0.0
-        image, extra = self.image, {}
+        image = self.image
+        extra: dict[str, object] = {}
         if self.folder:
             path = self._pick(index, name)
             image, extra = self._from_folder(path), {"background": str(path)}

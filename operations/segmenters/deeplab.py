@@ -8,8 +8,10 @@ alpha is the summed softmax probability of the selected classes, enlarged to the
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cv2
 import numpy as np
@@ -42,14 +44,14 @@ VARIANTS: dict[str, tuple[str, str]] = {
 DEFAULT_VARIANT = "resnet101"  # the original tool's choice
 
 
-def weights_entry(variant: str) -> object:
+def weights_entry(variant: str) -> Any:
     """The torchvision weights enum's default entry for a variant."""
     from torchvision.models import segmentation
 
     return getattr(segmentation, VARIANTS[variant][1]).DEFAULT
 
 
-def select_classes(requested: list[str] | None, categories: list[str]) -> list[int]:
+def select_classes(requested: Sequence[str] | None, categories: list[str]) -> list[int]:
     """Indices of the requested class names; every non-background class by default.
 
     Raises:
@@ -79,7 +81,7 @@ class DeepLabSegmenter(Segmenter):
         variant: str = DEFAULT_VARIANT,
         *,
         weights: Path | None = None,
-        classes: list[str] | None = None,
+        classes: Sequence[str] | None = None,
         device: str = DEFAULT_DEVICE,
         offline: bool = False,
         model: torch.nn.Module | None = None,
@@ -207,7 +209,7 @@ BACKEND = Backend(
     classes=True,
     extra="torch",
     requires=("torch", "torchvision"),
-    weights={f"deeplab-{v}": (lambda v=v: _weights(v)) for v in VARIANTS},
+    weights={f"deeplab-{v}": functools.partial(_weights, v) for v in VARIANTS},
     models=(
         ModelCard(
             "resnet101, resnet50, mobilenet_v3_large",

@@ -8,9 +8,11 @@ size, where edge refinement takes over.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cv2
 import numpy as np
@@ -137,7 +139,7 @@ class YoloSegmenter(Segmenter):
         model: str = DEFAULT_SIZE,
         *,
         weights: Path | None = None,
-        classes: list[str] | None = None,
+        classes: Sequence[str] | None = None,
         confidence: float = DEFAULT_CONFIDENCE,
         device: str = DEFAULT_DEVICE,
         offline: bool = False,
@@ -194,7 +196,7 @@ class YoloSegmenter(Segmenter):
         finally:
             torch.set_num_threads(threads)
 
-    def _select(self, classes: list[str] | None) -> list[int] | None:
+    def _select(self, classes: Sequence[str] | None) -> list[int] | None:
         if not classes:
             return None  # every class, as the original did
         by_name = {name: index for index, name in self.names.items()}
@@ -237,7 +239,7 @@ class YoloSegmenter(Segmenter):
 
     def _same_shape_masks(self, images: list[np.ndarray]) -> list[np.ndarray]:
         bgr = [cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) for rgb in images]  # Ultralytics wants BGR
-        results = self.model.predict(
+        results: Any = self.model.predict(  # Ultralytics types it loosely: Results each
             bgr,
             predictor=self._predictor,
             conf=self.confidence,
@@ -294,7 +296,7 @@ BACKEND = Backend(
     classes=True,
     extra="torch",
     requires=("torch", "ultralytics"),
-    weights={f"yolo-{s}": (lambda s=s: weights_spec(s)) for s in SIZES},
+    weights={f"yolo-{s}": functools.partial(weights_spec, s) for s in SIZES},
     models=(
         ModelCard(
             "n, s, m, l, x (or a `-seg` checkpoint)",
