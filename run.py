@@ -13,6 +13,7 @@ import argparse
 import atexit
 import logging
 import os
+import select
 import signal
 import sys
 import threading
@@ -342,6 +343,34 @@ def _service_settings(args: argparse.Namespace, options: Options) -> ServiceSett
     )
 
 
+class _SignalEvent(threading.Event):
+    """An event a signal handler may set. A handler runs in the main thread between two of its
+    bytecodes, perhaps while that thread holds the lock inside a :class:`threading.Event` (in
+    its own ``wait``): setting such an event there deadlocks. This one takes no lock: a flag,
+    and a byte down a pipe that its waiters ``select`` on."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            os.write(self._write, b"!")  # never read: the pipe stays readable for every waiter
+
+    def clear(self) -> None:
+        raise NotImplementedError("a stop is not taken back")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._set:
+            select.select([self._read], [], [], timeout)
+        return self._set
+
+
 class _StopSignals:
     """SIGTERM (``kill``, ``timeout``, systemd, Kubernetes, batch schedulers) stops a run the way
     Ctrl-C does: finished files are kept and counted, the images in progress are finished, the
@@ -358,8 +387,8 @@ class _StopSignals:
         self.received: int | None = None
         # Set by the first signal, beside the KeyboardInterrupt it raises: that exception can be
         # lost (raised inside a C library's callback, which swallows it), the event cannot.
-        self.requested = threading.Event()
-        self.abandon = threading.Event()  # set by the second signal
+        self.requested: threading.Event = _SignalEvent()
+        self.abandon: threading.Event = _SignalEvent()  # set by the second signal
         self._previous = {}
         if threading.current_thread() is threading.main_thread():
             for number in (signal.SIGINT, signal.SIGTERM):
@@ -373,7 +402,8 @@ class _StopSignals:
                 raise KeyboardInterrupt
             return
         if not self.abandon.is_set():  # the second: do not wait for the images in progress
-            print(f"{PROG}: not waiting for the images in progress", file=sys.stderr)
+            # os.write, not print: the main thread may be inside a write to stderr (its lock).
+            os.write(2, f"{PROG}: not waiting for the images in progress\n".encode())
             self.abandon.set()
             return
         os._exit(128 + self.received)  # the third: at once

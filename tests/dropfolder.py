@@ -248,9 +248,11 @@ class Watching:
         self.process: subprocess.Popen | None = None
 
     def start(self, *more: str) -> None:
+        # faulthandler: a watcher that does not stop is sent SIGABRT and says where it hung.
+        env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
         with self.log.open("ab") as err:
             self.process = subprocess.Popen(
-                [*self.command, *more], stderr=err, stdout=subprocess.DEVNULL, cwd=ROOT
+                [*self.command, *more], stderr=err, stdout=subprocess.DEVNULL, cwd=ROOT, env=env
             )
 
     def wait_ready(self, seconds: float = 60.0) -> None:
@@ -269,7 +271,12 @@ class Watching:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         assert self.process is not None
         os.kill(self.process.pid, sig)
-        return self.process.wait(timeout=timeout)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)  # every thread's stack into the log
+            self.process.wait(timeout=30)
+            raise AssertionError(f"did not stop in {timeout} s:\n{self.text()}") from None
 
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

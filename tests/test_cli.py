@@ -528,3 +528,35 @@ def test_an_error_a_library_makes_of_the_interruption_is_the_interruption(
     monkeypatch.setattr(batch_module, "create_engine", broken)
     with pytest.raises(ImportError):  # the same error with no stop asked for is an error
         batch_module.run_batch(options, stop=threading.Event(), progress=False)
+
+
+def test_a_signal_handler_sets_the_stop_without_a_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stop event a signal handler sets takes no lock: a handler runs in the main thread
+    between two bytecodes, perhaps inside that very event's wait, where a threading.Event's
+    set() would wait forever on the lock its own thread holds (a watcher hung on SIGTERM)."""
+    import select
+    import threading
+
+    import run
+
+    event = run._SignalEvent()
+    real_select = select.select
+
+    def interrupted(*args: object) -> object:  # the handler runs in the middle of the wait
+        event.set()
+        return real_select(args[0], [], [], 0)
+
+    monkeypatch.setattr(select, "select", interrupted)
+    assert event.wait(5) is True and event.is_set()
+    monkeypatch.undo()
+    # From another thread, as the engines' waits see it: woken at once, every waiter.
+    other = run._SignalEvent()
+    woken: list[bool] = []
+    waiters = [threading.Thread(target=lambda: woken.append(other.wait(10))) for _ in range(3)]
+    for waiter in waiters:
+        waiter.start()
+    other.set()
+    for waiter in waiters:
+        waiter.join(2)
+    assert woken == [True, True, True]
+    assert run._SignalEvent().wait(0.01) is False
