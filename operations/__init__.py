@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from operations.api import BackgroundSwapper, swap_background
     from operations.batch import BatchResult, run_batch
+    from operations.errors import BackgroundSwapError, SettingError
     from operations.options import Options, OptionsError
     from operations.pipeline import Pipeline
 
@@ -25,15 +26,19 @@ _EXPORTS = {
     "Options": "operations.options",
     "OptionsError": "operations.options",
     "BatchResult": "operations.batch",
+    "BackgroundSwapError": "operations.errors",
+    "SettingError": "operations.errors",
     "Pipeline": "operations.pipeline",
     "run_batch": "operations.batch",
 }
 __all__ = [
+    "BackgroundSwapError",
     "BackgroundSwapper",
     "BatchResult",
     "Options",
     "OptionsError",
     "Pipeline",
+    "SettingError",
     "__version__",
     "run_batch",
     "swap_background",
