@@ -139,12 +139,11 @@ async def read_request(request: Request, max_upload: int) -> Asked:
                 files[key] = await value.read(max_upload + 1)
                 if len(files[key]) > max_upload:
                     raise ApiError(413, "Upload too large", "file_too_large")
-    for name in ("image_file_b64",):
-        if name in fields:
-            try:
-                files["image_file"] = base64.b64decode(fields.pop(name), validate=True)
-            except (binascii.Error, ValueError):
-                raise ApiError(400, "image_file_b64 is not base64", "invalid_base64") from None
+    if "image_file_b64" in fields:
+        try:
+            files["image_file"] = base64.b64decode(fields.pop("image_file_b64"), validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "image_file_b64 is not base64", "invalid_base64") from None
     return Asked(fields, files)
 
 
