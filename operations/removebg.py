@@ -293,7 +293,8 @@ def _choice(fields: dict[str, str], name: str, default: str, choices: tuple[str,
     return value
 
 
-def _flag(fields: dict[str, str], name: str) -> bool:
+def yes(fields: dict[str, str], name: str) -> bool:
+    """A true/false field (``true``, ``false``, ``1``, ``0``; absent: false)."""
     value = fields.get(name, "false").strip().lower()
     require(value in ("true", "false", "1", "0", ""), name, value, "true or false")
     return value in ("true", "1")
@@ -341,14 +342,14 @@ def plan(
         _margin(margin, 1, 1)
     except ValueError:
         raise SettingError("crop_margin", margin, "px or % (e.g. 30px or 10%)") from None
-    _flag(fields, "semitransparency")
+    yes(fields, "semitransparency")
     colour = _colour(fields)
     size = _choice(fields, "size", "preview", tuple(SIZES))
     fmt = _choice(fields, "format", "auto", FORMATS)
     channels = _choice(fields, "channels", "rgba", CHANNELS)
     kind = _choice(fields, "type", "auto", TYPES)
-    crop = _flag(fields, "crop")
-    shadow = _flag(fields, "add_shadow")
+    crop = yes(fields, "crop")
+    shadow = yes(fields, "add_shadow")
     fetch_urls(asked, fetching or FetchSettings())
     photo = decode(Path("image_file"), max_pixels=max_pixels, data=photo_bytes(asked))
     image = None

@@ -173,7 +173,6 @@ class Service:
             detail = self.load_error or "the model is loading; try again shortly"
             raise ApiError(503, "Service unavailable", "not_ready", detail)
         if not self.admission.enter():
-            self.metrics.rejected += 1
             raise ApiError(503, "Too many requests queued", "queue_full", "try again shortly")
         try:
             loop = asyncio.get_running_loop()
@@ -206,7 +205,6 @@ class _Metrics:
         self.queue = Gauge(
             "bgswap_admitted", "requests admitted (working or queued)", registry=self.registry
         )
-        self.rejected = 0
 
     def text(self, admitted: int) -> bytes:
         from prometheus_client import generate_latest

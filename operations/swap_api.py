@@ -35,7 +35,7 @@ from operations.fetch import FetchSettings
 from operations.framing import DEFAULT_MARGIN, FrameSettings, parse_canvas
 from operations.look import LookSettings
 from operations.matting import MattingSettings
-from operations.removebg import Asked, Plan, Result, fetch_urls, photo_bytes
+from operations.removebg import Asked, Plan, Result, fetch_urls, photo_bytes, yes
 from operations.shadow import ShadowSettings
 
 if TYPE_CHECKING:
@@ -78,12 +78,6 @@ def _int(fields: dict[str, str], name: str) -> int | None:
         raise SettingError(name, text, "not a whole number") from None
 
 
-def _yes(fields: dict[str, str], name: str) -> bool:
-    value = fields.get(name, "false").strip().lower()
-    require(value in ("true", "false", "1", "0", ""), name, value, "true or false")
-    return value in ("true", "1")
-
-
 def plan_swap(
     asked: Asked,
     recipe: Recipe,
@@ -102,12 +96,12 @@ def plan_swap(
     fields = asked.fields
     unknown = sorted(set(fields) - set(FIELDS))
     require(not unknown, unknown[0] if unknown else "", None, f"not a field of {_FIELDS_SHOWN}")
-    photo = decode(_name("image_file"), max_pixels=max_pixels, data=photo_bytes(asked))
+    photo = decode(Path("image_file"), max_pixels=max_pixels, data=photo_bytes(asked))
     word = fields.get("bg", TRANSPARENT).strip().lower() if not mask else TRANSPARENT
     image = None
     if "bg_image_file" in asked.files and not mask:
         data = asked.files["bg_image_file"]
-        decoded = decode(_name("bg_image_file"), max_pixels=max_pixels, data=data)
+        decoded = decode(Path("bg_image_file"), max_pixels=max_pixels, data=data)
         image = Background(decoded.rgb, decoded.icc_profile)
         word = ""
     colour = None
@@ -126,7 +120,7 @@ def plan_swap(
         max_pixels=max_pixels,
     )
     harmonize, light_wrap = _float(fields, "harmonize"), _int(fields, "light_wrap")
-    shadow = ShadowSettings() if _yes(fields, "shadow") else None
+    shadow = ShadowSettings() if yes(fields, "shadow") else None
     transparent = background.transparent
     for name, value in (("shadow", shadow), ("harmonize", harmonize), ("light_wrap", light_wrap)):
         shown = fields.get(name)
@@ -167,10 +161,6 @@ def _framing(fields: dict[str, str], max_pixels: int, transparent: bool) -> Fram
 
 def _or(value: T | None, default: T) -> T:
     return default if value is None else value
-
-
-def _name(field: str) -> Path:
-    return Path(field)  # decode names it in its messages; the bytes are given
 
 
 _FIELDS_SHOWN = ", ".join(FIELDS)
