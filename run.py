@@ -440,6 +440,13 @@ def _run(options: Options, stop: _StopSignals) -> BatchResult:
     capture_warnings(verbose=options.verbose)
     from operations.batch import interrupted_before_start, run_batch
 
+    if options.matting != "off":
+        from operations.matting import warm_up
+
+        # Our edge kernels compile here too (the first run on a machine): a KeyboardInterrupt
+        # raised inside LLVM leaves half-made objects that print tracebacks as they go.
+        warm_up("fast")
+
     try:
         stop.arm()
         return run_batch(options, abandon=stop.abandon, stop=stop.requested)
