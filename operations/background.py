@@ -1,24 +1,32 @@
 """Backgrounds: what goes behind each photo's subject, decided in one place.
 
 :class:`BackgroundSource` is built once per run and answers, for every photo, "the background for
-this image at this size". Its kinds:
+this image at this size", with the blur the settings ask for. It holds the run's
+:class:`BackgroundKind`: the first in :data:`KINDS` that wants the settings. The kinds:
 
-- a video (``--bg clip.mp4``): each frame of a video gets the background frame shown at its
-  time (looped, or not read to its end), fitted like a file; a photo gets its first frame;
-- a file (``--bg``): fitted to the photo (cover, contain or stretch), in the photo's colour
+- :class:`Video` (``--bg clip.mp4``): each frame of a video gets the background frame shown at
+  its time (looped, or not read to its end), fitted like a file; a photo gets its first frame;
+- :class:`File` (``--bg``): fitted to the photo (cover, contain or stretch), in the photo's colour
   profile, blurred with ``--blur``;
-- a folder of them (``--bg DIR``): each photo gets the next one in name order, round and round,
+- :class:`Folder` (``--bg DIR``): each photo gets the next one in name order, round and round,
   or with ``--bg-match name`` the one whose name is the photo's (``cat.jpg`` → ``DIR/cat.*``);
-- generated once per run (``--prompt``): made (or taken from the cache) by :meth:`prepare` at the
-  first photo's aspect ratio, then used like a file;
-- generated per photo (``--prompt --bg-per-image``): the run's seed plus the photo's index;
-- painted around each photo's subject (``--prompt --around``): an inpainting model fills
-  everything but the subject, at the photo's own framing, seed plus the photo's index;
-- a plain colour (``--bg white``, ``--bg '#f4f4f4'``): a flat image, treated like a file;
-- nothing (``--bg transparent``): the result is the subject's RGBA cut-out (the pipeline asks
-  :attr:`BackgroundSource.transparent`);
-- the photo's own background, blurred behind the subject (``--blur`` alone: portrait mode);
-- the photo's own background, restyled (``--nst``) in the style of the file or generated image.
+- :class:`Generated` once per run (``--prompt``): made (or taken from the cache) by
+  :meth:`BackgroundSource.prepare` at the first photo's aspect ratio, then used like a file;
+- :class:`GeneratedPerPhoto` (``--prompt --bg-per-image``): the run's seed plus the photo's index;
+- :class:`GeneratedAround` each photo's subject (``--prompt --around``): an inpainting model
+  fills everything but the subject, at the photo's own framing, seed plus the photo's index;
+- :class:`Colour` (``--bg white``, ``--bg '#f4f4f4'``): a flat image, treated like a file;
+- :class:`Transparent` (``--bg transparent``): nothing; the result is the subject's RGBA cut-out
+  (the pipeline asks :attr:`BackgroundSource.transparent`);
+- :class:`Own`: the photo's own background, blurred behind the subject (``--blur`` alone:
+  portrait mode);
+- :class:`Restyled` (``--nst``): the photo's own background, restyled in the style of another
+  kind's image (a file, a folder's, a video's first frame, a generated one).
+
+Each kind declares what it is (``own``, ``transparent``, ``fitted``, ``styles``,
+:meth:`~BackgroundKind.photos_only`), so the checks that span settings (:mod:`operations.options`)
+and the video job ask the kind instead of working it out again. A new kind is a subclass and a
+line in :data:`KINDS`.
 
 A background image is decoded once per run. Photos come in a handful of sizes, so the image
 fitted to each size (and converted to each photo's colour profile) is cached.
@@ -33,7 +41,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from PIL import Image, ImageCms
@@ -213,8 +221,433 @@ class RunBackground:
         return {"background": str(self.path), "seed": self.seed}
 
 
+@dataclass(frozen=True)
+class Given:
+    """What a run hands its background besides the settings: its collaborators."""
+
+    image: Background | None = None  # an in-memory background (the one-image API)
+    run_background: RunBackground | None = None  # made already (a Ray worker's case)
+    prompted: PromptBackgrounds | None = None  # the generator, with a prompt
+    style: Callable[[np.ndarray], StyleTransfer] | None = None  # the style network's maker
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One photo, as its background is made for it."""
+
+    rgb: np.ndarray  # H×W×3 uint8
+    matte: Matte  # its subject (the own-background kinds need the alpha)
+    icc_profile: bytes | None = None  # a background image is converted into it
+    index: int = 0  # its position in the run (per-photo seeds count from it)
+    name: str | None = None  # its file name without extension (--bg-match name)
+    frame: np.ndarray | None = None  # a video background's frame for this image
+    sigma: float = 0.0  # the blur's, in pixels (0: none)
+
+    def blurred(self, rgb: np.ndarray) -> np.ndarray:
+        return gaussian_blur(rgb, self.sigma) if self.sigma else rgb
+
+
+class BackgroundKind:
+    """One kind of background: what it is, for the checks that span settings, and how each
+    photo's is made. A new kind is a subclass and a line in :data:`KINDS`.
+
+    The class attributes declare what the kind is, so the settings' checks, the video job and
+    the summary ask it instead of working it out again.
+    """
+
+    name: ClassVar[str]
+    transparent: ClassVar[bool] = False  # nothing behind the subject: its RGBA cut-out
+    own: ClassVar[bool] = False  # made of the photo's own background: nothing to fill a canvas
+    fitted: ClassVar[bool] = False  # an image fitted to each photo (``fit`` applies)
+    styles: ClassVar[bool] = False  # an image that can be a style (``nst``)
+
+    def __init__(self, settings: BackgroundSettings, given: Given) -> None:
+        self.settings = settings
+        self.image: Background | None = None  # the run's one image, when it has one
+        self.video: Path | None = None  # a background video, read frame by frame
+        self.run_background = given.run_background
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def wants(settings: BackgroundSettings, generating: str | None) -> bool:
+        """Whether the settings ask for this kind (``generating``: see :func:`generation`)."""
+        raise NotImplementedError
+
+    @classmethod
+    def photos_only(cls) -> str | None:
+        """Why a video cannot have this background; ``None`` when it can."""
+        return None
+
+    def prepare(self, first_size: Callable[[], tuple[int, int] | None]) -> RunBackground | None:
+        """Once per run, before any photo (see :meth:`BackgroundSource.prepare`)."""
+        return self.run_background
+
+    def made(self) -> RunBackground | None:
+        """The run's generated background, once made."""
+        return self.run_background
+
+    def first_picture(self) -> Background | None:
+        """The image the run starts with (a style's first), if it has one yet."""
+        return self.image
+
+    def picture(self, photo: Photo) -> tuple[Background, dict[str, object]]:
+        """This photo's background image before fitting, and what its summary row records."""
+        assert self.image is not None, f"a {self.name} background has no image"
+        return self.image, {}
+
+    def behind(self, photo: Photo) -> tuple[np.ndarray, dict[str, object]]:
+        """What goes behind this photo's subject, at its size."""
+        picture, extra = self.picture(photo)
+        height, width = photo.rgb.shape[:2]
+        fitted = picture.fitted(width, height, self.settings.fit, photo.icc_profile)
+        return photo.blurred(fitted), extra
+
+
+class Transparent(BackgroundKind):
+    """Nothing (``bg`` transparent): the result is the subject's RGBA cut-out."""
+
+    name = "transparent"
+    transparent = True
+
+    @staticmethod
+    def wants(settings: BackgroundSettings, generating: str | None) -> bool:
+        return settings.transparent
+
+    @classmethod
+    def photos_only(cls) -> str | None:
+        return (
+            f"{setting('bg')} transparent is for photos: a video's cut-out is "
+            f"{setting('save_cutout')} (ProRes 4444 .mov, with its alpha)"
+        )
+
+    def behind(self, photo: Photo) -> tuple[np.ndarray, dict[str, object]]:
+        raise ValueError("a transparent background has no pixels: the pipeline cuts out")
+
+
+class Colour(BackgroundKind):
+    """A plain colour: a flat image, fitted like any."""
+
+    name = "colour"
+
+    def __init__(self, settings: BackgroundSettings, given: Given) -> None:
+        super().__init__(settings, given)
+        assert settings.colour is not None
+        self.image = Background(np.full((1, 1, 3), settings.colour, np.uint8))
+
+    @staticmethod
+    def wants(settings: BackgroundSettings, generating: str | None) -> bool:
+        return settings.colour is not None
+
+
+class Video(BackgroundKind):
+    """A video: each frame of a video gets the background frame shown at its time, fitted like
+    a file (the video job reads them); a photo gets its first frame."""
+
+    name = "video"
+    fitted = styles = True
+
+    def __init__(self, settings: BackgroundSettings, given: Given) -> None:
+        super().__init__(settings, given)
+        assert settings.bg is not None
+        self.video = Path(settings.bg)
+        self.image = Background(_first_frame(self.video, settings.max_pixels))
+
+    @staticmethod
+    def wants(settings: BackgroundSettings, generating: str | None) -> bool:
+        return settings.bg is not None and is_video(Path(settings.bg))
+
+    def behind(self, photo: Photo) -> tuple[np.ndarray, dict[str, object]]:
+        if photo.frame is None:
+            return super().behind(photo)
+        height, width = photo.rgb.shape[:2]
+        return photo.blurred(fit_background(photo.frame, width, height, self.settings.fit)), {}
+
+
+class Folder(BackgroundKind):
+    """A folder of images: each photo gets the next in name order, round and round, or with
+    ``bg_match`` name the one of its name (``cat.jpg`` → ``DIR/cat.*``)."""
+
+    name = "folder"
+    fitted = styles = True
+
+    def __init__(self, settings: BackgroundSettings, given: Given) -> None:
+        super().__init__(settings, given)
+        folder = Path(settings.bg or "")
+        self.files = [folder / rel for rel in find_inputs(folder)]  # decoded when first needed
+        self._decoded: OrderedDict[Path, Background] = OrderedDict()
+
+    @staticmethod
+    def wants(settings: BackgroundSettings, generating: str | None) -> bool:
+        return settings.bg is not None and Path(settings.bg).is_dir()
+
+    def first_picture(self) -> Background | None:
+        return self._decoded_file(self.files[0])
+
+    def picture(self, photo: Photo) -> tuple[Background, dict[str, object]]:
+        path = self._pick(photo.index, photo.name)
+        return self._decoded_file(path), {"background": str(path)}
+
+    def _pick(self, index: int, name: str | None) -> Path:
+        """The folder's background for a photo: by position, or by name."""
+        if self.settings.match == "cycle" or name is None:
+            return self.files[index % len(self.files)]
+        wanted = name.casefold()
+        for path in self.files:
+            if path.stem.casefold() == wanted:
+                return path
+        raise ImageError(
+            f"no background named {shown(name)}.* in {shown(self.settings.bg or '')} "
+            f"({setting('bg_match')} name)"
+        )
+
+    def _decoded_file(self, path: Path) -> Background:
+        """A folder's background, decoded once and kept while it is among the last few used."""
+        with self._lock:
+            if path in self._decoded:
+                self._decoded.move_to_end(path)
+                return self._decoded[path]
+        try:
+            background = Background.from_file(path, max_pixels=self.settings.max_pixels)
+        except ImageError as exc:
+            raise ImageError(f"background {shown(path.name)}: {exc}") from None
+        with self._lock:
+            self._decoded[path] = background
+            if len(self._decoded) > 4:
+                self._decoded.popitem(last=False)
+        return background
+
+
+class File(BackgroundKind):
+    """An image file (or the one-image API's in-memory image), fitted to each photo (cover,
+    contain or stretch) in the photo's colour profile."""
+
+    name = "file"
+    fitted = styles = True
+
+    def __init__(self, settings: BackgroundSettings, given: Given) -> None:
+        super().__init__(settings, given)
+        if given.image is not None:
+            self.image = given.image
+            return
+        assert settings.bg is not None
+        try:
+            self.image = Background.from_file(Path(settings.bg), max_pixels=settings.max_pixels)
+        except ImageError as exc:
+            raise SettingError("bg", settings.bg, str(exc)) from None
+
+    @staticmethod
+    def wants(settings: BackgroundSettings, generating: str | None) -> bool:
+        return settings.bg is not None
+
+
+class _Generating(BackgroundKind):
+    """The generated kinds' share: the generator they are handed."""
+
+    def __init__(self, settings: BackgroundSettings, given: Given) -> None:
+        super().__init__(settings, given)
+        self.prompted = given.prompted
+
+    def prepare(self, first_size: Callable[[], tuple[int, int] | None]) -> RunBackground | None:
+        """The diffusion pipeline is loaded now, so a missing model stops the run before the
+        first file."""
+        assert self.prompted is not None, "no generator was handed in"
+        self.prompted.ensure_ready()
+        return None
+
+
+class GeneratedAround(_Generating):
+    """Painted around each photo's subject (``around``): an inpainting model fills everything
+    but the subject, at the photo's own framing, the run's seed plus the photo's index."""
+
+    name = "generated-around"
+
+    @staticmethod
+    def wants(settings: BackgroundSettings, generating: str | None) -> bool:
+        return generating == "around"
+
+    @classmethod
+    def photos_only(cls) -> str | None:
+        return (
+            f"{setting('around')} paints photos only: a video would be painted anew frame by "
+            f"frame (it would flicker); give it {setting('bg')} or {setting('prompt')} without "
+            f"{setting('around')}"
+        )
+
+    def behind(self, photo: Photo) -> tuple[np.ndarray, dict[str, object]]:
+        from operations.text_to_image import keep_mask
+
+        assert self.prompted is not None, "no generator was handed in"
+        seed = self.prompted.settings.seed + photo.index
+        painted, path = self.prompted.around(photo.rgb, keep_mask(photo.matte.alpha), seed)
+        return photo.blurred(painted), {"background": str(path), "seed": seed}
+
+
+class GeneratedPerPhoto(_Generating):
+    """Generated per photo (``bg_per_image``): the run's seed plus the photo's index."""
+
+    name = "generated-per-photo"
+    fitted = styles = True
+
+    @staticmethod
+    def wants(settings: BackgroundSettings, generating: str | None) -> bool:
+        return generating == "per_image"
+
+    def picture(self, photo: Photo) -> tuple[Background, dict[str, object]]:
+        assert self.prompted is not None, "no generator was handed in"
+        height, width = photo.rgb.shape[:2]
+        seed = self.prompted.settings.seed + photo.index
+        generated, path = self.prompted.get(height, width, seed)
+        return Background(generated), {"background": str(path), "seed": seed}
+
+
+class Generated(_Generating):
+    """Generated once per run (``prompt``): made (or taken from the cache) by :meth:`prepare`
+    at the first photo's aspect ratio, then used like a file. A worker handed the run's
+    background already made (``Given.run_background``) has no generator."""
+
+    name = "generated"
+    fitted = styles = True
+
+    def __init__(self, settings: BackgroundSettings, given: Given) -> None:
+        super().__init__(settings, given)
+        if given.run_background is not None:
+            self.image = Background.from_file(given.run_background.path)
+            self.prompted = None
+
+    @staticmethod
+    def wants(settings: BackgroundSettings, generating: str | None) -> bool:
+        return generating == "once"
+
+    def prepare(self, first_size: Callable[[], tuple[int, int] | None]) -> RunBackground | None:
+        with self._lock:
+            if self.prompted is None or self.image is not None:
+                return self.run_background
+            size = first_size()
+            if size is None:
+                return None
+            seed = self.prompted.settings.seed
+            rgb, path = self.prompted.get(*size, seed)
+            self.image = Background(rgb)
+            self.run_background = RunBackground(path, seed)
+        log.info("background: %s", path)
+        return self.run_background
+
+    def picture(self, photo: Photo) -> tuple[Background, dict[str, object]]:
+        if self.image is None:  # not prepared by a batch: the first photo sets the aspect ratio
+            height, width = photo.rgb.shape[:2]
+            self.prepare(lambda: (height, width))
+        return super().picture(photo)
+
+
+class Own(BackgroundKind):
+    """The photo's own background, blurred behind the subject (``blur`` alone: portrait mode),
+    or left as it is (the one-image API with nothing given)."""
+
+    name = "own"
+    own = True
+
+    @staticmethod
+    def wants(settings: BackgroundSettings, generating: str | None) -> bool:
+        return True
+
+    def behind(self, photo: Photo) -> tuple[np.ndarray, dict[str, object]]:
+        return blur_behind_subject(photo.rgb, photo.matte.alpha, photo.sigma), {}
+
+
+# The first kind that wants the settings is the run's; the ones that read `bg` as a path come
+# after the words (transparent, a colour), the most particular path first.
+KINDS: tuple[type[BackgroundKind], ...] = (
+    Transparent,
+    Colour,
+    Video,
+    Folder,
+    File,
+    GeneratedAround,
+    GeneratedPerPhoto,
+    Generated,
+    Own,
+)
+
+
+def generation(prompted: bool, per_image: bool = False, around: bool = False) -> str | None:
+    """How a prompt's backgrounds are made: ``once`` per run, ``per_image``, ``around`` each
+    subject; ``None`` without a prompt."""
+    if not prompted:
+        return None
+    return "around" if around else "per_image" if per_image else "once"
+
+
+def kind_of(settings: BackgroundSettings, generating: str | None) -> type[BackgroundKind]:
+    """The kind of background the settings ask for (restyling, ``nst``, wraps it: see
+    :class:`Restyled`)."""
+    return next(kind for kind in KINDS if kind.wants(settings, generating))
+
+
+class Restyled(BackgroundKind):
+    """The photo's own background, restyled (``nst``) in the style of another kind's image (a
+    file, a folder's, a video's first frame, a generated one)."""
+
+    name = "restyled"
+    own = True
+
+    def __init__(self, settings: BackgroundSettings, given: Given, styled: BackgroundKind):
+        super().__init__(settings, given)
+        self.styled = styled
+        self._make_style = given.style
+        self.style: StyleTransfer | None = None
+
+    def made(self) -> RunBackground | None:
+        return self.styled.made()
+
+    def prepare(self, first_size: Callable[[], tuple[int, int] | None]) -> RunBackground | None:
+        return self.styled.prepare(first_size)
+
+    def load(self) -> None:
+        """Build the style network now (and its first style's Gram targets), so a missing
+        model stops the run before the first file. Idempotent."""
+        first = self.styled.first_picture()
+        if first is not None:
+            self._network(first.rgb)
+
+    def _network(self, style_rgb: np.ndarray) -> StyleTransfer:
+        """The style-transfer network, built once; its first style's Gram targets with it."""
+        with self._lock:
+            if self.style is None:
+                if self._make_style is None:
+                    raise ValueError("nst is on but no style network was handed in")
+                self.style = self._make_style(style_rgb)
+            return self.style
+
+    def behind(self, photo: Photo) -> tuple[np.ndarray, dict[str, object]]:
+        picture, extra = self.styled.picture(photo)
+        network = self._network(picture.rgb)
+        style = None if picture is self.styled.image else picture.rgb  # the first's: cached
+        styled = network.stylize(photo.rgb, photo.matte.alpha, style_rgb=style)
+        return photo.blurred(styled), extra
+
+
+def create_kind(settings: BackgroundSettings, given: Given) -> BackgroundKind:
+    """The run's background, of the kind its settings (and what it is given) ask for.
+
+    Raises:
+        SettingError: ``bg`` is not a readable image or video.
+    """
+    prompt = given.prompted.settings if given.prompted is not None else None
+    generating = None if prompt is None else generation(True, prompt.per_image, prompt.around)
+    if settings.transparent:
+        kind: BackgroundKind = Transparent(settings, given)
+    elif given.image is not None:
+        kind = File(settings, given)
+    elif given.run_background is not None:
+        kind = Generated(settings, given)
+    else:
+        kind = kind_of(settings, generating)(settings, given)
+    return Restyled(settings, given, kind) if settings.nst else kind
+
+
 class BackgroundSource:
-    """Decides, for every photo of a run, what goes behind its subject (see the module's list).
+    """Decides, for every photo of a run, what goes behind its subject: the run's
+    :class:`BackgroundKind` (see the module's list), with the blur the settings ask for.
 
     Args:
         settings: what it reads.
@@ -237,31 +670,22 @@ class BackgroundSource:
         style: Callable[[np.ndarray], StyleTransfer] | None = None,
     ) -> None:
         self.settings = settings
-        self.run_background = run_background
-        if image is None and run_background is not None:
-            image = Background.from_file(run_background.path)
-        self.folder: list[Path] = []  # --bg DIR: its files, decoded when first needed
-        self.video: Path | None = None  # --bg clip.mp4 (its first frame is `image`)
-        bg = settings.bg
-        if image is None and bg is not None and Path(bg).is_dir():
-            self.folder = [Path(bg) / rel for rel in find_inputs(Path(bg))]
-        elif image is None and bg is not None and is_video(Path(bg)):
-            self.video = Path(bg)
-            image = Background(_first_frame(self.video, settings.max_pixels))
-        elif image is None and bg is not None:
-            try:
-                image = Background.from_file(Path(bg), max_pixels=settings.max_pixels)
-            except ImageError as exc:
-                raise SettingError("bg", bg, str(exc)) from None
-        if image is None and settings.colour is not None:  # a flat image: fitted like any
-            image = Background(np.full((1, 1, 3), settings.colour, np.uint8))
-        self.transparent = settings.transparent
-        self._decoded: OrderedDict[Path, Background] = OrderedDict()
-        self.image = image
-        self.prompted = prompted if image is None else None
-        self._make_style = style
-        self.style: StyleTransfer | None = None
-        self._lock = threading.Lock()
+        self.kind = create_kind(settings, Given(image, run_background, prompted, style))
+
+    @property
+    def transparent(self) -> bool:
+        """Nothing behind the subject: the result is its RGBA cut-out."""
+        return self.kind.transparent
+
+    @property
+    def video(self) -> Path | None:
+        """A background video whose frames go behind a video's frames."""
+        return self.kind.video
+
+    @property
+    def run_background(self) -> RunBackground | None:
+        """The run's generated background, once made."""
+        return self.kind.made()
 
     def prepare(self, first_size: Callable[[], tuple[int, int] | None]) -> RunBackground | None:
         """Once per run, before any photo: make the run's generated background.
@@ -274,67 +698,13 @@ class BackgroundSource:
         Returns:
             The run's generated background, or ``None`` when the run has none.
         """
-        with self._lock:
-            if self.prompted is None or self.image is not None:
-                return self.run_background
-            if self.prompted.settings.per_image or self.prompted.settings.around:
-                self.prompted.ensure_ready()
-                return None
-            size = first_size()
-            if size is None:
-                return None
-            seed = self.prompted.settings.seed
-            rgb, path = self.prompted.get(*size, seed)
-            self.image = Background(rgb)
-            self.run_background = RunBackground(path, seed)
-        log.info("background: %s", path)
-        return self.run_background
+        return self.kind.prepare(first_size)
 
     def load(self) -> None:
         """Build what the photos will need now (the style network and its Gram targets), so a
         missing model stops the run before the first file. Idempotent."""
-        if self.settings.nst and self.image is not None:
-            self._style_network(self.image.rgb)
-        elif self.settings.nst and self.folder:
-            self._style_network(self._from_folder(self.folder[0]).rgb)
-
-    def _pick(self, index: int, name: str | None) -> Path:
-        """The folder's background for a photo: by position, or by name."""
-        if self.settings.match == "cycle" or name is None:
-            return self.folder[index % len(self.folder)]
-        wanted = name.casefold()
-        for path in self.folder:
-            if path.stem.casefold() == wanted:
-                return path
-        raise ImageError(
-            f"no background named {shown(name)}.* in {shown(self.settings.bg or '')} "
-            f"({setting('bg_match')} name)"
-        )
-
-    def _from_folder(self, path: Path) -> Background:
-        """A folder's background, decoded once and kept while it is among the last few used."""
-        with self._lock:
-            if path in self._decoded:
-                self._decoded.move_to_end(path)
-                return self._decoded[path]
-        try:
-            background = Background.from_file(path, max_pixels=self.settings.max_pixels)
-        except ImageError as exc:
-            raise ImageError(f"background {shown(path.name)}: {exc}") from None
-        with self._lock:
-            self._decoded[path] = background
-            if len(self._decoded) > 4:
-                self._decoded.popitem(last=False)
-        return background
-
-    def _style_network(self, style_rgb: np.ndarray) -> StyleTransfer:
-        """The style-transfer network, built once; its first style's Gram targets with it."""
-        with self._lock:
-            if self.style is None:
-                if self._make_style is None:
-                    raise ValueError("nst is on but no style network was handed in")
-                self.style = self._make_style(style_rgb)
-            return self.style
+        if isinstance(self.kind, Restyled):
+            self.kind.load()
 
     def for_image(
         self,
@@ -363,38 +733,7 @@ class BackgroundSource:
             ``H×W×3`` ``uint8`` RGB, and what the summary records for this photo (a per-photo
             generated background's file and seed).
         """
-        o = self.settings
         height, width = rgb.shape[:2]
+        o = self.settings
         sigma = blur_sigma(height, width, o.blur_strength) if o.blur else 0.0
-        image = self.image
-        extra: dict[str, object] = {}
-        if self.folder:
-            path = self._pick(index, name)
-            image, extra = self._from_folder(path), {"background": str(path)}
-        elif image is None and self.prompted is not None and self.prompted.settings.around:
-            from operations.text_to_image import keep_mask
-
-            seed = self.prompted.settings.seed + index
-            painted, path = self.prompted.around(rgb, keep_mask(matte.alpha), seed)
-            extra = {"background": str(path), "seed": seed}
-            return (gaussian_blur(painted, sigma) if sigma else painted), extra
-        elif image is None and self.prompted is not None:
-            if not self.prompted.settings.per_image:  # not prepared by a batch: the first
-                self.prepare(lambda: (height, width))  # photo sets the aspect ratio
-                image = self.image
-            else:
-                seed = self.prompted.settings.seed + index
-                generated, path = self.prompted.get(height, width, seed)
-                image, extra = Background(generated), {"background": str(path), "seed": seed}
-        if frame is not None and not o.nst:
-            fitted = fit_background(frame, width, height, o.fit)
-            return (gaussian_blur(fitted, sigma) if sigma else fitted), extra
-        if o.nst and image is not None:  # the photo's own background, repainted in the style
-            network = self._style_network(image.rgb)
-            style = None if image is self.image else image.rgb
-            styled = network.stylize(rgb, matte.alpha, style_rgb=style)
-            return (gaussian_blur(styled, sigma) if sigma else styled), extra
-        if image is None:  # portrait mode: the photo's own background, blurred
-            return blur_behind_subject(rgb, matte.alpha, sigma), extra
-        fitted = image.fitted(width, height, o.fit, icc_profile)
-        return (gaussian_blur(fitted, sigma) if sigma else fitted), extra
+        return self.kind.behind(Photo(rgb, matte, icc_profile, index, name, frame, sigma))

@@ -29,7 +29,11 @@ from operations.background import (
     DEFAULT_FIT,
     FIT_MODES,
     TRANSPARENT,
+    BackgroundKind,
     BackgroundSettings,
+    Folder,
+    generation,
+    kind_of,
     parse_colour,
 )
 from operations.blur import DEFAULT_BLUR_STRENGTH
@@ -848,22 +852,23 @@ class _Settings:
         """What goes behind the subject: one source, and what each needs of it."""
         if self.prompt is not None and self.bg is not None:
             raise self._error("prompt", "give --bg or --prompt, not both")
-        if self.frame is not None and ((self.bg is None and self.prompt is None) or self.nst):
+        kind = self._background_kind()
+        if self.frame is not None and (kind.own or self.nst):
             raise OptionsError(
                 "--frame",
                 self.frame,
                 "needs a new background to fill the canvas (--bg FILE, a colour, transparent, "
                 "or --prompt), not the photo's own",
             )
-        if self.nst and self.bg is not None and self._bg_word() is not None:
+        if self.nst and not kind.styles and not self.around:  # --around: see _check_generation
             raise OptionsError(
                 "--nst",
                 None,
-                "needs a style image: a colour or transparent has "
+                "needs a style image: give --bg FILE or --prompt"
+                if kind.own
+                else "needs a style image: a colour or transparent has "
                 "no style; give --bg FILE or --prompt",
             )
-        if self.nst and self.bg is None and self.prompt is None:
-            raise OptionsError("--nst", None, "needs a style image: give --bg FILE or --prompt")
 
     def _check_generation(self) -> None:
         """A generated background: painting around the subject and one per photo."""
@@ -939,10 +944,8 @@ class _Settings:
     def _check_combinations(self, backend: Backend) -> None:
         """An option that would be silently ignored is refused: it says what it goes with."""
         defaults = type(self)()
-        word = self._bg_word()
-        image = (self.bg is not None and word is None) or self.prompt is not None
-        transparent = word == TRANSPARENT
-        new_background = self.bg is not None or self.prompt is not None
+        kind = self._background_kind()
+        transparent, new_background = kind.transparent, not kind.own
         # -o FILE: its extension says the format
         suffix = Path(self.output).suffix.lower() if self.output_file and self.output else None
         lossy = (self.format in ("jpg", "webp", "avif", "same") and not self.output_file) or (
@@ -950,10 +953,10 @@ class _Settings:
         )
         rules = [
             (("blur_strength",), self.blur, "--blur"),
-            (("bg_match",), self.bg is not None and Path(self.bg).is_dir(), "--bg DIR"),
+            (("bg_match",), kind is Folder, "--bg DIR"),
             (
                 ("fit",),
-                image and not self.nst and not self.around,
+                kind.fitted and not self.nst,
                 "--bg or --prompt (without --nst or --around)",
             ),
             (("strength",), self.around, "--around"),
@@ -1114,12 +1117,9 @@ class _Settings:
         )
 
     def _background_settings(self) -> BackgroundSettings:
-        word = self._bg_word()
         return _built(
             BackgroundSettings,
-            bg=self.bg if word is None else None,
-            colour=word if isinstance(word, tuple) else None,
-            transparent=word == TRANSPARENT,
+            **self._bg_fields(),
             fit=self.fit,
             match=self.bg_match,
             blur=self.blur,
@@ -1178,6 +1178,21 @@ class _Settings:
             workers=self.workers,
             ledger=self.watch,
         )
+
+    def _bg_fields(self) -> dict[str, Any]:
+        """``--bg`` as the background's settings: a path, a colour, or transparent."""
+        word = self._bg_word()
+        return {
+            "bg": self.bg if word is None else None,
+            "colour": word if isinstance(word, tuple) else None,
+            "transparent": word == TRANSPARENT,
+        }
+
+    def _background_kind(self) -> type[BackgroundKind]:
+        """The kind of background asked for (``--nst`` restyles the photo's own in its
+        image's style)."""
+        generating = generation(self.prompt is not None, self.bg_per_image, self.around)
+        return kind_of(BackgroundSettings(**self._bg_fields()), generating)
 
     def _bg_word(self) -> str | tuple[int, int, int] | None:
         """``--bg`` as a word: ``transparent``, or a colour's RGB; ``None`` for a path (a file
@@ -1244,7 +1259,7 @@ class _Settings:
         return target.parent if self.output_file else target
 
     def _check_batch(self) -> None:
-        if self.bg is None and self.prompt is None and not self.blur:
+        if self._background_kind().own and not self.blur:
             raise OptionsError(
                 "--bg",
                 None,

@@ -90,7 +90,7 @@ def _swap_video(
     with contextlib.ExitStack() as stack:
         reader = stack.enter_context(VideoReader(job.source, max_pixels=options.max_pixels))
         backdrop = None
-        if pipeline.background.video is not None and not pipeline.background.settings.nst:
+        if pipeline.background.video is not None:  # not restyling: its frames go behind
             backdrop = BackgroundVideo(pipeline.background.video, max_pixels=options.max_pixels)
             stack.callback(backdrop.close)
         codec = VIDEO_CODECS[options.video_codec]
@@ -121,18 +121,9 @@ def _refuse_photo_settings(pipeline: Pipeline) -> None:
             f"{setting('frame')} is for photos: a video's subject moves, and its frame would "
             "jump from frame to frame"
         )
-    if pipeline.background.transparent:
-        raise ImageError(
-            f"{setting('bg')} transparent is for photos: a video's cut-out is "
-            f"{setting('save_cutout')} (ProRes 4444 .mov, with its alpha)"
-        )
-    prompted = pipeline.background.prompted
-    if prompted is not None and prompted.settings.around:
-        raise ImageError(
-            f"{setting('around')} paints photos only: a video would be painted anew frame by "
-            f"frame (it would flicker); give it {setting('bg')} or {setting('prompt')} without "
-            f"{setting('around')}"
-        )
+    why = pipeline.background.kind.photos_only()  # transparent, painted around the subject
+    if why is not None:
+        raise ImageError(why)
 
 
 @dataclass(frozen=True)

@@ -7,19 +7,28 @@ import pytest
 from PIL import Image, ImageCms
 
 from operations.background import (
+    KINDS,
     Background,
+    BackgroundKind,
+    BackgroundSettings,
     BackgroundSource,
+    Photo,
+    Restyled,
     RunBackground,
     convert_profile,
     fit_background,
+    generation,
+    kind_of,
 )
 from operations.blur import blur_behind_subject, blur_sigma
 from operations.build import build_background
 from operations.files import ImageError
 from operations.matting import Matte
 from operations.options import Options, OptionsError, naming_flags
+from operations.pipeline import Pipeline
 from operations.text_to_image import PromptSettings
-from tests.helpers import SD, needs, random_rgb
+from operations.video_job import _refuse_photo_settings
+from tests.helpers import SD, DiscSegmenter, make_clip, needs, random_rgb
 
 
 def _halves(height: int = 100, width: int = 200) -> np.ndarray:
@@ -137,23 +146,23 @@ class FakePrompted:
 @needs(*SD)
 def test_one_generated_background_per_run_at_the_first_photos_aspect(tmp_path: Path) -> None:
     source = _source(prompt="a beach", seed=4)
-    source.prompted = FakePrompted(tmp_path, source.prompted.settings)
+    source.kind.prompted = FakePrompted(tmp_path, source.kind.prompted.settings)
     prepared = source.prepare(lambda: (40, 60))
     assert prepared == RunBackground(tmp_path / "bg-4.png", 4)
     assert source.prepare(lambda: (10, 10)) == prepared  # made once
     photo = random_rgb(30, 30)
     behind, extra = source.for_image(photo, _matte(photo), index=3)
     assert (behind == 4).all() and extra == {}  # the run's seed, not the photo's index
-    assert source.prompted.calls == [(40, 60, 4)]
+    assert source.kind.prompted.calls == [(40, 60, 4)]
     nothing = _source(prompt="a beach")
-    nothing.prompted = FakePrompted(tmp_path, nothing.prompted.settings)
+    nothing.kind.prompted = FakePrompted(tmp_path, nothing.kind.prompted.settings)
     assert nothing.prepare(lambda: None) is None  # no readable photo: nothing to make
 
 
 @needs(*SD)
 def test_one_generated_background_per_photo(tmp_path: Path) -> None:
     source = _source(prompt="a beach", seed=10, bg_per_image=True)
-    source.prompted = fake = FakePrompted(tmp_path, source.prompted.settings)
+    source.kind.prompted = fake = FakePrompted(tmp_path, source.kind.prompted.settings)
     assert source.prepare(lambda: (40, 60)) is None and fake.ready  # loaded, nothing made
     photo = random_rgb(30, 50)
     behind, extra = source.for_image(photo, _matte(photo), index=2)
@@ -167,7 +176,7 @@ def test_a_worker_uses_the_runs_background_without_a_diffusion_model(tmp_path: P
     Image.fromarray(_halves()).save(path)
     options = Options(prompt="a beach", sd_model="not/loaded").validated(batch=False)
     source = build_background(options.recipe(), run_background=RunBackground(path, 0))
-    assert source.prompted is None  # nothing to generate on this worker
+    assert source.kind.prompted is None  # nothing to generate on this worker
     photo = random_rgb(40, 60)
     behind, _ = source.for_image(photo, _matte(photo))
     np.testing.assert_array_equal(behind, fit_background(_halves(), 60, 40, "cover"))
@@ -210,3 +219,79 @@ def test_background_folder_settings_are_checked(tmp_path: Path) -> None:
     (tmp_path / "one.png").write_bytes(b"x")
     with pytest.raises(OptionsError, match=r"^--bg-match 'name': goes with --bg DIR"):
         _source(blur=True, bg_match="name")
+
+
+# --- the kinds, behind their registry ------------------------------------------------------------
+
+
+def test_each_kind_is_the_one_its_settings_ask_for(tmp_path: Path) -> None:
+    image = tmp_path / "bg.png"
+    Image.fromarray(_halves()).save(image)
+    make_clip(tmp_path / "clip.mp4", frames=2, audio=False)
+    cases = [
+        ({"bg": image}, "file"),
+        ({"bg": _folder(tmp_path)}, "folder"),
+        ({"bg": tmp_path / "clip.mp4"}, "video"),
+        ({"bg": "white"}, "colour"),
+        ({"bg": "transparent", "format": "png"}, "transparent"),
+        ({"blur": True}, "own"),
+        ({"bg": image, "nst": True}, "restyled"),
+    ]
+    for settings, name in cases:
+        options = Options(**settings).validated(batch=False)
+        kind = build_background(options.recipe()).kind
+        assert kind.name == name, settings
+        assert options._background_kind().name == (name if name != "restyled" else "file")
+    # A prompt's kinds, as the settings pick them (building them needs the generator).
+    for picked, name in (
+        (generation(True), "generated"),
+        (generation(True, per_image=True), "generated-per-photo"),
+        (generation(True, around=True), "generated-around"),
+    ):
+        assert kind_of(BackgroundSettings(), picked).name == name
+    assert {kind.name for kind in KINDS} == {name for _, name in cases} - {"restyled"} | {
+        "generated",
+        "generated-per-photo",
+        "generated-around",
+    }
+    # What each declares: a video may not have two of them; one has nothing to fill a canvas.
+    assert [k.name for k in KINDS if k.photos_only()] == ["transparent", "generated-around"]
+    assert [k.name for k in KINDS if k.own] == ["own"] and Restyled.own
+
+
+class Checkerboard(BackgroundKind):
+    """A kind made here, the way a new one is added: a class, and a line in KINDS."""
+
+    name = "checkerboard"
+
+    @staticmethod
+    def wants(settings: BackgroundSettings, generating: str | None) -> bool:
+        return settings.bg is not None and Path(settings.bg).suffix == ".checker"
+
+    @classmethod
+    def photos_only(cls) -> str | None:
+        return "a checkerboard is for photos"
+
+    def behind(self, photo: Photo) -> tuple[np.ndarray, dict[str, object]]:
+        height, width = photo.rgb.shape[:2]
+        rows, cols = np.indices((height, width))
+        board = np.where(((rows // 4 + cols // 4) % 2)[..., None] == 1, 255, 0)
+        return photo.blurred(board.astype(np.uint8).repeat(3, axis=2)), {"board": 4}
+
+
+def test_a_new_kind_is_a_class_and_a_line(tmp_path: Path, monkeypatch) -> None:
+    from operations import background
+
+    monkeypatch.setattr(background, "KINDS", (Checkerboard, *background.KINDS))
+    source = BackgroundSource(BackgroundSettings(bg=tmp_path / "any.checker"))
+    assert isinstance(source.kind, Checkerboard) and not source.transparent
+    photo = random_rgb(16, 24)
+    behind, extra = source.for_image(photo, _matte(photo))
+    assert behind.shape == photo.shape and extra == {"board": 4}
+    assert behind[0, 0].tolist() == [0, 0, 0] and behind[0, 4].tolist() == [255, 255, 255]
+    settings = BackgroundSettings(bg=tmp_path / "any.checker", blur=True, blur_strength=10)
+    blurred = BackgroundSource(settings)
+    assert 0 < blurred.for_image(photo, _matte(photo))[0][0, 4, 0] < 255  # the run's blur too
+    # The video job asks the kind, and refuses a clip it is for photos only.
+    with pytest.raises(ImageError, match="a checkerboard is for photos"):
+        _refuse_photo_settings(Pipeline(DiscSegmenter(), source))

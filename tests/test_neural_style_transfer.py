@@ -80,7 +80,7 @@ def test_style_targets_are_computed_once_per_run(vgg_weights: Path, tmp_path: Pa
     pipeline = build_pipeline(options.recipe(), segmenter=DiscSegmenter())
     batch = run_batch(options, pipeline=pipeline, progress=False)
     assert batch.count("ok") == 3
-    style = pipeline.background.style
+    style = pipeline.background.kind.style
     assert style is not None and style.style_targets_computed == 1
     assert len(list((tmp_path / "out").glob("*.png"))) == 3
 

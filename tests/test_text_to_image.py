@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from operations import text_to_image
+from operations.background import Restyled
 from operations.build import build_pipeline
 from operations.text_to_image import (
     BackgroundGenerator,
@@ -174,7 +175,9 @@ def test_nst_with_a_prompt_uses_the_generated_image_as_style(
     batch = run_batch(options, pipeline=pipeline, progress=False)
     assert batch.count("ok") == 1
     generated = Image.open(batch.background["background"])  # type: ignore[index]
-    source = pipeline.background
-    assert source.style is not None and source.image is not None
-    np.testing.assert_array_equal(source.image.rgb, np.asarray(generated))
-    assert source.style.style_targets_computed == 1
+    restyled = pipeline.background.kind
+    assert isinstance(restyled, Restyled) and restyled.styled.name == "generated"
+    image, style = restyled.styled.image, restyled.style
+    assert style is not None and image is not None
+    np.testing.assert_array_equal(image.rgb, np.asarray(generated))
+    assert style.style_targets_computed == 1

@@ -423,3 +423,17 @@ def test_a_full_disk_names_the_video_not_our_temporary(
     assert row.status == "failed"
     assert row.error == f"No space left on device: {tmp_path / 'out' / 'clip.mp4'}"
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_clip_is_refused_the_backgrounds_for_photos_only(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    make_clip(source / "clip.mp4", frames=2, audio=False)
+    save_rgb(source / "photo.png", 40, 60)
+    batch, rows = _run(source, tmp_path / "out", bg="transparent", format="png")
+    assert batch.count("ok") == 1 and rows["photo.png"]["status"] == "ok"
+    assert rows["clip.mp4"]["error"] == (  # the library's names (the CLI's are its flags)
+        "bg transparent is for photos: a video's cut-out is save_cutout (ProRes 4444 .mov, "
+        "with its alpha)"
+    )
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo.png"]
