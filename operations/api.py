@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -11,6 +11,7 @@ from PIL import Image
 from operations.background import Background
 from operations.build import build_background, build_pipeline
 from operations.options import Options, naming_flags
+from operations.segmenters.mediapipe import DEFAULT_MODEL as MP_DEFAULT
 
 ImageLike = TypeVar("ImageLike", np.ndarray, Image.Image)
 BackgroundLike = str | Path | np.ndarray | Image.Image | None
@@ -68,7 +69,7 @@ class BackgroundSwapper:
         blur_strength: float = _DEFAULTS.blur_strength,
         fit: str = _DEFAULTS.fit,
         matting: str = _DEFAULTS.matting,
-        mp_model: str = _DEFAULTS.mp_model,
+        mp_model: str = MP_DEFAULT,
         device: str = _DEFAULTS.device,
         harmonize: float | None = None,
         light_wrap: int | None = None,
@@ -77,25 +78,25 @@ class BackgroundSwapper:
         shadow_softness: float = _DEFAULTS.shadow_softness,
         shadow_opacity: float = _DEFAULTS.shadow_opacity,
     ) -> None:
-        is_path = isinstance(background, str | Path)
-        options = Options(
-            bg=Path(background) if is_path else None,
-            mode=mode,
-            blur=blur or background is None,
-            blur_strength=blur_strength,
-            fit=fit,
-            matting=matting,
-            mp_model=mp_model,
-            device=device,
-            harmonize=harmonize,
-            light_wrap=light_wrap,
-            shadow=shadow,
-            shadow_offset=tuple(shadow_offset),
-            shadow_softness=shadow_softness,
-            shadow_opacity=shadow_opacity,
-        ).validated(batch=False)
+        fields: dict[str, Any] = {  # mp_model is the MediaPipe backend's own option
+            "bg": Path(background) if isinstance(background, str | Path) else None,
+            "mode": mode,
+            "blur": blur or background is None,
+            "blur_strength": blur_strength,
+            "fit": fit,
+            "matting": matting,
+            "mp_model": mp_model,
+            "device": device,
+            "harmonize": harmonize,
+            "light_wrap": light_wrap,
+            "shadow": shadow,
+            "shadow_offset": tuple(shadow_offset),
+            "shadow_softness": shadow_softness,
+            "shadow_opacity": shadow_opacity,
+        }
+        options = Options(**fields).validated(batch=False)
         in_memory = None
-        if background is not None and not is_path:
+        if background is not None and not isinstance(background, str | Path):
             in_memory = Background(np.ascontiguousarray(_as_rgb(background)[0]))
         recipe = options.recipe()
         with naming_flags():
@@ -118,29 +119,11 @@ class BackgroundSwapper:
 
 
 def swap_background(
-    image: ImageLike,
-    background: BackgroundLike = None,
-    *,
-    mode: str = _DEFAULTS.mode,
-    blur: bool = False,
-    blur_strength: float = _DEFAULTS.blur_strength,
-    fit: str = _DEFAULTS.fit,
-    matting: str = _DEFAULTS.matting,
-    mp_model: str = _DEFAULTS.mp_model,
-    device: str = _DEFAULTS.device,
-    **light: object,
+    image: ImageLike, background: BackgroundLike = None, **settings: Any
 ) -> ImageLike:
-    """Replace one photo's background. Loads the model on every call: for many photos use
-    :class:`BackgroundSwapper`, or :func:`operations.batch.run_batch` for a folder. ``light``:
-    :class:`BackgroundSwapper`'s ``harmonize``, ``light_wrap`` and ``shadow*`` settings."""
-    settings = {
-        "mode": mode,
-        "blur": blur,
-        "blur_strength": blur_strength,
-        "fit": fit,
-        "matting": matting,
-        "mp_model": mp_model,
-        "device": device,
-    }
-    with BackgroundSwapper(background, **settings, **light) as swapper:
+    """Replace one photo's background. ``settings``: :class:`BackgroundSwapper`'s keywords
+    (``mode``, ``blur``, ``fit``, ``matting``, ``harmonize`` …). Loads the model on every call:
+    for many photos use :class:`BackgroundSwapper`, or :func:`operations.batch.run_batch` for a
+    folder."""
+    with BackgroundSwapper(background, **settings) as swapper:
         return swapper(image)

@@ -98,9 +98,18 @@ class Matte:
         """The alpha, ``H×W`` ``float32`` in [0, 1]."""
         if self.soft is not None:
             return self.soft
-        alpha = self.solid.astype(np.float32)
-        alpha.reshape(-1)[self.edge] = self.edge_alpha
+        solid, edge, edge_alpha, _ = self.parts()
+        alpha = solid.astype(np.float32)
+        alpha.reshape(-1)[edge] = edge_alpha
         return alpha
+
+    def parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A refined matte's ``solid``, ``edge``, ``edge_alpha`` and ``edge_colours`` (all set
+        where ``soft`` is not)."""
+        parts = self.solid, self.edge, self.edge_alpha, self.edge_colours
+        if parts[0] is None or parts[1] is None or parts[2] is None or parts[3] is None:
+            raise ValueError("a refined matte without its edge")
+        return parts[0], parts[1], parts[2], parts[3]
 
     def peak(self) -> float:
         """The alpha's largest value (without making the full alpha)."""
@@ -108,16 +117,17 @@ class Matte:
             return float(self.soft.max(initial=0.0))
         if self.opaque:
             return 1.0
-        return float(self.edge_alpha.max(initial=0.0))
+        return float(self.parts()[2].max(initial=0.0))
 
     @property
     def foreground(self) -> np.ndarray:
         """The subject's colours as an image: the photo, decontaminated at the edge."""
         if not self.refined:
             return self.rgb
+        _, edge, _, edge_colours = self.parts()
         foreground = self.rgb.copy()
-        colours = np.clip(self.edge_colours + 0.5, 0, 255).astype(np.uint8)
-        foreground.reshape(-1, 3)[self.edge] = colours
+        colours = np.clip(edge_colours + 0.5, 0, 255).astype(np.uint8)
+        foreground.reshape(-1, 3)[edge] = colours
         return foreground
 
     def times(self, transparency: np.ndarray) -> Matte:
@@ -250,7 +260,7 @@ def refine(
     three = np.ones((3, 3), np.uint8)
     sure_solid = cv2.erode((alpha_small >= UNSURE_HIGH).astype(np.uint8), three)
     sure_empty = cv2.erode((alpha_small <= UNSURE_LOW).astype(np.uint8), three)
-    band = (sure_solid | sure_empty) == 0
+    band = ~np.logical_or(sure_solid, sure_empty)
     solid = cv2.resize(sure_solid, (width, height), interpolation=cv2.INTER_NEAREST)
     maps = [*coefficients, interior]
     if method == "fast":  # blur-fusion needs the local subject and background colours
@@ -506,7 +516,11 @@ def _local_means(
 
     means = local(subject, alpha, sure[0]), local(background, 1.0 - alpha, sure[1])
     if step > 1:
-        means = tuple(cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) for m in means)
+        size = (width, height)
+        return (
+            cv2.resize(means[0], size, interpolation=cv2.INTER_LINEAR),
+            cv2.resize(means[1], size, interpolation=cv2.INTER_LINEAR),
+        )
     return means
 
 

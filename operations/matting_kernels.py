@@ -17,7 +17,7 @@ import numba
 import numpy as np
 
 
-def _compiled(**options: object) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _compiled(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``numba.njit`` with an on-disk cache where one can be written.
 
     Numba refuses to cache when neither the package's ``__pycache__`` nor a user cache folder is

@@ -147,8 +147,8 @@ def _thumbnails_from_files(row: dict, thumbs: Thumbnails) -> None:
     file that cannot give one is a warning, and its card shows no picture."""
     settings = EncodeSettings(quality=THUMB_QUALITY)
     thumbs.input.parent.mkdir(parents=True, exist_ok=True)
-    output = row_path(row, "output")
-    pairs = [(row_path(row, "input"), thumbs.input), (output, thumbs.result)]
+    output = _given(row, "output")
+    pairs = [(_given(row, "input"), thumbs.input), (output, thumbs.result)]
     if is_video(output):
         mask = output.with_name(output.stem + VIDEO_MASK_SUFFIX + output.suffix)
     else:
@@ -169,6 +169,14 @@ def row_path(row: dict, key: str) -> Path | None:
     if row.get(f"{key}_bytes"):
         return Path(os.fsdecode(unquote_to_bytes(row[f"{key}_bytes"])))
     return Path(row[key]) if row.get(key) else None
+
+
+def _given(row: dict, key: str) -> Path:
+    """A path the row has (every row's input; a processed one's output)."""
+    path = row_path(row, key)
+    if path is None:
+        raise KeyError(f"a summary row without its {key}")
+    return path
 
 
 def merge_earlier(rows: list[dict], earlier: Iterable[dict]) -> list[dict]:
@@ -203,7 +211,7 @@ def _card(row: dict, index: int, page: Path, output_folder: Path, input_root: Pa
     status = row["status"]
     doubt = row.get("doubt")
     flags = row.get("flags") or []
-    source, output = row_path(row, "input"), row_path(row, "output")
+    source, output = _given(row, "input"), row_path(row, "output")
     try:
         name = shown(source.relative_to(input_root))
     except ValueError:
@@ -367,7 +375,7 @@ def write_page(
         (row, thumbs)
         for row in rows
         if row["status"] != "failed" and row.get("output")
-        for thumbs in [Thumbnails.for_output(page, output_folder, row_path(row, "output"))]
+        for thumbs in [Thumbnails.for_output(page, output_folder, _given(row, "output"))]
         if not (thumbs.input.is_file() and thumbs.result.is_file())
     ]
     if missing:

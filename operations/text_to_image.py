@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -195,7 +196,7 @@ class BackgroundGenerator:
         self._lock = threading.Lock()
 
     @staticmethod
-    def _load(model: str, dtype: object, offline: bool, timeout: float, inpaint: bool) -> object:
+    def _load(model: str, dtype: object, offline: bool, timeout: float, inpaint: bool) -> Any:
         _bound_hub_waits(timeout)
         import diffusers
         import transformers

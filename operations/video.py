@@ -238,16 +238,17 @@ class VideoReader:
         yield from lost_before(math.inf)
 
     def _frame(self, frame: av.VideoFrame) -> Frame:
-        colorspace = frame.colorspace if frame.colorspace not in (2, 0) else None  # unspecified
-        if colorspace is None:  # untagged: what players assume
+        tagged = frame.colorspace if frame.colorspace not in (2, 0) else None  # 2: unspecified
+        colorspace: str | None
+        if tagged is None:  # untagged: what players assume
             colorspace = "itu709" if frame.height >= 720 else "itu601"
-        elif colorspace == 1:
+        elif tagged == 1:
             colorspace = "itu709"
-        elif colorspace in (5, 6):
+        elif tagged in (5, 6):
             colorspace = "itu601"
         else:
             colorspace = None  # let FFmpeg read it from the frame
-        rgb = frame.to_ndarray(
+        rgb: np.ndarray = frame.to_ndarray(
             format="rgb24", src_colorspace=colorspace, src_color_range=frame.color_range or None
         )
         self.rotation = frame.rotation % 360
@@ -446,8 +447,8 @@ class _AudioCopy:
                 except (StopIteration, av.FFmpegError):
                     self.packets = iter(())
                     if until == math.inf:
-                        for converter in self.converters.values():
-                            converter.flush()
+                        for pending in self.converters.values():
+                            pending.flush()
                     return
             if packet.dts is None:  # the demuxer's end-of-stream marker
                 continue
@@ -486,12 +487,18 @@ def _conversion(output: av.container.OutputContainer) -> str | None:
 class _AudioConvert:
     """One audio stream decoded, resampled to the encoder's rate and encoded again."""
 
-    def __init__(self, source: av.stream.Stream, output: av.container.OutputContainer) -> None:
+    stream: av.audio.stream.AudioStream
+
+    def __init__(
+        self, source: av.audio.stream.AudioStream, output: av.container.OutputContainer
+    ) -> None:
         av = _av()
         encoder, rate = AUDIO_CONVERSIONS[output.format.name.split(",")[0]]
         self.source, self.output = source, output
         layout = source.codec_context.layout.name or "stereo"
-        self.stream = output.add_stream(encoder, rate=rate, layout=layout)
+        stream = output.add_stream(encoder, rate=rate, layout=layout)
+        assert isinstance(stream, av.audio.stream.AudioStream)  # an audio encoder's
+        self.stream = stream
         self.resampler = av.AudioResampler(format="flt", layout=layout, rate=rate)
 
     def convert(self, packet: av.Packet) -> None:

@@ -86,7 +86,7 @@ def closed_at_exit(owner: object, task: Any) -> weakref.finalize:
     returned finaliser closes it now (once)."""
     closer = weakref.finalize(owner, task.close)
     closer.atexit = False
-    threading._register_atexit(closer)
+    vars(threading)["_register_atexit"](closer)  # private, in threading since 3.9: not typed
     return closer
 
 
@@ -135,6 +135,7 @@ class MediaPipeSegmenter(Segmenter):
         except WeightsError as exc:
             raise SegmenterError(str(exc)) from None
         os.environ.setdefault("GLOG_minloglevel", "2")
+        error: Exception | None
         with native_stderr_captured() as log:
             try:
                 mediapipe, BaseOptions, vision = load_mediapipe()
