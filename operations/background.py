@@ -49,7 +49,7 @@ from PIL import Image, ImageCms
 from operations.blur import DEFAULT_BLUR_STRENGTH, blur_behind_subject, blur_sigma, gaussian_blur
 from operations.decode import DEFAULT_MAX_PIXELS, decode
 from operations.errors import SettingError, require, setting
-from operations.files import ImageError, find_inputs, is_video, shown
+from operations.files import ImageError, find_inputs, is_video, printable
 from operations.resize import resize as _resize
 
 if TYPE_CHECKING:
@@ -396,7 +396,7 @@ class Folder(BackgroundKind):
             if path.stem.casefold() == wanted:
                 return path
         raise ImageError(
-            f"no background named {shown(name)}.* in {shown(self.settings.bg or '')} "
+            f"no background named {printable(name)}.* in {printable(self.settings.bg or '')} "
             f"({setting('bg_match')} name)"
         )
 
@@ -409,7 +409,7 @@ class Folder(BackgroundKind):
         try:
             background = Background.from_file(path, max_pixels=self.settings.max_pixels)
         except ImageError as exc:
-            raise ImageError(f"background {shown(path.name)}: {exc}") from None
+            raise ImageError(f"background {printable(path.name)}: {exc}") from None
         with self._lock:
             self._decoded[path] = background
             if len(self._decoded) > 4:

@@ -32,7 +32,7 @@ from operations.files import (
     is_video,
     name_fields,
     plan_outputs,
-    shown,
+    printable,
     side_suffixes,
     sweep,
     write_atomic,
@@ -387,7 +387,9 @@ def _write_reports(batch: BatchResult, options: Options, started_at: str) -> Non
         except OSError as exc:
             batch.summary_error = f"{exc.strerror or exc}"
             log.error(
-                "could not write the summary %s: %s", shown(options.summary), batch.summary_error
+                "could not write the summary %s: %s",
+                printable(options.summary),
+                batch.summary_error,
             )
     if (page := options.report_page) is not None:
         try:
@@ -399,9 +401,11 @@ def _write_reports(batch: BatchResult, options: Options, started_at: str) -> Non
             )
         except OSError as exc:
             batch.summary_error = f"{exc.strerror or exc}"
-            log.error("could not write the review page %s: %s", shown(page), batch.summary_error)
+            log.error(
+                "could not write the review page %s: %s", printable(page), batch.summary_error
+            )
         else:
-            log.info("review page: %s", shown(page))
+            log.info("review page: %s", printable(page))
     else:
         _hint_doubtful(batch)
 
@@ -432,12 +436,14 @@ def _hint_doubtful(batch: BatchResult) -> None:
 
 
 def _log_result(job: Job, result: FileResult) -> None:
-    name = shown(job.relative)
+    name = printable(job.relative)
     if result.status == "failed":
         log.error("failed %s: %s", name, result.error)
     for warning in result.warnings:
         log.warning("%s: %s", name, warning)
-    log.debug("%s -> %s in %.2f s", name, result.output and shown(result.output), result.seconds)
+    log.debug(
+        "%s -> %s in %.2f s", name, result.output and printable(result.output), result.seconds
+    )
 
 
 def _row(result: FileResult) -> dict[str, object]:

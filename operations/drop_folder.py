@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from operations.errors import require
-from operations.files import shown
+from operations.files import printable
 from operations.jobs import FileResult, Job
 from operations.ledger import Ledger, Made
 from operations.watch import DEFAULT_SETTLE, Watcher, ignore_lease_breaks, open_elsewhere
@@ -115,7 +115,7 @@ class DropFolder:
         ignore_lease_breaks()
         if (dropped := self.ledger.compact()) > 0:
             log.debug("the ledger's %d lines for outputs no longer there were dropped", dropped)
-        log.info("watching %s for new files (Ctrl-C ends it)", shown(self.settings.root))
+        log.info("watching %s for new files (Ctrl-C ends it)", printable(self.settings.root))
         while True:
             until = time.monotonic() + RETRY if self._pending else None
             arrivals = self.watcher.wait(until=until, stop=self.stop)
@@ -173,7 +173,7 @@ class DropFolder:
                 self._made_elsewhere(rel, names)
                 continue
             todo.append(self._job(rel, names, replace=previous is not None))
-            log.debug("%s: taken (%s)", shown(rel), "again" if previous else "new")
+            log.debug("%s: taken (%s)", printable(rel), "again" if previous else "new")
         if again:
             given = others | {n for job in todo for n in self._names[job.relative]}
             renamed = self.namer(
@@ -186,7 +186,7 @@ class DropFolder:
                 job = self._job(rel, tuple(renamed[rel]), replace=False)
                 self._notes[job] = [
                     f"a new file under a name already done: written as "
-                    f"{shown(renamed[rel][0])} (--overwrite replaces instead)"
+                    f"{printable(renamed[rel][0])} (--overwrite replaces instead)"
                 ]
                 todo.append(job)
         return todo
@@ -294,7 +294,7 @@ class DropFolder:
         self.ledger.deleted(job.relative, made.record)
         result.extra.pop("input_kept", None)
         result.extra["input_deleted"] = True
-        log.debug("%s: deleted (its outputs are whole)", shown(job.relative))
+        log.debug("%s: deleted (its outputs are whole)", printable(job.relative))
 
     def _why_kept(self, source: Path, made: Made) -> str | None:
         """Why ``source`` may not be deleted (``None``: it may)."""
@@ -318,7 +318,7 @@ class DropFolder:
 
     def _say(self, job: Job, result: FileResult, text: str) -> None:
         result.warnings.append(text)
-        log.warning("%s: %s", shown(job.relative), text)
+        log.warning("%s: %s", printable(job.relative), text)
 
 
 _OPEN = "open in another program (a copy still under way?): deleted once it is closed"

@@ -104,7 +104,7 @@ def unreadable(path: Path, exc: OSError) -> ImageError:
     """Why a source cannot be read, in a user's words."""
     if isinstance(exc, FileNotFoundError):
         if path.is_symlink():
-            target = shown(os.readlink(path))
+            target = printable(os.readlink(path))
             return ImageError(f"broken symbolic link: it points to {target}, which does not exist")
         return ImageError("input disappeared: deleted or moved during the run")
     if isinstance(exc, PermissionError):
@@ -154,7 +154,7 @@ def find_inputs(root: Path, *, recursive: bool = False, exclude: Iterable[Path] 
         here = Path(dirpath)
         info = here.stat()
         if (info.st_dev, info.st_ino) in seen:  # reached again through links: a loop
-            log.warning("skipping %s: a symbolic link loop (already read)", shown(here))
+            log.warning("skipping %s: a symbolic link loop (already read)", printable(here))
             dirnames.clear()
             continue
         seen.add((info.st_dev, info.st_ino))
@@ -169,7 +169,9 @@ def find_inputs(root: Path, *, recursive: bool = False, exclude: Iterable[Path] 
             if path.is_symlink() and recursive and (target == root or root in target.parents):
                 # Its photos are read under their own names (or it is a loop up the tree).
                 log.warning(
-                    "skipping %s: links to %s, inside the input folder", shown(path), shown(target)
+                    "skipping %s: links to %s, inside the input folder",
+                    printable(path),
+                    printable(target),
                 )
                 continue
             kept.append(d)
@@ -190,9 +192,9 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS
 
 
-def shown(path: Path | str) -> str:
-    """A file name for a one-line message: control characters (a newline in a name) and bytes
-    that are not UTF-8 escaped, so the line stays one line and readable."""
+def printable(path: Path | str) -> str:
+    """A file name, printable in a one-line message: control characters (a newline in a
+    name) and bytes that are not UTF-8 escaped, so the line stays one line and readable."""
     text = os.fsencode(path).decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
@@ -298,7 +300,7 @@ def _key(path: Path) -> str:
     return hashlib.sha1(os.fsencode(path.name)).hexdigest()[:12]
 
 
-def standing_for(name: str | os.PathLike[str], outputs: Iterable[Path]) -> Path | None:
+def output_of_temporary(name: str | os.PathLike[str], outputs: Iterable[Path]) -> Path | None:
     """The output whose hidden temporary (:func:`temporary`) ``name`` is, if it is one: a
     reason names the file the user asked for, never ours."""
     base = os.path.basename(os.fsdecode(name))
@@ -426,7 +428,7 @@ def check_names(outputs: Iterable[Path]) -> None:
         length, limit = len(os.fsencode(path.name)), name_max(path.parent)
         if length > limit:
             raise ImageError(
-                f"its output name {shown(path.name)[:40]}… would be {length} bytes, over the "
+                f"its output name {printable(path.name)[:40]}… would be {length} bytes, over the "
                 f"file system's limit of {limit}: rename the input (shorter), or leave out "
                 "the side files"
             )
@@ -554,7 +556,7 @@ def _take(path: Path) -> Claim | None:
 
 
 @contextlib.contextmanager
-def claimed(output: Path) -> Iterator[Claim | str | None]:
+def output_claim(output: Path) -> Iterator[Claim | str | None]:
     """:meth:`Claim.take` as a context manager that releases the claim it took."""
     claim = Claim.take(output)
     try:

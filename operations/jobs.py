@@ -33,10 +33,10 @@ from operations.files import (
     Written,
     changed,
     check_names,
-    claimed,
+    output_claim,
+    output_of_temporary,
+    printable,
     read_whole,
-    shown,
-    standing_for,
 )
 from operations.ledger import InputRecord, Ledger, Made, digest_bytes
 from operations.report import Thumbnails, write_thumbnails
@@ -190,7 +190,7 @@ class Job(ABC):
         each skips the jobs the other holds or finished since it planned its own. ``cancel``:
         once set, the job writes nothing (see :class:`Cancel`).
         """
-        with claimed(self.output) as claim:
+        with output_claim(self.output) as claim:
             if isinstance(claim, str):
                 return FileResult(
                     str(self.source),
@@ -286,10 +286,10 @@ class Job(ABC):
             target = self.output
         if target is None:
             return what
-        target = standing_for(target, self.outputs) or target
+        target = output_of_temporary(target, self.outputs) or target
         if os.path.basename(os.fsdecode(target)).startswith(PREFIX):  # another job's temporary
             target = os.path.dirname(os.fsdecode(target))
-        return f"{what}: {shown(target)}"
+        return f"{what}: {printable(target)}"
 
     def _thumbnails(
         self, settings: JobSettings, photo: np.ndarray, result: SwapResult, warnings: list[str]

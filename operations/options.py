@@ -837,7 +837,7 @@ class _Settings:
     def _check_words(self) -> None:
         """Settings written as words the top parses: a colour, a canvas."""
         try:
-            self._bg_word()  # a colour written out of range, or with transparency
+            self._bg_parsed()  # a colour written out of range, or with transparency
         except ValueError as exc:
             raise self._error("bg", str(exc)) from None
         if self.canvas is not None:
@@ -903,7 +903,7 @@ class _Settings:
         """Files the settings name: they must be there."""
         if self.nst_weights is not None and not Path(self.nst_weights).is_file():
             raise self._error("nst_weights", "no such file")
-        if self.bg is None or self._bg_word() is not None:
+        if self.bg is None or self._bg_parsed() is not None:
             return
         bg = Path(self.bg)
         if not bg.exists():
@@ -1181,7 +1181,7 @@ class _Settings:
 
     def _bg_fields(self) -> dict[str, Any]:
         """``--bg`` as the background's settings: a path, a colour, or transparent."""
-        word = self._bg_word()
+        word = self._bg_parsed()
         return {
             "bg": self.bg if word is None else None,
             "colour": word if isinstance(word, tuple) else None,
@@ -1194,7 +1194,7 @@ class _Settings:
         generating = generation(self.prompt is not None, self.bg_per_image, self.around)
         return kind_of(BackgroundSettings(**self._bg_fields()), generating)
 
-    def _bg_word(self) -> str | tuple[int, int, int] | None:
+    def _bg_parsed(self) -> str | tuple[int, int, int] | None:
         """``--bg`` as a word: ``transparent``, or a colour's RGB; ``None`` for a path (a file
         or folder of that name wins over the word)."""
         if self.bg is None or Path(self.bg).exists():

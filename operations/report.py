@@ -36,7 +36,7 @@ from operations.files import (
     WRITABLE,
     ImageError,
     is_video,
-    shown,
+    printable,
     write_atomic,
 )
 from operations.resize import shrink
@@ -161,7 +161,7 @@ def _thumbnails_from_files(row: dict, thumbs: Thumbnails) -> None:
         try:
             encode(thumbnail(_on_checks(_picture(source))), target, settings=settings)
         except (ImageError, OSError) as exc:
-            log.warning("no thumbnail for %s: %s", shown(source), exc)
+            log.warning("no thumbnail for %s: %s", printable(source), exc)
 
 
 def row_path(row: dict, key: str) -> Path | None:
@@ -213,9 +213,9 @@ def _card(row: dict, index: int, page: Path, output_folder: Path, input_root: Pa
     flags = row.get("flags") or []
     source, output = _given(row, "input"), row_path(row, "output")
     try:
-        name = shown(source.relative_to(input_root))
+        name = printable(source.relative_to(input_root))
     except ValueError:
-        name = shown(source)
+        name = printable(source)
     esc = html.escape
     if output is not None and status != "failed":
         thumbs = Thumbnails.for_output(page, output_folder, output)
@@ -339,7 +339,7 @@ def render(rows: list[dict], page: Path, output_folder: Path, input_root: Path) 
     cards = "\n".join(
         _card(row, i, page, output_folder, input_root) for i, row in enumerate(ordered)
     )
-    heading = html.escape(f"BackgroundSwap review: {shown(output_folder)}")
+    heading = html.escape(f"BackgroundSwap review: {printable(output_folder)}")
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
@@ -370,7 +370,7 @@ def write_page(
         try:
             rows = merge_earlier(rows, json.loads(results.read_bytes())["files"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("could not read the earlier results %s: %s", shown(results), exc)
+            log.warning("could not read the earlier results %s: %s", printable(results), exc)
     missing = [
         (row, thumbs)
         for row in rows
@@ -412,15 +412,15 @@ def rebuild(source: Path, page: Path | None = None, *, workers: int = 4) -> Path
                 f"a run with {setting('report')} writes it; give a {setting('summary')} JSON "
                 "file instead"
             )
-            raise ReportError(f"{shown(source)} holds no {shown(results)} ({hint})")
+            raise ReportError(f"{printable(source)} holds no {printable(results)} ({hint})")
         source = results
     try:
         report = json.loads(source.read_bytes())
         report["files"]
     except FileNotFoundError:
-        raise ReportError(f"{shown(source)}: no such file") from None
+        raise ReportError(f"{printable(source)}: no such file") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ReportError(f"{shown(source)} is not a run's results: {exc}") from None
+        raise ReportError(f"{printable(source)} is not a run's results: {exc}") from None
     output_folder = Path(report.get("output_folder") or _output_folder(report))
     page = page if page is not None else output_folder / PAGE_NAME
     return write_page(report, page, output_folder, workers=workers, earlier=False)

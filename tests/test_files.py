@@ -158,9 +158,9 @@ def test_broken_links_are_inputs_and_linked_folders_are_read_once(tmp_path: Path
 
 
 def test_names_in_messages_and_reports() -> None:
-    assert files.shown("a\nb.jpg") == "a\\nb.jpg"  # one line stays one line
+    assert files.printable("a\nb.jpg") == "a\\nb.jpg"  # one line stays one line
     raw = b"caf\xe9.jpg"
-    assert files.shown(os.fsdecode(raw)) == "caf\\xe9.jpg"
+    assert files.printable(os.fsdecode(raw)) == "caf\\xe9.jpg"
     fields = files.name_fields("input", os.fsdecode(raw))
     assert fields["input"] == "caf\ufffd.jpg"
     assert unquote_to_bytes(fields["input_bytes"]) == raw  # lossless

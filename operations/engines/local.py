@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 import cv2
 
 from operations.engines import Engine, Report
-from operations.files import shown
+from operations.files import printable
 from operations.jobs import Cancel, Interrupted
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class LocalEngine(Engine):
             bar = tqdm(
                 total=0,
                 unit="frame",
-                desc=shown(job.relative.name)[:40],
+                desc=printable(job.relative.name)[:40],
                 leave=False,
                 position=1,
                 disable=None if self.progress else True,
