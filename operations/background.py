@@ -286,6 +286,10 @@ class BackgroundKind:
         """The run's generated background, once made."""
         return self.run_background
 
+    def load(self) -> None:
+        """Build what the photos will need now, so a missing model stops the run before the
+        first file. Idempotent."""
+
     def first_picture(self) -> Background | None:
         """The image the run starts with (a style's first), if it has one yet."""
         return self.image
@@ -703,8 +707,7 @@ class BackgroundSource:
     def load(self) -> None:
         """Build what the photos will need now (the style network and its Gram targets), so a
         missing model stops the run before the first file. Idempotent."""
-        if isinstance(self.kind, Restyled):
-            self.kind.load()
+        self.kind.load()
 
     def for_image(
         self,
