@@ -251,8 +251,9 @@ class BackgroundKind:
     """One kind of background: what it is, for the checks that span settings, and how each
     photo's is made. A new kind is a subclass and a line in :data:`KINDS`.
 
-    The class attributes declare what the kind is, so the settings' checks, the video job and
-    the summary ask it instead of working it out again.
+    The class attributes declare what the kind is, so the settings' checks and the video job
+    ask it instead of working it out again; what a photo's summary row records of its
+    background (a folder's file, a generated one's seed) is what :meth:`behind` returns.
     """
 
     name: ClassVar[str]
