@@ -42,10 +42,8 @@ def composite(matte: Matte, background: np.ndarray) -> np.ndarray:
 
     if background.shape != matte.rgb.shape:
         raise ValueError(f"shape mismatch: photo {matte.rgb.shape}, background {background.shape}")
-    assert matte.solid is not None  # refined: solid, edge and its values are all there
+    solid, edge, edge_alpha, edge_colours = matte.parts()
     out = background.copy()
-    cv2.copyTo(matte.rgb, matte.solid, out)
-    blend_edge(
-        out, np.ascontiguousarray(background), matte.edge, matte.edge_alpha, matte.edge_colours
-    )
+    cv2.copyTo(matte.rgb, solid, out)
+    blend_edge(out, np.ascontiguousarray(background), edge, edge_alpha, edge_colours)
     return out

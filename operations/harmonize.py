@@ -168,9 +168,10 @@ def harmonize(matte: Matte, background: np.ndarray, strength: float = DEFAULT_ST
     if not matte.refined:
         return Matte(adjusted, soft=matte.soft)
     # The edge pixels: their own colours, at their place in the illumination layer.
-    if matte.edge is None or matte.edge_colours is None or not matte.edge.size:
+    _, edge, _, edge_colours = matte.parts()
+    if not edge.size:
         return replace(matte, rgb=adjusted)
     edge_base = base[y - top, x - left][:, None]
-    colours = _lab(matte.edge_colours[None])[0]
+    colours = _lab(edge_colours[None])[0]
     shifted = _rgb(_apply(colours[None], edge_base.T, adjustment))[0]
     return replace(matte, rgb=adjusted, edge_colours=np.clip(shifted, 0, 255).astype(np.float32))

@@ -98,8 +98,7 @@ class TemporalSmoother:
             return matte
         if not matte.refined:
             return Matte(matte.rgb, soft=self(matte.alpha, rgb))
-        solid, edge, values = matte.solid, matte.edge, matte.edge_alpha
-        assert solid is not None and edge is not None and values is not None  # refined
+        solid, edge, values, edge_colours = matte.parts()
         weight = self._gate(rgb, solid.shape)
         previous = self._sparse if self._sparse is not None else self._to_sparse()
         self._alpha, self._sparse = None, (solid, edge, values)
@@ -115,7 +114,7 @@ class TemporalSmoother:
             np.ascontiguousarray(solid),
             edge,
             values,
-            matte.edge_colours,
+            edge_colours,
             np.ascontiguousarray(last_solid),
             last_edge,
             last_values,
