@@ -28,7 +28,7 @@ from operations.errors import BackgroundSwapError, named
 if TYPE_CHECKING:
     from operations.batch import BatchResult
     from operations.options import Options
-    from operations.service import ServiceSettings
+    from operations.service.server import ServiceSettings
 
 PROG = "backgroundswap"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -97,8 +97,8 @@ def download_main(argv: Sequence[str]) -> int:
     known = [*weights, "vgg19", "sd"]
     parser = argparse.ArgumentParser(
         prog=f"{PROG} download",
-        description="Fetch model weights into the caches the tool reads (see the README's model "
-        "table), for machines that run offline. Checksums are verified where the source "
+        description="Fetch model weights into the caches the tool reads (see docs/models.md), "
+        "for machines that run offline. Checksums are verified where the source "
         "publishes them.",
     )
     parser.add_argument(
@@ -131,7 +131,7 @@ def download_main(argv: Sequence[str]) -> int:
             )
             return EXIT_USAGE
         if name == "sd":
-            from operations.text_to_image import GenerationError, fetch_pipeline
+            from operations.stages.text_to_image import GenerationError, fetch_pipeline
 
             try:
                 where = fetch_pipeline(args.sd_model, timeout=args.timeout)
@@ -163,8 +163,8 @@ def download_main(argv: Sequence[str]) -> int:
 
 def report_main(argv: Sequence[str]) -> int:
     """``report SOURCE``: rebuild the review page of an earlier run, processing nothing."""
+    from operations.jobs.report import ReportError, rebuild
     from operations.options import OptionsError
-    from operations.report import ReportError, rebuild
 
     parser = argparse.ArgumentParser(
         prog=f"{PROG} report",
@@ -244,7 +244,7 @@ def serve_main(argv: Sequence[str]) -> int:
         except BackgroundSwapError as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    from operations.service import serve
+    from operations.service.server import serve
 
     _configure_logging(options)
     return serve(options.recipe(), settings)
@@ -253,7 +253,7 @@ def serve_main(argv: Sequence[str]) -> int:
 def _serve_parser() -> argparse.ArgumentParser:
     """The batch's parser less its batch-only flags (hidden, and refused if given), plus the
     server's own."""
-    from operations.service import (
+    from operations.service.server import (
         DEFAULT_MAX_UPLOAD_MB,
         DEFAULT_PORT,
         DEFAULT_QUEUE,
@@ -317,9 +317,9 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 def _service_settings(args: argparse.Namespace, options: Options) -> ServiceSettings:
     """The server's settings from its flags (the API keys read from their file)."""
-    from operations.fetch import FetchSettings
     from operations.options import OptionsError
-    from operations.service import ServiceSettings, read_keys
+    from operations.service.fetch import FetchSettings
+    from operations.service.server import ServiceSettings, read_keys
 
     keys = read_keys(args.api_keys.read_text()) if args.api_keys is not None else ()
     if args.api_keys is not None and not keys:
@@ -441,7 +441,7 @@ def _run(options: Options, stop: _StopSignals) -> BatchResult:
     from operations.batch import interrupted_before_start, run_batch
 
     if options.matting != "off":
-        from operations.matting import warm_up
+        from operations.stages.matting import warm_up
 
         # Our edge kernels compile here too (the first run on a machine): a KeyboardInterrupt
         # raised inside LLVM leaves half-made objects that print tracebacks as they go.

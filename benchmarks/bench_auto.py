@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from operations.decode import decode
-from operations.files import find_inputs, is_video
+from operations.media.decode import decode
+from operations.media.files import find_inputs, is_video
 from operations.segmenters import create_segmenter
 from operations.segmenters.base import SegmenterSettings
 

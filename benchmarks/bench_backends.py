@@ -29,7 +29,7 @@ import cv2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from operations.decode import decode  # noqa: E402
+from operations.media.decode import decode  # noqa: E402
 
 
 def random_weights_deeplab(variant: str) -> bool:
@@ -86,7 +86,7 @@ import sys
 from pathlib import Path
 import cv2, onnxruntime
 sys.path.insert(0, sys.argv[1])
-from operations.decode import decode
+from operations.media.decode import decode
 from operations.segmenters.salient import SalientSegmenter
 photo = cv2.resize(decode(Path(sys.argv[2])).rgb, (1920, 1080))
 if sys.argv[3] != "none":

@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from operations.batch import run_batch  # noqa: E402
 from operations.build import build_pipeline  # noqa: E402
+from operations.media.png import encode_png  # noqa: E402
 from operations.options import Options  # noqa: E402
-from operations.png import encode_png  # noqa: E402
 from operations.segmenters.mediapipe import MediaPipeSegmenter  # noqa: E402
 
 BACKGROUND = ROOT / "background" / "hubble_deep_field.jpg"

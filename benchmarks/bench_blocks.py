@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from operations.build import build_segmenter  # noqa: E402
-from operations.decode import decode  # noqa: E402
-from operations.matting import _block_starts, _work_size, refine  # noqa: E402
+from operations.media.decode import decode  # noqa: E402
 from operations.options import Options  # noqa: E402
+from operations.stages.matting import _block_starts, _work_size, refine  # noqa: E402
 
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 BAND = (0.02, 0.98)

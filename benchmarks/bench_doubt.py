@@ -19,8 +19,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from operations.decode import decode  # noqa: E402
 from operations.doubt import measure  # noqa: E402
+from operations.media.decode import decode  # noqa: E402
 from operations.options import Options  # noqa: E402
 from operations.segmenters import create_segmenter  # noqa: E402
 from tests.helpers import SAMPLES, bad_cases  # noqa: E402

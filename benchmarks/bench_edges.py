@@ -39,10 +39,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from operations.composite import composite as composite_matte  # noqa: E402
-from operations.decode import decode  # noqa: E402
-from operations.matting import refine  # noqa: E402
+from operations.media.decode import decode  # noqa: E402
 from operations.segmenters.mediapipe import MediaPipeSegmenter  # noqa: E402
+from operations.stages.composite import composite as composite_matte  # noqa: E402
+from operations.stages.matting import refine  # noqa: E402
 
 METHODS = ("original", "off", "fast", "quality")
 MASK_SIDE = 256

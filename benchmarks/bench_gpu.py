@@ -72,7 +72,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from operations.decode import decode  # noqa: E402
+from operations.media.decode import decode  # noqa: E402
 
 STYLE = ROOT / "background" / "hubble_deep_field.jpg"
 OVERRUN = 60.0  # seconds past the budget after which a stuck row is abandoned (the process ends)
@@ -498,7 +498,7 @@ def _yolo_call(bench: Bench, size: str, images: list[np.ndarray]) -> Built:
 
 
 def item_style(bench: Bench) -> None:
-    from operations.neural_style_transfer import StyleSettings, StyleTransfer
+    from operations.stages.neural_style_transfer import StyleSettings, StyleTransfer
     from tests.models import make_vgg
 
     make_vgg()
@@ -602,7 +602,7 @@ def _sd15(root: Path, *, inpaint: bool, device: str, width: int) -> Path:
 def _diffusion(bench: Bench, inpaint: bool) -> None:
     import diffusers
 
-    from operations.text_to_image import BackgroundGenerator, GenerationRequest
+    from operations.stages.text_to_image import BackgroundGenerator, GenerationRequest
 
     diffusers.utils.logging.disable_progress_bar()  # save_pretrained's shard bar
     scale = bench.scale

@@ -38,12 +38,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from operations.composite import blend  # noqa: E402
-from operations.decode import decode  # noqa: E402
-from operations.harmonize import _lab, _ring, harmonize  # noqa: E402
-from operations.matting import Matte, refine  # noqa: E402
+from operations.media.decode import decode  # noqa: E402
 from operations.options import Options  # noqa: E402
 from operations.segmenters import create_segmenter  # noqa: E402
+from operations.stages.composite import blend  # noqa: E402
+from operations.stages.harmonize import _lab, _ring, harmonize  # noqa: E402
+from operations.stages.matting import Matte, refine  # noqa: E402
 from tests.helpers import SAMPLES  # noqa: E402
 
 STRENGTHS = (0.25, 0.5, 0.75, 1.0)

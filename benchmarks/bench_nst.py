@@ -75,8 +75,8 @@ def main() -> None:
     weights = ensure_vgg()
     import torch
 
-    from operations.decode import decode
-    from operations.neural_style_transfer import StyleSettings, StyleTransfer, _working_size
+    from operations.media.decode import decode
+    from operations.stages.neural_style_transfer import StyleSettings, StyleTransfer, _working_size
 
     photo = decode(ROOT / "input" / "grace_hopper.jpg").rgb
     style = decode(ROOT / "background" / "hubble_deep_field.jpg").rgb

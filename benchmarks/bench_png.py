@@ -24,7 +24,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from operations.png import encode_png  # noqa: E402
+from operations.media.png import encode_png  # noqa: E402
 
 
 def _pillow(rgb: np.ndarray, level: int) -> bytes:

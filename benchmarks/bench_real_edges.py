@@ -63,10 +63,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("U2NET_HOME", str(Path.home() / ".cache" / "bgs-real-models"))
 
-from operations.decode import decode  # noqa: E402
-from operations.matting import FINE_HIGH, FINE_LOW, refine  # noqa: E402
+from operations.media.decode import decode  # noqa: E402
 from operations.segmenters import create_segmenter  # noqa: E402
 from operations.segmenters.base import SegmenterSettings  # noqa: E402
+from operations.stages.matting import FINE_HIGH, FINE_LOW, refine  # noqa: E402
 
 NEW_BACKGROUND = (40, 90, 200)  # the flat new background composites are judged over
 OURS = ("off", "fast", "fast-enlarged", "quality", "fast-coarse")

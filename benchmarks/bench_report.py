@@ -29,7 +29,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from operations.report import FLAG_NAMES, Thumbnails, render, write_thumbnails  # noqa: E402
+from operations.jobs.report import FLAG_NAMES, Thumbnails, render, write_thumbnails  # noqa: E402
 
 PROBE = (  # the page's own timings, put in its title for --dump-dom to read
     "<script>addEventListener('load',()=>{const n=performance.getEntriesByType('navigation')[0],"

@@ -40,10 +40,10 @@ sys.path.insert(0, str(ROOT))
 
 from operations.batch import run_batch  # noqa: E402
 from operations.build import build_pipeline  # noqa: E402
+from operations.media.video import VIDEO_CODECS, VideoReader, VideoWriter  # noqa: E402
 from operations.options import Options  # noqa: E402
-from operations.temporal import DEFAULT_STRENGTH as DEFAULT  # noqa: E402
-from operations.temporal import TemporalSmoother  # noqa: E402
-from operations.video import VIDEO_CODECS, VideoReader, VideoWriter  # noqa: E402
+from operations.stages.temporal import DEFAULT_STRENGTH as DEFAULT  # noqa: E402
+from operations.stages.temporal import TemporalSmoother  # noqa: E402
 from tests.helpers import BACKGROUND, SAMPLES  # noqa: E402
 
 RATE = 30

@@ -5,6 +5,19 @@
     ...     result = swap(photo)  # numpy RGB uint8 or PIL image in, the same type out
 
 Heavy modules load on first use, so importing this package is cheap.
+
+The layout, top down (each layer imports only the ones below it; docs/architecture.md):
+
+- ``api`` (the Python API), ``batch`` (a folder's run): the front doors, with ``run.py``;
+- ``options``: the run's one validated record of settings, which makes each stage's own;
+- ``jobs/`` (a source as a job, the engines, the drop folder, the report) and ``service/``
+  (the HTTP front door), peers;
+- ``build``: the run's parts from a :class:`~operations.build.Recipe`;
+- ``pipeline``: one photo through the stages;
+- ``segmenters/`` (the models) and ``stages/`` (matting, backgrounds, the look …), peers;
+- ``models``: where weights come from;
+- ``media/``: files, decoding, encoding, video;
+- ``errors``, ``doubt``, ``warning_capture``: shared by all.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 import numpy as np
 from PIL import Image
 
-from operations.background import Background
 from operations.build import build_background, build_pipeline
 from operations.options import Options, naming_flags
 from operations.segmenters.mediapipe import DEFAULT_MODEL as MP_DEFAULT
+from operations.stages.background import Background
 
 ImageLike = TypeVar("ImageLike", np.ndarray, Image.Image)
 BackgroundLike = str | Path | np.ndarray | Image.Image | None

@@ -4,7 +4,7 @@
 finished, prepares the run's background once, hands the rest to the engine ``--engine`` names,
 and collects every result into a :class:`BatchResult` (the summary line, the exit code and the
 ``--summary`` JSON). What happens to one job is the job's own business
-(:meth:`operations.jobs.Job.process`); where it happens is the engine's.
+(:meth:`operations.jobs.job.Job.process`); where it happens is the engine's.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from operations import __version__
-from operations.background import RunBackground
 from operations.build import build_background
-from operations.decode import allow_pixels
-from operations.drop_folder import DropFolder
-from operations.engines import Engine, Report, create_engine
-from operations.files import (
+from operations.jobs.drop_folder import DropFolder
+from operations.jobs.engines import Engine, Report, create_engine
+from operations.jobs.job import FileResult, Job, PhotoJob, Status
+from operations.jobs.report import FLAG_NAMES, assets_folder, write_page
+from operations.jobs.video_job import VideoJob
+from operations.media.decode import allow_pixels
+from operations.media.files import (
     find_inputs,
     is_video,
     name_fields,
@@ -37,12 +39,10 @@ from operations.files import (
     sweep,
     write_atomic,
 )
-from operations.jobs import FileResult, Job, PhotoJob, Status
+from operations.media.video import VIDEO_CODECS
 from operations.options import Options, OptionsError, naming_flags
 from operations.pipeline import Pipeline
-from operations.report import FLAG_NAMES, assets_folder, write_page
-from operations.video import VIDEO_CODECS
-from operations.video_job import VideoJob
+from operations.stages.background import RunBackground
 
 log = logging.getLogger("backgroundswap")
 
@@ -91,7 +91,7 @@ class BatchResult:
 
 
 def _video(result: FileResult) -> dict[str, Any]:
-    """A video's record in its result's ``extra`` (see :mod:`operations.video_job`)."""
+    """A video's record in its result's ``extra`` (see :mod:`operations.jobs.video_job`)."""
     video = result.extra["video"]
     assert isinstance(video, dict)
     return video
@@ -118,8 +118,9 @@ def _job(
 
 
 def plan_jobs(options: Options) -> list[Job]:
-    """List the input files and name their outputs (see :func:`operations.files.plan_outputs`);
-    videos (by extension) become :class:`VideoJob`, anything else :class:`PhotoJob`.
+    """List the input files and name their outputs
+    (see :func:`operations.media.files.plan_outputs`); videos (by extension) become
+    :class:`VideoJob`, anything else :class:`PhotoJob`.
 
     Raises:
         OptionsError: the input folder holds no files.
@@ -364,7 +365,7 @@ def _sweep_leftovers(options: Options, jobs: list[Job], started: float) -> None:
 def _drop_folder(
     options: Options, engine: Engine, report: Report, stop: threading.Event | None
 ) -> DropFolder:
-    """--watch: the drop folder that takes what arrives (see :mod:`operations.drop_folder`)."""
+    """--watch: the drop folder that takes what arrives (see :mod:`operations.jobs.drop_folder`)."""
     extras, video = _suffixes(options)
     return DropFolder(
         options.drop_settings(tuple(_excluded(options))),

@@ -16,28 +16,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from operations.background import Background, BackgroundSettings, BackgroundSource, RunBackground
-from operations.framing import FrameSettings
-from operations.jobs import JobSettings
-from operations.look import LookSettings
-from operations.matting import MattingSettings
 from operations.models import DEFAULT_DEVICE
-from operations.neural_style_transfer import StyleSettings
 from operations.pipeline import Pipeline
 from operations.segmenters import DEFAULT_SEGMENTER, create_segmenter
 from operations.segmenters.base import Segmenter, SegmenterSettings
-from operations.text_to_image import PromptSettings
+from operations.stages.background import (
+    Background,
+    BackgroundSettings,
+    BackgroundSource,
+    RunBackground,
+)
+from operations.stages.framing import FrameSettings
+from operations.stages.look import LookSettings
+from operations.stages.matting import MattingSettings
+from operations.stages.neural_style_transfer import StyleSettings
+from operations.stages.text_to_image import PromptSettings
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from operations.neural_style_transfer import StyleTransfer
-    from operations.text_to_image import PromptBackgrounds
+    from operations.stages.neural_style_transfer import StyleTransfer
+    from operations.stages.text_to_image import PromptBackgrounds
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """What a run's pipelines and jobs are made of: each stage's own settings."""
+    """What a run's pipelines are made of: each stage's own settings."""
 
     mode: str = DEFAULT_SEGMENTER  # the segmentation backend's name
     segmenter: SegmenterSettings = field(default_factory=SegmenterSettings)
@@ -50,7 +54,6 @@ class Recipe:
     matting: MattingSettings = field(default_factory=MattingSettings)
     look: LookSettings = field(default_factory=LookSettings)
     framing: FrameSettings | None = None  # the subject on a canvas of its own (--frame)
-    jobs: JobSettings = field(default_factory=JobSettings)
     folder: Path | None = None  # where generated backgrounds are kept (None: the working folder)
     progress: bool = True  # show the generation's progress
 
@@ -67,7 +70,7 @@ def build_segmenter(recipe: Recipe) -> Segmenter:
 def _prompted(recipe: Recipe) -> PromptBackgrounds | None:
     if recipe.prompt is None:
         return None
-    from operations.text_to_image import PromptBackgrounds
+    from operations.stages.text_to_image import PromptBackgrounds
 
     folder = recipe.folder if recipe.folder is not None else Path.cwd()
     return PromptBackgrounds(recipe.prompt, folder, progress=recipe.progress)
@@ -76,7 +79,7 @@ def _prompted(recipe: Recipe) -> PromptBackgrounds | None:
 def _style(recipe: Recipe) -> Callable[[np.ndarray], StyleTransfer] | None:
     if recipe.style is None:
         return None
-    from operations.neural_style_transfer import StyleTransfer
+    from operations.stages.neural_style_transfer import StyleTransfer
 
     return functools.partial(
         StyleTransfer,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from operations.errors import BackgroundSwapError, setting
-from operations.files import write_atomic
+from operations.media.files import write_atomic
 
 DEFAULT_TIMEOUT = 10.0  # seconds any single network wait may take
 DEVICES = ("auto", "cpu", "cuda", "mps")

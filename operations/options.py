@@ -2,8 +2,8 @@
 
 Each setting is declared once, as a field of :class:`Options`: its default (a constant of the
 module that uses it: ``encode.DEFAULT_QUALITY``, ``yolo.DEFAULT_CONFIDENCE``…), and in the
-field's metadata its command-line flag (:class:`Flag`: group, help, metavar, the README's
-wording). The parser (``run.build_parser``) and the README's options table
+field's metadata its command-line flag (:class:`Flag`: group, help, metavar, the docs'
+wording). The parser (``run.build_parser``) and the options table of docs/options.md
 (:func:`options_table`) are made from these declarations. Validation only checks: the run
 creates what it needs (the output folder) once it starts.
 
@@ -22,9 +22,29 @@ from dataclasses import Field, asdict, dataclass, field, fields, make_dataclass,
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from operations import engines, temporal, video
-from operations import text_to_image as sd
-from operations.background import (
+from operations.build import Recipe
+from operations.errors import OptionsError, SettingError
+from operations.jobs import engines
+from operations.jobs.drop_folder import DropSettings
+from operations.jobs.engines import EngineSettings, default_workers
+from operations.jobs.job import JobSettings
+from operations.jobs.report import PAGE_NAME
+from operations.jobs.watch import DEFAULT_SETTLE
+from operations.media import video
+from operations.media.decode import DEFAULT_MAX_PIXELS
+from operations.media.encode import DEFAULT_FORMAT, DEFAULT_QUALITY, OUTPUT_FORMATS
+from operations.media.files import VIDEO_EXTENSIONS, WRITABLE, find_inputs, is_video
+from operations.models import DEFAULT_DEVICE, DEVICES
+from operations.segmenters import (
+    DEFAULT_SEGMENTER,
+    backends,
+    resolve_segmenter_name,
+    segmenter_help,
+)
+from operations.segmenters.base import Backend, SegmenterSettings
+from operations.stages import temporal
+from operations.stages import text_to_image as sd
+from operations.stages.background import (
     BG_MATCH,
     DEFAULT_FIT,
     FIT_MODES,
@@ -36,33 +56,15 @@ from operations.background import (
     kind_of,
     parse_colour,
 )
-from operations.blur import DEFAULT_BLUR_STRENGTH
-from operations.build import Recipe
-from operations.decode import DEFAULT_MAX_PIXELS
-from operations.drop_folder import DropSettings
-from operations.encode import DEFAULT_FORMAT, DEFAULT_QUALITY, OUTPUT_FORMATS
-from operations.engines import EngineSettings, default_workers
-from operations.errors import OptionsError, SettingError
-from operations.files import VIDEO_EXTENSIONS, WRITABLE, find_inputs, is_video
-from operations.framing import ALIGNS, DEFAULT_MARGIN, FrameSettings, parse_canvas
-from operations.harmonize import DEFAULT_STRENGTH as DEFAULT_HARMONIZE
-from operations.jobs import JobSettings
-from operations.light_wrap import DEFAULT_WIDTH as DEFAULT_WRAP
-from operations.look import LookSettings
-from operations.matting import DEFAULT_METHOD as DEFAULT_MATTING
-from operations.matting import MATTING_METHODS, MattingSettings
-from operations.models import DEFAULT_DEVICE, DEVICES
-from operations.neural_style_transfer import OPTIMIZERS, StyleSettings
-from operations.report import PAGE_NAME
-from operations.segmenters import (
-    DEFAULT_SEGMENTER,
-    backends,
-    resolve_segmenter_name,
-    segmenter_help,
-)
-from operations.segmenters.base import Backend, SegmenterSettings
-from operations.shadow import ShadowSettings
-from operations.watch import DEFAULT_SETTLE
+from operations.stages.blur import DEFAULT_BLUR_STRENGTH
+from operations.stages.framing import ALIGNS, DEFAULT_MARGIN, FrameSettings, parse_canvas
+from operations.stages.harmonize import DEFAULT_STRENGTH as DEFAULT_HARMONIZE
+from operations.stages.light_wrap import DEFAULT_WIDTH as DEFAULT_WRAP
+from operations.stages.look import LookSettings
+from operations.stages.matting import DEFAULT_METHOD as DEFAULT_MATTING
+from operations.stages.matting import MATTING_METHODS, MattingSettings
+from operations.stages.neural_style_transfer import OPTIMIZERS, StyleSettings
+from operations.stages.shadow import ShadowSettings
 
 __all__ = ["Options", "OptionsError", "default_workers"]
 
@@ -140,7 +142,7 @@ def _names(text: str) -> list[str]:
 class Flag:
     """A setting's command-line flag, declared with its field (in the field's metadata).
 
-    ``help`` is ``--help``'s line (argparse's ``%(default)s`` allowed); ``doc`` the README
+    ``help`` is ``--help``'s line (argparse's ``%(default)s`` allowed); ``doc`` the options
     table's wording when it says more (``{default}`` is the field's default). The flag is
     ``--`` + the field's name with dashes unless ``name`` says otherwise.
     """
@@ -273,7 +275,7 @@ class _Settings:
         "copied is never read; a file that changes is taken again (a new file under a name "
         "already done is written as `NAME-2.png`); a record in the output folder makes "
         "restarts safe; Ctrl-C or SIGTERM ends it (exit 130 / 143) with the summary and the "
-        "review page. See [Drop folders](#drop-folders---watch---delete-input)",
+        "review page. See [Drop folders](drop-folders.md)",
     )
     delete_input: bool = _option(
         False,
@@ -283,7 +285,7 @@ class _Settings:
         doc="with --watch: delete each input once every output has been written from its "
         "whole, last content, checked again just before the deletion; an input that is cut "
         "short, changed, or still open in another program is kept, and its row says why. See "
-        "[Drop folders](#drop-folders---watch---delete-input)",
+        "[Drop folders](drop-folders.md)",
     )
     settle: float = _option(
         DEFAULT_SETTLE,
@@ -313,7 +315,7 @@ class _Settings:
         help="write a JSON report: per file input, output, status, seconds, error, doubt",
         doc="write a report: per file `input`, `output`, `status` (`ok`, `skipped`, `failed`), "
         "`seconds`, `error`, `warnings`, `doubt` (0–1), `flags` and the `signals` behind them"
-        " (see [Reviewing results](#reviewing-results---report)), `extra` (what a stage "
+        " (see [Reviewing results](review.md)), `extra` (what a stage "
         "recorded: a generated background's seed, a video's frames, `--mode auto`'s "
         "`segmenter`); plus counts and the options used. A name that is not valid UTF-8 is "
         "given readably in `input` (undecodable bytes as U+FFFD) and exactly in "
@@ -333,7 +335,7 @@ class _Settings:
         doc="write a review page: every result beside its input, the doubtful ones first "
         f"(default `{PAGE_NAME}` in the output folder, thumbnails in `report_files/` beside it). "
         "`backgroundswap report OUTPUT_DIR` rebuilds it later. See "
-        "[Reviewing results](#reviewing-results---report)",
+        "[Reviewing results](review.md)",
     )
 
     frame: str | None = _option(
@@ -343,7 +345,7 @@ class _Settings:
         "(--canvas, --margin, --align) that the background fills",
         doc="frame the subject: crop to its box (specks of mask apart) and place it on a canvas "
         "the background fills (an image, a colour, or transparent) — every product the same "
-        "size with the same margin. See [For shops](#for-shops-white-framed-transparent)",
+        "size with the same margin. See [For shops](shops.md)",
     )
     canvas: str | None = _option(
         group=BG,
@@ -375,7 +377,7 @@ class _Settings:
         "video gets the frame at its time, looped; a photo gets the first frame), a colour "
         "(white, '#f4f4f4', 'rgb(244,244,244)'), or transparent (the result is the subject's "
         "RGBA cut-out: PNG, WebP or TIFF)",
-        doc="background image, a video (see [Videos](#videos)), or a folder of images: each "
+        doc="background image, a video (see [Videos](videos.md)), or a folder of images: each "
         "photo gets the next one in name order, round and round, or with `--bg-match name` the "
         "one named like the photo (`cat.jpg` → `DIR/cat.*`; a photo with none fails with that "
         "reason). The summary records each photo's background. Or a plain colour, as CSS "
@@ -427,7 +429,7 @@ class _Settings:
         "taken out of the edge pixels. `quality`: closed-form matting for a coarse mask (about "
         "a second per megapixel), pymatting's multi-level colour estimation for a fine one; "
         "`off`: the model's soft mask and the photo's colours as they are. See "
-        "[Edge quality](#edge-quality)",
+        "[Edge quality](how-it-works.md#edge-quality)",
     )
     blur: bool = _option(
         False,
@@ -497,7 +499,7 @@ class _Settings:
         f"(given alone: {DEFAULT_HARMONIZE}); texture and detail are kept, the change is bounded",
         doc="move the subject's colour and light toward the new background's, 0–1 (given alone: "
         f"{DEFAULT_HARMONIZE}); texture and detail kept, the change bounded. See "
-        "[The scene's light](#the-scenes-light---harmonize---light-wrap---shadow)",
+        "[The scene's light](scene-light.md)",
     )
     light_wrap: int | None = _option(  # px; 0: light_wrap.DEFAULT_WIDTH of the long side
         group=LIGHT,
@@ -604,7 +606,7 @@ class _Settings:
         "seed + the photo's index (in the summary). Default model with it: "
         f"`{sd.DEFAULT_INPAINT_MODEL}` (CreativeML OpenRAIL-M); any inpainting pipeline (SDXL "
         "inpainting, a local folder) via `--sd-model`. See [Generated around the "
-        "subject](#generated-around-the-subject---around)",
+        "subject](generated-backgrounds.md)",
     )
     strength: float = _option(
         sd.DEFAULT_STRENGTH,
@@ -749,7 +751,7 @@ class _Settings:
         help="local: threads on this machine; ray: a Ray cluster's workers, "
         "same outputs (default: %(default)s)",
         doc="where the photos are processed: threads on this machine (default), or a Ray "
-        "cluster's workers (see [Scaling out](#scaling-out-ray))",
+        "cluster's workers (see [Scaling out](scaling-out.md))",
     )
     ray_address: str | None = _option(  # None: start a local Ray instance
         group=SCALE,
@@ -1095,7 +1097,6 @@ class _Settings:
             look=_built(
                 LookSettings, harmonize=self.harmonize, light_wrap=self.light_wrap, shadow=shadow
             ),
-            jobs=self._job_settings(folder),
             folder=folder,
             progress=not self.quiet,
         )
@@ -1162,7 +1163,8 @@ class _Settings:
             tv_weight=self.nst_tv_weight,
         )
 
-    def _job_settings(self, folder: Path | None) -> JobSettings:
+    def _job_settings(self) -> JobSettings:
+        folder = self.output_folder if self.output is not None else None
         return _built(
             JobSettings,
             max_pixels=self.max_pixels,
@@ -1221,6 +1223,7 @@ class _Settings:
             batch_size=self.batch_size,
             verbose=self.verbose,
             quiet=self.quiet,
+            jobs=self._job_settings(),
         )
 
     def drop_settings(self, exclude: tuple[Path, ...]) -> DropSettings:
@@ -1481,7 +1484,7 @@ def _usage(name: str, spec: Flag) -> str:
 
 
 def options_table() -> str:
-    """The README's table of options, from the declarations (Markdown)."""
+    """The table of options in docs/options.md, from the declarations (Markdown)."""
     defaults = Options()
     lines = ["| option | meaning |", "| --- | --- |"]
     for name, spec in _flags().items():

@@ -4,7 +4,7 @@
 the networks it holds; :mod:`operations.build` makes them) and offers one pure step,
 :meth:`Pipeline.swap`, that reads as the flow: segment → refine edges → background → (harmonise,
 shadow) → composite (→ light wrap). Files, batches and engines are elsewhere
-(:mod:`operations.jobs`, :mod:`operations.batch`, :mod:`operations.engines`).
+(:mod:`operations.jobs.job`, :mod:`operations.batch`, :mod:`operations.jobs.engines`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from operations.background import BackgroundSource
 from operations.doubt import Doubt, measure
-from operations.framing import FrameSettings, frame
-from operations.look import LookSettings, finish, finish_transparent
-from operations.matting import Matte, MattingSettings, refine
-from operations.matting import warm_up as warm_up_matting
 from operations.segmenters.base import Segmenter
+from operations.stages.background import BackgroundSource
+from operations.stages.framing import FrameSettings, frame
+from operations.stages.look import LookSettings, finish, finish_transparent
+from operations.stages.matting import Matte, MattingSettings, refine
+from operations.stages.matting import warm_up as warm_up_matting
 
 # Said in the row of a result whose mask holds no subject (doubt's ``no-subject`` flag): the
 # warning and the flag are one fact, measured once.

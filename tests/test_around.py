@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from operations.decode import decode
+from operations.media.decode import decode
 from tests.helpers import BACKGROUND, SD, cli, needs
 
 pytestmark = needs(*SD)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from operations.batch import run_batch
 from operations.build import build_pipeline
-from operations.decode import decode
+from operations.media.decode import decode
 from operations.options import Options, OptionsError
 from operations.segmenters import create_segmenter
 from operations.segmenters.auto import AutoSegmenter, FaceFinder

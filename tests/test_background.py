@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from operations.background import (
+from operations.build import build_background
+from operations.jobs.video_job import _refuse_photo_settings
+from operations.media.files import ImageError
+from operations.options import Options, OptionsError, naming_flags
+from operations.pipeline import Pipeline
+from operations.stages.background import (
     KINDS,
     Background,
     BackgroundKind,
@@ -20,14 +25,9 @@ from operations.background import (
     generation,
     kind_of,
 )
-from operations.blur import blur_behind_subject, blur_sigma
-from operations.build import build_background
-from operations.files import ImageError
-from operations.matting import Matte
-from operations.options import Options, OptionsError, naming_flags
-from operations.pipeline import Pipeline
-from operations.text_to_image import PromptSettings
-from operations.video_job import _refuse_photo_settings
+from operations.stages.blur import blur_behind_subject, blur_sigma
+from operations.stages.matting import Matte
+from operations.stages.text_to_image import PromptSettings
 from tests.helpers import SD, DiscSegmenter, make_clip, needs, random_rgb
 
 
@@ -282,7 +282,7 @@ class Checkerboard(BackgroundKind):
 
 
 def test_a_new_kind_is_a_class_and_a_line(tmp_path: Path, monkeypatch) -> None:
-    from operations import background
+    from operations.stages import background
 
     monkeypatch.setattr(background, "KINDS", (Checkerboard, *background.KINDS))
     source = BackgroundSource(BackgroundSettings(bg=tmp_path / "any.checker"))

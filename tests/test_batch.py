@@ -73,8 +73,8 @@ def test_a_model_that_cannot_load_stops_the_run_before_a_background_is_generated
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from operations import build
-    from operations.background import BackgroundSource
     from operations.segmenters.base import SegmenterError
+    from operations.stages.background import BackgroundSource
 
     save_rgb(tmp_path / "in" / "a.png")
     options = Options(input=tmp_path / "in", output=tmp_path / "out", prompt="a beach").validated()
@@ -231,7 +231,7 @@ def test_two_runs_on_one_output_folder_split_the_work(tmp_path: Path) -> None:
 
 def test_the_summary_line_counts_videos_in_frames() -> None:
     from operations.batch import BatchResult
-    from operations.jobs import FileResult
+    from operations.jobs.job import FileResult
 
     video = FileResult("clip.mp4", "clip.mp4", "ok", 10.0, extra={"video": {"frames": 300}})
     photos = [FileResult(f"p{n}.jpg", f"p{n}.png", "ok", 0.1) for n in range(4)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from operations.blur import blur_behind_subject, blur_sigma, gaussian_blur
+from operations.stages.blur import blur_behind_subject, blur_sigma, gaussian_blur
 from tests.helpers import random_rgb
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from operations.composite import blend
+from operations.stages.composite import blend
 from tests.helpers import random_rgb
 
 

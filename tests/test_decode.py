@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from operations import decode as decode_module
-from operations.decode import decode
-from operations.encode import encode
-from operations.files import ImageError
+from operations.media import decode as decode_module
+from operations.media.decode import decode
+from operations.media.encode import encode
+from operations.media.files import ImageError
 from tests.helpers import random_rgb, save_rgb
 
 
@@ -179,7 +179,7 @@ def test_a_file_that_grows_while_it_is_read_is_refused(
 ) -> None:
     import os
 
-    from operations.files import SourceChanged, read_whole
+    from operations.media.files import SourceChanged, read_whole
 
     path = save_rgb(tmp_path / "growing.jpg")
     real_fstat, calls = os.fstat, []

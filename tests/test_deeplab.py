@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operations.decode import decode
+from operations.media.decode import decode
 from operations.segmenters.base import SegmenterError
 from tests.helpers import BACKGROUND, SAMPLES, cli
 

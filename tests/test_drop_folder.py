@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from operations.drop_folder import DropFolder, DropSettings
-from operations.jobs import FileResult, JobSettings, PhotoJob
-from operations.ledger import Ledger
+from operations.jobs.drop_folder import DropFolder, DropSettings
+from operations.jobs.job import FileResult, JobSettings, PhotoJob
+from operations.jobs.ledger import Ledger
 from tests.dropfolder import Inbox, Watching, photo, video, wait_for
 from tests.test_watch import _pipeline
 

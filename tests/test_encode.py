@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from operations.encode import EncodeSettings, encode
+from operations.media.encode import EncodeSettings, encode
 from tests.helpers import random_rgb
 
 

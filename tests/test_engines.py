@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from operations.build import build_background, build_pipeline
-from operations.engines import ENGINES, create_engine
-from operations.engines.local import LocalEngine
-from operations.jobs import FileResult, Job, JobSettings
+from operations.jobs.engines import ENGINES, create_engine
+from operations.jobs.engines.local import LocalEngine
+from operations.jobs.job import FileResult, Job, JobSettings
 from operations.options import Options
 from operations.pipeline import Pipeline
 from tests.helpers import RAY, ROOT, DiscSegmenter, needs
@@ -131,33 +131,34 @@ def _imports(path: Path) -> set[str]:
     return {name for name in found if name.startswith("operations")}
 
 
-def _stage(module: str) -> str:
-    """``operations.decode.decode`` → ``decode``; ``operations`` → ``""``."""
-    return [*module.split("."), ""][1]
-
-
 def test_the_layouts_import_rules() -> None:
     package = ROOT / "operations"
+    engines = package / "jobs" / "engines"
     # Engines are peers: neither imports the other.
-    assert not {m for m in _imports(package / "engines/local.py") if "engines.ray" in m}
-    assert not {m for m in _imports(package / "engines/ray.py") if "engines.local" in m}
+    assert not {m for m in _imports(engines / "local.py") if "engines.ray" in m}
+    assert not {m for m in _imports(engines / "ray.py") if "engines.local" in m}
     # The per-image pipeline knows nothing of batches, jobs or engines.
-    assert not {
-        m for m in _imports(package / "pipeline.py") if _stage(m) in ("batch", "jobs", "engines")
-    }
+    batch = ("operations.batch", "operations.jobs")
+    assert not {m for m in _imports(package / "pipeline.py") if m.startswith(batch)}
     # Low-level stages work on arrays and never import file input/output.
-    file_io = ("files", "decode", "encode", "png", "jobs", "batch")
+    file_io = (
+        *batch,
+        "operations.media.files",
+        "operations.media.decode",
+        "operations.media.encode",
+        "operations.media.png",
+    )
     low_level = [
-        "resize.py",
-        "blur.py",
-        "composite.py",
-        "matting.py",
-        "matting_kernels.py",
-        "temporal.py",
+        "media/resize.py",
+        "stages/blur.py",
+        "stages/composite.py",
+        "stages/matting.py",
+        "stages/matting_kernels.py",
+        "stages/temporal.py",
     ]
     low_level += [f"segmenters/{p.name}" for p in (package / "segmenters").glob("*.py")]
     for name in low_level:
-        bad = {m for m in _imports(package / name) if _stage(m) in file_io}
+        bad = {m for m in _imports(package / name) if m.startswith(file_io)}
         assert not bad, (name, bad)
 
 
@@ -165,12 +166,12 @@ def test_choosing_the_local_engine_imports_no_ray() -> None:
     code = (
         "import sys\n"
         "from operations.build import build_background\n"
-        "from operations.engines import create_engine\n"
+        "from operations.jobs.engines import create_engine\n"
         "from operations.options import Options\n"
         "options = Options(blur=True).validated(batch=False)\n"
         "recipe = options.recipe()\n"
         "create_engine(options.engine_settings(), recipe, build_background(recipe)).close()\n"
-        "assert 'ray' not in sys.modules and 'operations.engines.ray' not in sys.modules\n"
+        "assert 'ray' not in sys.modules and 'operations.jobs.engines.ray' not in sys.modules\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -66,7 +66,7 @@ def test_ray_matches_local_pixel_for_pixel(photo_dir: Path, tmp_path: Path, caps
 
 
 def test_a_worker_killed_mid_run_loses_nothing(photo_dir, tmp_path, capsys, monkeypatch) -> None:
-    from operations.engines import ray as ray_engine
+    from operations.jobs.engines import ray as ray_engine
 
     marker = tmp_path / "crashed"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from operations.engines.ray import pool_size
+from operations.jobs.engines.ray import pool_size
 from tests.helpers import BACKGROUND, ROOT, cli
 
 pytest.importorskip("ray")
@@ -227,8 +227,8 @@ class _FakeRay:
 def test_cluster_refusals_become_one_line(error, expected, monkeypatch) -> None:
     import ray
 
-    from operations.engines.ray import connect
     from operations.errors import OptionsError
+    from operations.jobs.engines.ray import connect
     from operations.options import naming_flags  # the flag is named at the top
 
     if error == "auth":

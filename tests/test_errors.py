@@ -15,9 +15,9 @@ import pytest
 from PIL import Image
 
 import operations
-from operations.decode import decode
 from operations.errors import BackgroundSwapError, SettingError, named, render, setting
-from operations.files import ImageError
+from operations.media.decode import decode
+from operations.media.files import ImageError
 from operations.options import flag_names
 from run import main
 

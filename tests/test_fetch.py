@@ -1,6 +1,6 @@
-"""The service's URL fetching (operations/fetch.py): only named hosts, https, public addresses
-checked after the lookup and on every redirect, a byte limit, and an end by its time-out even
-when a lookup or a server hangs."""
+"""The service's URL fetching (operations/service/fetch.py): only named hosts, https, public
+addresses checked after the lookup and on every redirect, a byte limit, and an end by its
+time-out even when a lookup or a server hangs."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 
 pytest.importorskip("httpx", reason="the service extra is not installed")
 
-from operations import fetch as fetching
 from operations.errors import SettingError
-from operations.fetch import FetchSettings, fetch, public, resolve
+from operations.service import fetch as fetching
+from operations.service.fetch import FetchSettings, fetch, public, resolve
 from tests.helpers import SAMPLES
 
 PHOTO = (SAMPLES / "astronaut.jpg").read_bytes()

@@ -10,9 +10,9 @@ from urllib.parse import unquote_to_bytes
 
 import pytest
 
-from operations import files
-from operations.encode import encode
-from operations.files import find_inputs, plan_outputs, write_atomic
+from operations.media import files
+from operations.media.encode import encode
+from operations.media.files import find_inputs, plan_outputs, write_atomic
 from tests.helpers import random_rgb
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from operations.framing import FrameSettings, frame, layout, parse_canvas, subject_box
-from operations.matting import Matte
+from operations.stages.framing import FrameSettings, frame, layout, parse_canvas, subject_box
+from operations.stages.matting import Matte
 from tests.helpers import cli
 
 
@@ -62,9 +62,9 @@ def test_the_subject_lands_where_the_layout_says() -> None:
 _MEMORY = """
 import sys
 import numpy as np
-from operations.framing import FrameSettings, frame
-from operations.files import ImageError
-from operations.matting import Matte
+from operations.stages.framing import FrameSettings, frame
+from operations.media.files import ImageError
+from operations.stages.matting import Matte
 side = int(sys.argv[1])
 alpha = np.zeros((1000, 1500), np.float32)
 alpha[500 : 500 + side * 3 // 4, 700 : 700 + side] = 1.0
@@ -121,7 +121,7 @@ def test_a_photo_with_no_subject_is_framed_as_an_empty_canvas() -> None:
 
 
 def test_a_canvas_over_the_pixel_limit_is_refused() -> None:
-    from operations.files import ImageError
+    from operations.media.files import ImageError
 
     with pytest.raises(ImageError, match=r"the canvas would be 3000×3000 = 9 MP, over the pixel"):
         frame(_matte(), FrameSettings(canvas=(3000, 3000), max_pixels=4_000_000))

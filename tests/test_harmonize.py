@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from operations.composite import blend, composite
-from operations.harmonize import MAX_CHROMA, MAX_LIGHTNESS, _lab, harmonize, measure
-from operations.matting import Matte, refine
+from operations.stages.composite import blend, composite
+from operations.stages.harmonize import MAX_CHROMA, MAX_LIGHTNESS, _lab, harmonize, measure
+from operations.stages.matting import Matte, refine
 
 
 def _scene(light: tuple[int, int, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from operations.build import build_pipeline
-from operations.jobs import JobSettings, PhotoJob
+from operations.jobs.job import JobSettings, PhotoJob
 from operations.options import Options
 from operations.pipeline import Pipeline
 from tests.helpers import DiscSegmenter, save_rgb
@@ -23,7 +23,7 @@ def _pipeline(**settings) -> Pipeline:
 
 
 def _settings(**settings) -> JobSettings:
-    return Options(blur=True, **settings).validated(batch=False).recipe().jobs
+    return Options(blur=True, **settings).validated(batch=False).engine_settings().jobs
 
 
 def test_a_photo_job_writes_its_outputs(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_a_full_disk_names_the_output_not_our_temporary(
     def full(f) -> None:  # a write through the temporary's descriptor fails
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("operations.jobs.encoder", lambda *args, **kwargs: full)
+    monkeypatch.setattr("operations.jobs.job.encoder", lambda *args, **kwargs: full)
     result = job.process(_pipeline(), _settings())
     assert result.status == "failed"
     assert result.error == f"No space left on device: {out / 'a.png'}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from operations.light_wrap import WRAP_OPACITY, light_wrap, wrap_width
+from operations.stages.light_wrap import WRAP_OPACITY, light_wrap, wrap_width
 
 
 def _square() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

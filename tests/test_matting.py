@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
-from operations.background import Background
 from operations.build import build_background, build_pipeline
-from operations.composite import blend, composite
-from operations.decode import decode
-from operations.matting import refine
+from operations.media.decode import decode
 from operations.options import Options
+from operations.stages.background import Background
+from operations.stages.composite import blend, composite
+from operations.stages.matting import refine
 from tests.helpers import SAMPLES, DiscSegmenter
 
 
@@ -136,7 +136,7 @@ def test_unknown_method() -> None:
 
 
 def test_block_starts_agree_with_opencvs_nearest_enlargement() -> None:
-    from operations.matting import _block_starts
+    from operations.stages.matting import _block_starts
 
     for small, full in ((256, 777), (218, 1365), (256, 1600), (3, 5), (7, 7), (1, 9)):
         starts = _block_starts(small, full)
@@ -170,7 +170,7 @@ def _steps_at_block_boundaries(alpha: np.ndarray, side: int) -> float:
     """Mean |Δα| of neighbours on either side of the reduced grid's block boundaries over the
     same inside blocks, in the edge band (benchmarks/bench_blocks.py's measure): about 1 for an
     alpha made pixel by pixel, more where decisions were made per block."""
-    from operations.matting import _block_starts, _work_size
+    from operations.stages.matting import _block_starts, _work_size
 
     height, width = alpha.shape
     work_w, work_h = _work_size(height, width, side)
@@ -223,7 +223,7 @@ def test_quality_says_it_compiles_before_pymatting_is_imported(monkeypatch, capl
     import logging
     import sys
 
-    from operations import matting
+    from operations.stages import matting
 
     said_before: list[bool] = []
 
@@ -248,7 +248,7 @@ def test_a_fine_mask_far_smaller_than_the_photo_is_refitted_to_its_edges() -> No
     """A model that saw 320² gives, on a 1600-px photo, a 5× enlarged, blurred alpha: it is
     carried to the photo's own edge (steeper where the photo's edge is), and never grows into
     what the model called background."""
-    from operations.matting import FINE_LOW, sharpened
+    from operations.stages.matting import FINE_LOW, sharpened
 
     height, width = 900, 1600
     x = np.arange(width)

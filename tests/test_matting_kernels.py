@@ -10,7 +10,7 @@ import numpy as np
 def test_edge_kernel_matches_a_dense_reference() -> None:
     """The compiled band loop against the same arithmetic done densely with OpenCV and NumPy:
     each band pixel decided on its own (solid, soft or background), nothing outside it touched."""
-    from operations.matting import UNSURE_HIGH, UNSURE_LOW, _edge
+    from operations.stages.matting import UNSURE_HIGH, UNSURE_LOW, _edge
 
     rng = np.random.default_rng(7)
     height, width, h, w = 61, 83, 13, 17
@@ -49,7 +49,7 @@ def test_edge_kernel_matches_a_dense_reference() -> None:
 def test_kernels_compile_without_a_cache_folder() -> None:
     # Code numba cannot cache (here: no source file, as with a read-only install and no home
     # folder) is still compiled, just not saved.
-    from operations.matting_kernels import _compiled
+    from operations.stages.matting_kernels import _compiled
 
     namespace: dict = {}
     exec(compile("def double(x):\n    return 2 * x\n", "<no file>", "exec"), namespace)

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from operations.decode import decode
+from operations.media.decode import decode
 from operations.segmenters.base import SegmenterError
 from operations.segmenters.mediapipe import MediaPipeSegmenter
 from tests.helpers import SAMPLES
@@ -67,7 +67,7 @@ def test_the_same_masks_as_mediapipe_0_10_21(segmenter, photo: str) -> None:
     1.2.2), well under the 16-bit file's own step (1.5e-5) times a hundred."""
     from PIL import Image
 
-    from operations.resize import shrink
+    from operations.media.resize import shrink
 
     model = "general" if segmenter.input_size == (256, 256) else "landscape"
     reference = SAMPLES.parent / "tests" / "data" / "mediapipe-0.10.21" / f"{photo}.{model}.png"

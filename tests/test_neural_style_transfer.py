@@ -11,8 +11,8 @@ from PIL import Image
 import run
 from operations.batch import run_batch
 from operations.build import build_pipeline
-from operations.neural_style_transfer import StyleSettings, StyleTransfer, StyleTransferError
 from operations.options import Options
+from operations.stages.neural_style_transfer import StyleSettings, StyleTransfer, StyleTransferError
 from tests.helpers import TORCH, DiscSegmenter, needs, random_rgb, save_rgb
 
 pytestmark = needs(*TORCH)

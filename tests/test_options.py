@@ -222,13 +222,13 @@ def test_the_same_options_are_fine_where_they_apply() -> None:
     Options(bg="README.md", nst=True, nst_steps=10).validated(batch=False)
 
 
-def test_the_readmes_options_table_is_the_declarations() -> None:
+def test_the_docs_options_table_is_the_declarations() -> None:
     from operations.options import options_table
+    from scripts.make_tables import between
 
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("<!-- options-table -->\n") + len("<!-- options-table -->\n")
-    end = readme.index("<!-- /options-table -->")
-    assert readme[start:end] == options_table(), "run python scripts/make_options_table.py --write"
+    page = (ROOT / "docs" / "options.md").read_text(encoding="utf-8")
+    start, end = between(page, "options-table")
+    assert page[start:end] == options_table(), "run python scripts/make_tables.py --write"
     flags = [line.split(" | ")[0] for line in options_table().splitlines()[2:]]
     assert "| `-i`, `--input DIR\\|PHOTO`" in flags and "| `--steps N`" in flags
     assert "| `--harmonize [STRENGTH]`" in flags and "| `--fit cover\\|contain\\|stretch`" in flags

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from operations.background import Background
 from operations.build import build_background, build_pipeline
 from operations.options import Options
 from operations.pipeline import Pipeline
+from operations.stages.background import Background
 from tests.helpers import DiscSegmenter, random_rgb
 
 

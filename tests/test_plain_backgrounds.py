@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from operations.background import parse_colour
-from operations.decode import decode
+from operations.media.decode import decode
+from operations.stages.background import parse_colour
 from tests.helpers import cli, make_clip
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from operations import png
-from operations.encode import encode
-from operations.files import ImageError
+from operations.media import png
+from operations.media.encode import encode
+from operations.media.files import ImageError
 from tests.helpers import random_rgb
 
 

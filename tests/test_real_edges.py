@@ -12,10 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from operations.decode import decode
-from operations.matting import FINE_HIGH, FINE_LOW, refine
+from operations.media.decode import decode
 from operations.segmenters import create_segmenter
 from operations.segmenters.base import SegmenterSettings
+from operations.stages.matting import FINE_HIGH, FINE_LOW, refine
 from tests.helpers import SAMPLES, needs
 
 

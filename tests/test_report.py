@@ -11,7 +11,7 @@ from urllib.parse import unquote_to_bytes
 
 from PIL import Image
 
-from operations.report import ASSETS_SUFFIX, Thumbnails, merge_earlier, sort_key
+from operations.jobs.report import ASSETS_SUFFIX, Thumbnails, merge_earlier, sort_key
 from tests.helpers import SAMPLES, bad_cases, cli, make_clip
 
 

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from operations.decode import decode
-from operations.resize import resize, shrink
+from operations.media.decode import decode
+from operations.media.resize import resize, shrink
 from tests.helpers import SAMPLES, random_rgb
 
 

@@ -101,11 +101,11 @@ def test_a_registered_backend_is_created_with_its_declared_options(
     assert segmenter(np.zeros((8, 8, 3), np.uint8)).shape == (8, 8)
 
 
-def test_the_readmes_model_table_is_the_declarations() -> None:
+def test_the_docs_model_table_is_the_declarations() -> None:
     from operations.segmenters import model_table
+    from scripts.make_tables import between
     from tests.helpers import ROOT
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = readme.index("<!-- model-table -->\n") + len("<!-- model-table -->\n")
-    end = readme.index("<!-- /model-table -->")
-    assert readme[start:end] == model_table(), "run python scripts/make_model_table.py"
+    page = (ROOT / "docs" / "models.md").read_text(encoding="utf-8")
+    start, end = between(page, "model-table")
+    assert page[start:end] == model_table(), "run python scripts/make_tables.py --write"

@@ -29,7 +29,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from operations.errors import SettingError  # noqa: E402
 from operations.options import Options  # noqa: E402
-from operations.service import Service, ServiceSettings, create_app  # noqa: E402
+from operations.service.server import Service, ServiceSettings, create_app  # noqa: E402
 from tests.helpers import ROOT, SAMPLES, cli  # noqa: E402
 
 PHOTO = SAMPLES / "astronaut.jpg"
@@ -378,12 +378,12 @@ def test_the_page_swaps_a_dropped_photo_in_a_real_browser(tmp_path: Path) -> Non
     assert blue > 0.05  # the result's new background is on the page
 
 
-def test_the_readme_says_what_each_remove_bg_parameter_does() -> None:
-    from operations.removebg import PARAMETERS
+def test_the_docs_say_what_each_remove_bg_parameter_does() -> None:
+    from operations.service.removebg import PARAMETERS
 
-    readme = (ROOT / "README.md").read_text()
+    page = (ROOT / "docs" / "service.md").read_text()
     for name, support, how in PARAMETERS:
-        assert f"| `{name}` | {support} | {how} |".replace("|  |", "| |") in readme, name
+        assert f"| `{name}` | {support} | {how} |".replace("|  |", "| |") in page, name
 
 
 def test_type_chooses_the_model_of_mode_auto(tmp_path: Path) -> None:

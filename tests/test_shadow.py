@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from operations.composite import blend
-from operations.shadow import ShadowSettings, cast_shadow
+from operations.stages.composite import blend
+from operations.stages.shadow import ShadowSettings, cast_shadow
 
 
 def test_the_shadow_falls_right_and_down_and_never_on_the_subject() -> None:

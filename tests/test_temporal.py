@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from operations.composite import composite
-from operations.matting import Matte, refine
-from operations.temporal import TemporalSmoother
+from operations.stages.composite import composite
+from operations.stages.matting import Matte, refine
+from operations.stages.temporal import TemporalSmoother
 from tests.helpers import random_rgb
 
 

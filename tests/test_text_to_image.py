@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from operations import text_to_image
-from operations.background import Restyled
 from operations.build import build_pipeline
-from operations.text_to_image import (
+from operations.stages import text_to_image
+from operations.stages.background import Restyled
+from operations.stages.text_to_image import (
     BackgroundGenerator,
     GenerationError,
     GenerationRequest,

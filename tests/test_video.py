@@ -19,8 +19,8 @@ from PIL import Image
 
 from operations.batch import plan_jobs, run_batch
 from operations.build import build_pipeline
+from operations.media.video import CUTOUT_CODEC, VIDEO_CODECS, BackgroundVideo, VideoReader, crf
 from operations.options import Options, OptionsError
-from operations.video import CUTOUT_CODEC, VIDEO_CODECS, BackgroundVideo, VideoReader, crf
 from tests.helpers import BACKGROUND, ROOT, SAMPLES, cli, make_clip, read_clip, save_rgb
 
 
@@ -303,7 +303,7 @@ def test_the_background_video_loops_by_time(tmp_path: Path) -> None:
 
 
 def test_the_writer_keeps_the_frames_times_whatever_time_base_the_muxer_picks(tmp_path: Path):
-    from operations.video import VideoWriter
+    from operations.media.video import VideoWriter
 
     # 1/12 s is not a time base MP4 keeps (it picks a finer one once the file starts).
     writer = VideoWriter(
@@ -405,7 +405,7 @@ def test_a_full_disk_names_the_video_not_our_temporary(
     """The muxer's error names the hidden file it writes; the reason names the output."""
     import errno
 
-    from operations.video import VideoWriter
+    from operations.media.video import VideoWriter
 
     source = tmp_path / "in"
     source.mkdir()

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from operations.containers import cut_short_bytes
-from operations.decode import decode
-from operations.files import ImageError, StagedOutputs, Written
-from operations.jobs import JobSettings, PhotoJob
-from operations.ledger import LEDGER_NAME, InputRecord, Ledger, Made, digest_bytes
+from operations.jobs.job import JobSettings, PhotoJob
+from operations.jobs.ledger import LEDGER_NAME, InputRecord, Ledger, Made, digest_bytes
+from operations.jobs.watch import Watcher, ignore_lease_breaks, open_elsewhere
+from operations.media.containers import cut_short_bytes
+from operations.media.decode import decode
+from operations.media.files import ImageError, StagedOutputs, Written
 from operations.pipeline import Pipeline
-from operations.watch import Watcher, ignore_lease_breaks, open_elsewhere
 from tests.dropfolder import photo, video
 from tests.helpers import ROOT, DiscSegmenter, save_rgb
 
@@ -141,7 +141,7 @@ def test_a_photo_cut_short_is_truncated_not_corrupt() -> None:
 
 
 def _pipeline(on_swap=None) -> Pipeline:
-    from operations.background import BackgroundSettings, BackgroundSource
+    from operations.stages.background import BackgroundSettings, BackgroundSource
 
     source = BackgroundSource(BackgroundSettings(colour=(255, 255, 255)))
     pipeline = Pipeline(DiscSegmenter(), source)

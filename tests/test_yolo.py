@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from operations.decode import decode
-from operations.files import ImageError
+from operations.media.decode import decode
+from operations.media.files import ImageError
 from operations.segmenters.base import SegmenterError
 from tests.helpers import SAMPLES, cli, installed
 

@@ -4,11 +4,14 @@ A backend is one module in this folder that defines a
 :class:`~operations.segmenters.base.Segmenter` subclass and declares itself as a module-level
 ``BACKEND`` (:class:`~operations.segmenters.base.Backend`: name, ``--mode`` number, options,
 devices, downloadable weights, model table rows), plus one line in :data:`BACKEND_MODULES`
-below. The CLI, :class:`~operations.options.Options`, the ``download`` command and the README's
+below. The CLI, :class:`~operations.options.Options`, the ``download`` command and docs/models.md's
 model table all read the declarations; a segmenter is built from its name and its own
 :class:`~operations.segmenters.base.SegmenterSettings` (:func:`create_segmenter`). Backend
 modules import their heavy libraries (torch, ultralytics, mediapipe, onnxruntime) only inside
 the segmenter, so reading the declarations (``--help``, option validation) stays cheap.
+
+May import: :mod:`operations.models`, :mod:`operations.media`, :mod:`operations.errors` and each
+other; never the stages (a peer), the pipeline or anything above it.
 """
 
 from __future__ import annotations
@@ -111,7 +114,7 @@ def create_segmenter(mode: str, settings: SegmenterSettings | None = None) -> Se
 
 
 def model_table() -> str:
-    """The README's table of segmentation models, from the backends' declarations (Markdown)."""
+    """The table of segmentation models in docs/models.md, from the backends' declarations."""
     lines = [
         "| `--mode` | model | weights | licence | where they are looked for |",
         "| --- | --- | --- | --- | --- |",

@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, ClassVar
 import cv2
 import numpy as np
 
+from operations.media.resize import shrink
 from operations.models import WeightsError, WeightsSpec, resolve
-from operations.resize import shrink
 from operations.segmenters.base import Backend, ModelCard, Pick, Segmenter, SegmenterError
 
 if TYPE_CHECKING:

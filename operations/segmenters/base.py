@@ -83,7 +83,7 @@ class Segmenter(ABC):
     mask_side: int = 256
     # The mask's character: a coarse one (a people model's 256² blur, a class model's) is snapped
     # to the photo's edges; a fine one (a salient model's matte-like alpha, hair included) is
-    # kept as it is, and only its soft pixels' colours are worked (operations.matting).
+    # kept as it is, and only its soft pixels' colours are worked (operations.stages.matting).
     fine_mask: ClassVar[bool] = False
 
     def __init__(self) -> None:
@@ -201,7 +201,7 @@ class BackendOption:
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
     check: Callable[[Any], str | None] | None = None
-    doc: str | None = None  # the README table's wording, if it says more than ``help``
+    doc: str | None = None  # the options table's wording, if it says more than ``help``
 
     @property
     def field(self) -> str:
@@ -210,7 +210,7 @@ class BackendOption:
 
 @dataclass(frozen=True)
 class ModelCard:
-    """One row of the README's model table."""
+    """One row of docs/models.md's model table."""
 
     model: str  # what the user types (``--yolo-model s``), or a description
     weights: str  # the file, or where it comes from
@@ -223,7 +223,7 @@ class Backend:
     """What a backend module declares about itself (as its module-level ``BACKEND``).
 
     The CLI's flags, :class:`~operations.options.Options`' fields and checks, the ``download``
-    command and the README's model table are all read from these declarations.
+    command and docs/models.md's model table are all read from these declarations.
     """
 
     name: str

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from operations.errors import setting
+from operations.media.resize import shrink
 from operations.models import (
     DEFAULT_DEVICE,
     DeviceError,
@@ -27,7 +28,6 @@ from operations.models import (
     torch_device,
     torchvision_spec,
 )
-from operations.resize import shrink
 from operations.segmenters.base import Backend, BackendOption, ModelCard, Segmenter, SegmenterError
 
 if TYPE_CHECKING:

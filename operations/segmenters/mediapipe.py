@@ -28,8 +28,8 @@ import cv2
 import numpy as np
 
 from operations.errors import setting
+from operations.media.resize import shrink
 from operations.models import WeightsError, WeightsSpec, caches_kept, models_home, resolve
-from operations.resize import shrink
 from operations.segmenters.base import Backend, BackendOption, ModelCard, Segmenter, SegmenterError
 
 if TYPE_CHECKING:

@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 
 from operations.errors import setting
+from operations.media.resize import shrink
 from operations.models import (
     DEFAULT_DEVICE,
     WeightsError,
@@ -51,7 +52,6 @@ from operations.models import (
     models_home,
     resolve,
 )
-from operations.resize import shrink
 from operations.segmenters.base import (
     Backend,
     BackendOption,

@@ -1,0 +1,49 @@
+"""Compositing: the alpha blend of subject over background.
+
+Pure functions on the pipeline's arrays: images are RGB ``uint8`` ``H×W×3``, alphas ``float32``
+``H×W`` in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from operations.stages.matting import Matte
+
+
+def blend(foreground: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``foreground · α + background · (1 − α)``, rounded to ``uint8``.
+
+    Args:
+        foreground: ``H×W×3`` ``uint8``.
+        background: ``H×W×3`` ``uint8``.
+        alpha: ``H×W`` ``float32`` in ``[0, 1]``.
+    """
+    if foreground.shape != background.shape or foreground.shape[:2] != alpha.shape:
+        raise ValueError(
+            f"shape mismatch: foreground {foreground.shape}, background {background.shape}, "
+            f"alpha {alpha.shape}"
+        )
+    weight = np.ascontiguousarray(alpha, dtype=np.float32)
+    # OpenCV's blendLinear does the weighted sum in one pass in C++ (and releases the GIL).
+    return cv2.blendLinear(foreground, background, weight, 1.0 - weight)
+
+
+def composite(matte: Matte, background: np.ndarray) -> np.ndarray:
+    """Composite a matte's subject over ``background`` (``H×W×3`` ``uint8``).
+
+    A refined matte's subject is copied through its solid mask and only its edge pixels are
+    blended, with their decontaminated colours; otherwise a plain :func:`blend` of its colours.
+    """
+    if not matte.refined:
+        return blend(matte.foreground, background, matte.alpha)
+    from operations.stages.matting_kernels import blend_edge
+
+    if background.shape != matte.rgb.shape:
+        raise ValueError(f"shape mismatch: photo {matte.rgb.shape}, background {background.shape}")
+    solid, edge, edge_alpha, edge_colours = matte.parts()
+    out = background.copy()
+    cv2.copyTo(matte.rgb, solid, out)
+    blend_edge(out, np.ascontiguousarray(background), edge, edge_alpha, edge_colours)
+    return out
