@@ -102,7 +102,10 @@ def download_main(argv: Sequence[str]) -> int:
         "publishes them.",
     )
     parser.add_argument(
-        "names", nargs="+", metavar="NAME", help=f"any of: {', '.join([*aliases, *known])}"
+        "names",
+        nargs="+",
+        metavar="NAME",
+        help=f"any of: {', '.join(dict.fromkeys([*aliases, *known]))}",
     )
     parser.add_argument(
         "--sd-model",
