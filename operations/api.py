@@ -10,6 +10,7 @@ from PIL import Image
 
 from operations.build import build_background, build_pipeline
 from operations.options import Options, naming_flags
+from operations.pipeline import GivenMask
 from operations.segmenters.mediapipe import DEFAULT_MODEL as MP_DEFAULT
 from operations.stages.background import Background
 
@@ -37,6 +38,19 @@ def _as_rgb(image: np.ndarray | Image.Image) -> tuple[np.ndarray, np.ndarray | N
     raise ValueError(f"expected an H×W, H×W×3 (RGB) or H×W×4 (RGBA) image, got {array.shape}")
 
 
+def _as_alpha(mask: np.ndarray | Image.Image, shape: tuple[int, ...]) -> np.ndarray:
+    """A caller's mask as the pipeline's alpha: ``H×W`` ``float32`` in [0, 1]."""
+    if isinstance(mask, Image.Image):
+        has_alpha = mask.mode in ("RGBA", "LA") or "transparency" in mask.info
+        mask = np.asarray(mask.convert("RGBA").getchannel("A") if has_alpha else mask.convert("L"))
+    array = np.asarray(mask)
+    if array.shape != tuple(shape):
+        raise ValueError(f"the mask is {array.shape}, the photo {tuple(shape)}: give it H×W")
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    return np.clip(array.astype(np.float32), 0.0, 1.0)
+
+
 class BackgroundSwapper:
     """Replace photos' backgrounds one at a time, with the model loaded once.
 
@@ -56,6 +70,12 @@ class BackgroundSwapper:
             (0: 1 % of the long side; ``None``: off).
         shadow: cast a soft drop shadow; ``shadow_offset`` (right, down), ``shadow_softness`` in
             percent of the long side, ``shadow_opacity`` 0–1.
+        keep_alpha: a photo with its own transparency keeps it as its mask.
+        mask_threshold, mask_grow, mask_feather: the knobs on each mask (threshold 0–1, then
+            grow in pixels, negative shrinks; after the edge stage, feather in pixels).
+
+    Call it with ``mask=`` (an ``H×W`` array, 0–1 float or ``uint8``, or a PIL image, of the
+    photo's shape) to use your own mask for that photo instead of the model's.
 
     Arrays are RGB (not OpenCV's BGR) ``uint8``; the result has the input's type.
     """
@@ -77,6 +97,10 @@ class BackgroundSwapper:
         shadow_offset: tuple[float, float] = _DEFAULTS.shadow_offset,
         shadow_softness: float = _DEFAULTS.shadow_softness,
         shadow_opacity: float = _DEFAULTS.shadow_opacity,
+        keep_alpha: bool = False,
+        mask_threshold: float | None = None,
+        mask_grow: int = 0,
+        mask_feather: float = 0.0,
     ) -> None:
         fields: dict[str, Any] = {  # mp_model is the MediaPipe backend's own option
             "bg": Path(background) if isinstance(background, str | Path) else None,
@@ -93,6 +117,10 @@ class BackgroundSwapper:
             "shadow_offset": tuple(shadow_offset),
             "shadow_softness": shadow_softness,
             "shadow_opacity": shadow_opacity,
+            "keep_alpha": keep_alpha,
+            "mask_threshold": mask_threshold,
+            "mask_grow": mask_grow,
+            "mask_feather": mask_feather,
         }
         options = Options(**fields).validated(batch=False)
         in_memory = None
@@ -103,9 +131,14 @@ class BackgroundSwapper:
             source = build_background(recipe, image=in_memory)
             self._pipeline = build_pipeline(recipe, background=source)
 
-    def __call__(self, image: ImageLike) -> ImageLike:
+    def __call__(
+        self, image: ImageLike, *, mask: np.ndarray | Image.Image | None = None
+    ) -> ImageLike:
         rgb, alpha = _as_rgb(image)
-        result = self._pipeline.swap(rgb, alpha_in=alpha).image
+        given = None
+        if mask is not None:
+            given = GivenMask(_as_alpha(mask, rgb.shape[:2]), max(rgb.shape[:2]), "given")
+        result = self._pipeline.swap(rgb, alpha_in=alpha, given=given).image
         return Image.fromarray(result) if isinstance(image, Image.Image) else result
 
     def close(self) -> None:

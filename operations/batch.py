@@ -32,6 +32,7 @@ from operations.media.decode import allow_pixels
 from operations.media.files import (
     find_inputs,
     is_video,
+    masks_for_no_photo,
     name_fields,
     plan_outputs,
     printable,
@@ -216,6 +217,7 @@ def run_batch(
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     allow_pixels(options.max_pixels)
     jobs = plan_jobs(options)
+    _say_masks_for_no_photo(options, jobs)
     _sweep_leftovers(options, jobs, time.time())
     rows = _Rows()
     # A watched folder's files are all taken once they have settled (see drop_folder).
@@ -249,6 +251,18 @@ def run_batch(
     _say_choices(batch)
     _write_reports(batch, options, started_at)
     return batch
+
+
+def _say_masks_for_no_photo(options: Options, jobs: list[Job]) -> None:
+    """``--masks``: one line for the masks that no photo of the run takes (a misspelt name)."""
+    if options.masks is None:
+        return
+    photos = [job.relative for job in jobs if isinstance(job, PhotoJob)]
+    unused = masks_for_no_photo(Path(options.masks), photos)
+    if unused:
+        shown = ", ".join(printable(path.relative_to(options.masks)) for path in unused[:5])
+        more = f" and {len(unused) - 5} more" if len(unused) > 5 else ""
+        log.warning("%d masks match no photo of the run: %s%s", len(unused), shown, more)
 
 
 def interrupted_before_start(options: Options) -> BatchResult:

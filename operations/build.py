@@ -10,6 +10,7 @@ the prompt's generator, the style network), the segmenter, and the pipeline they
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,12 @@ from typing import TYPE_CHECKING
 
 from operations.models import DEFAULT_DEVICE
 from operations.pipeline import Pipeline
-from operations.segmenters import DEFAULT_SEGMENTER, create_segmenter
+from operations.segmenters import (
+    DEFAULT_SEGMENTER,
+    backends,
+    create_segmenter,
+    resolve_segmenter_name,
+)
 from operations.segmenters.base import Segmenter, SegmenterSettings
 from operations.stages.background import (
     Background,
@@ -28,6 +34,7 @@ from operations.stages.background import (
 )
 from operations.stages.framing import FrameSettings
 from operations.stages.look import LookSettings
+from operations.stages.mask import MaskSettings
 from operations.stages.matting import MattingSettings
 from operations.stages.neural_style_transfer import StyleSettings
 from operations.stages.text_to_image import PromptSettings
@@ -52,6 +59,7 @@ class Recipe:
     device: str = DEFAULT_DEVICE  # where the style network runs
     offline: bool = False
     matting: MattingSettings = field(default_factory=MattingSettings)
+    mask: MaskSettings = field(default_factory=MaskSettings)  # the knobs on every photo's mask
     look: LookSettings = field(default_factory=LookSettings)
     framing: FrameSettings | None = None  # the subject on a canvas of its own (--frame)
     folder: Path | None = None  # where generated backgrounds are kept (None: the working folder)
@@ -65,6 +73,29 @@ def build_segmenter(recipe: Recipe) -> Segmenter:
         SegmenterError: it cannot be loaded.
     """
     return create_segmenter(recipe.mode, recipe.segmenter)
+
+
+def build_other_segmenter(recipe: Recipe, mode: str) -> Segmenter:
+    """Another backend than the run's, for one photo whose correction asks for it: the run's
+    device, offline setting and the options they share; the rest at the backend's defaults (the
+    run's weights file is its own model's).
+
+    Raises:
+        SegmenterError: it cannot be loaded; ValueError: no backend of that name.
+    """
+    backend = backends()[resolve_segmenter_name(mode)]
+    given = dict(recipe.segmenter.own)
+    used = [backend, *(backends()[name] for name in backend.uses)]
+    own = tuple((o.field, given.get(o.field, o.default)) for b in used for o in b.options)
+    device = recipe.segmenter.device
+    settings = dataclasses.replace(
+        recipe.segmenter,
+        device=device if device in (*backend.devices, "auto") else "cpu",
+        weights=None,
+        classes=recipe.segmenter.classes if backend.classes else None,
+        own=own,
+    )
+    return create_segmenter(backend.name, settings)
 
 
 def _prompted(recipe: Recipe) -> PromptBackgrounds | None:
@@ -135,5 +166,11 @@ def build_pipeline(
     background = background if background is not None else build_background(recipe)
     segmenter = segmenter if segmenter is not None else build_segmenter(recipe)
     return Pipeline(
-        segmenter, background, matting=recipe.matting, look=recipe.look, framing=recipe.framing
+        segmenter,
+        background,
+        matting=recipe.matting,
+        look=recipe.look,
+        framing=recipe.framing,
+        mask=recipe.mask,
+        others=functools.partial(build_other_segmenter, recipe),
     )

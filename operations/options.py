@@ -61,6 +61,7 @@ from operations.stages.framing import ALIGNS, DEFAULT_MARGIN, FrameSettings, par
 from operations.stages.harmonize import DEFAULT_STRENGTH as DEFAULT_HARMONIZE
 from operations.stages.light_wrap import DEFAULT_WIDTH as DEFAULT_WRAP
 from operations.stages.look import LookSettings
+from operations.stages.mask import MaskSettings
 from operations.stages.matting import DEFAULT_METHOD as DEFAULT_MATTING
 from operations.stages.matting import MATTING_METHODS, MattingSettings
 from operations.stages.neural_style_transfer import OPTIMIZERS, StyleSettings
@@ -182,13 +183,15 @@ LIGHT = "the scene's light (with a new background)"
 SD = "generated backgrounds (--prompt)"
 NST = "style transfer (--nst)"
 SEG = "segmentation"
+MASK = "the subject's mask (yours, or the model's reshaped)"
 SCALE = "scaling out (--engine ray)"
 RUN = "run"
 
 
 def _groups() -> list[str]:
     """The help's groups in order; each backend's own settings come after segmentation's."""
-    return [IO, BG, CLIPS, LIGHT, SD, NST, SEG, *(f"--mode {b}" for b in backends()), SCALE, RUN]
+    backend_groups = [f"--mode {b}" for b in backends()]
+    return [IO, BG, CLIPS, LIGHT, SD, NST, SEG, MASK, *backend_groups, SCALE, RUN]
 
 
 @dataclass
@@ -430,6 +433,53 @@ class _Settings:
         "a second per megapixel), pymatting's multi-level colour estimation for a fine one; "
         "`off`: the model's soft mask and the photo's colours as they are. See "
         "[Edge quality](how-it-works.md#edge-quality)",
+    )
+    masks: Path | None = _option(
+        None,
+        group=MASK,
+        type=Path,
+        metavar="DIR",
+        help="a folder of your own masks, by the photo's name (DIR/NAME.png: grey, or an RGBA "
+        "image's alpha; any size): used instead of the model; photos with none use the model",
+        doc="a folder of your own masks, found by the photo's name: `DIR/NAME.*` (with "
+        "`--recursive`, `DIR/SUB/NAME.*` first), a grey image or an RGBA image's alpha, any "
+        "size (resized to the photo; its shape must match the photo's upright one). Used instead "
+        "of the model and refined by the edge stage unless `--matting off`; photos with none use "
+        "the model, and each row of the summary says which (`extra.mask`). Photos only. See "
+        "[Corrections](corrections.md)",
+    )
+    keep_alpha: bool = _option(
+        False,
+        group=MASK,
+        help="a photo with its own transparency (not fully opaque) keeps it as its mask",
+        doc="a photo that has its own transparency (a PNG, WebP or TIFF cut out before, not "
+        "fully opaque) keeps that alpha as its mask instead of the model's",
+    )
+    mask_threshold: float | None = _option(
+        None,
+        group=MASK,
+        type=float,
+        metavar="T",
+        help="make the mask yes/no at this level, 0–1, before the edge stage",
+        doc="make the mask yes/no at this level, 0–1 (first of the knobs: threshold, then grow "
+        "or shrink, then the edge stage, then feather)",
+    )
+    mask_grow: int = _option(
+        0,
+        group=MASK,
+        type=int,
+        metavar="PX",
+        help="grow the mask by PX pixels (negative: shrink) before the edge stage (default: 0)",
+        doc="grow the mask by `PX` pixels at the photo's size, or shrink it with a negative "
+        "number, before the edge stage (default: 0)",
+    )
+    mask_feather: float = _option(
+        0.0,
+        group=MASK,
+        type=float,
+        metavar="PX",
+        help="soften the finished edge over about PX pixels (default: 0)",
+        doc="soften the finished edge over about `PX` pixels, after the edge stage (default: 0)",
     )
     blur: bool = _option(
         False,
@@ -905,6 +955,8 @@ class _Settings:
         """Files the settings name: they must be there."""
         if self.nst_weights is not None and not Path(self.nst_weights).is_file():
             raise self._error("nst_weights", "no such file")
+        if self.masks is not None and not Path(self.masks).is_dir():
+            raise self._error("masks", "no such folder (name the folder that holds the masks)")
         if self.bg is None or self._bg_parsed() is not None:
             return
         bg = Path(self.bg)
@@ -1094,11 +1146,22 @@ class _Settings:
             device=self.device,
             offline=self.offline,
             matting=_built(MattingSettings, method=self.matting),
+            mask=self.mask_settings(),
             look=_built(
                 LookSettings, harmonize=self.harmonize, light_wrap=self.light_wrap, shadow=shadow
             ),
             folder=folder,
             progress=not self.quiet,
+        )
+
+    def mask_settings(self) -> MaskSettings:
+        """The knobs on every photo's mask."""
+        return _built(
+            MaskSettings,
+            threshold=self.mask_threshold,
+            grow=self.mask_grow,
+            feather=self.mask_feather,
+            keep_alpha=self.keep_alpha,
         )
 
     def _segmenter_settings(self, backend: Backend) -> SegmenterSettings:
@@ -1179,6 +1242,7 @@ class _Settings:
             temporal_smoothing=self.temporal_smoothing,
             workers=self.workers,
             ledger=self.watch,
+            masks=self.masks,
         )
 
     def _bg_fields(self) -> dict[str, Any]:
@@ -1345,6 +1409,7 @@ class _Settings:
 
 # A stage's settings field → the option that sets it, where the two names differ.
 _RENAMED: dict[str, dict[str, str]] = {
+    "MaskSettings": {"threshold": "mask_threshold", "grow": "mask_grow", "feather": "mask_feather"},
     "StyleSettings": {
         "size": "nst_size",
         "steps": "nst_steps",

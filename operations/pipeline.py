@@ -9,6 +9,8 @@ shadow) → composite (→ light wrap). Files, batches and engines are elsewhere
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,12 +20,57 @@ from operations.segmenters.base import Segmenter
 from operations.stages.background import BackgroundSource
 from operations.stages.framing import FrameSettings, frame
 from operations.stages.look import LookSettings, finish, finish_transparent
-from operations.stages.matting import Matte, MattingSettings, refine
+from operations.stages.mask import MaskSettings, Stroke, feather, rasterize, shape
+from operations.stages.matting import Matte, MattingSettings, refine, solve_with_strokes
 from operations.stages.matting import warm_up as warm_up_matting
 
 # Said in the row of a result whose mask holds no subject (doubt's ``no-subject`` flag): the
 # warning and the flag are one fact, measured once.
 NO_SUBJECT = "no subject found: the output shows the background alone"
+# A given mask whose pixels are this nearly all 0 or 1 was drawn (or thresholded): its edge is
+# snapped to the photo's as a model's coarse mask is; a softer one is kept as a fine mask.
+DRAWN_SHARE = 0.98
+
+
+@dataclass(frozen=True)
+class GivenMask:
+    """A photo's mask that no model made: the user's file (``--masks``), or the photo's own
+    alpha (``--keep-alpha``).
+
+    ``alpha`` is ``H×W`` ``float32`` in [0, 1] at the photo's size; ``side`` the long side it
+    was made at (how fine its edge can be); ``source`` what the summary row calls it.
+    """
+
+    alpha: np.ndarray
+    side: int
+    source: str
+
+    @property
+    def fine(self) -> bool:
+        """Soft where a matte is soft (an editor's or a matting tool's), not drawn yes/no."""
+        drawn = np.count_nonzero((self.alpha <= 0.02) | (self.alpha >= 0.98))
+        return bool(drawn < DRAWN_SHARE * self.alpha.size)
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One photo's own choices over the run's (a correction made on the review page): another
+    model (``mode``, a backend's name), its own knobs, edge mode, and strokes (in the photo's
+    pixels) that the edge stage solves the matte with."""
+
+    mode: str | None = None
+    mask: MaskSettings | None = None
+    matting: str | None = None
+    strokes: tuple[Stroke, ...] = ()
+
+    def scaled(self, factor: float) -> Fix:
+        """The same fix for the photo shrunk by ``factor`` (a preview)."""
+        return Fix(
+            self.mode,
+            self.mask.scaled(factor) if self.mask is not None else None,
+            self.matting,
+            tuple(stroke.scaled(factor) for stroke in self.strokes),
+        )
 
 
 @dataclass
@@ -56,6 +103,9 @@ class Pipeline:
         matting: the edge stage's settings.
         look: the scene's light (harmonise, shadow, light wrap).
         framing: place the subject on a canvas of its own (``None``: the photo's frame).
+        mask: the knobs on every photo's mask (threshold, grow, feather, keep the photo's alpha).
+        others: builds another backend by name, for a photo whose fix asks for one (built on
+            first use, kept, closed with the pipeline).
 
     Raises:
         StyleTransferError: the style network (``--nst``) cannot be loaded.
@@ -69,17 +119,41 @@ class Pipeline:
         matting: MattingSettings | None = None,
         look: LookSettings | None = None,
         framing: FrameSettings | None = None,
+        mask: MaskSettings | None = None,
+        others: Callable[[str], Segmenter] | None = None,
     ) -> None:
         self.segmenter, self.background = segmenter, background
         self.framing = framing
         self.matting = matting if matting is not None else MattingSettings()
         self.look = look if look is not None else LookSettings()
+        self.mask = mask if mask is not None else MaskSettings()
+        self._others = others
+        self._built: dict[str, Segmenter] = {}
+        self._building = threading.Lock()
         if self.matting.method != "off":
             warm_up_matting(self.matting.method)
         self.background.load()
 
     def close(self) -> None:
         self.segmenter.close()
+        for other in self._built.values():
+            other.close()
+        self._built.clear()
+
+    def segmenter_for(self, mode: str | None) -> Segmenter:
+        """The run's model, or (``mode``: a backend's name) another one, built once.
+
+        Raises:
+            SegmenterError: it cannot be built; ValueError: this pipeline builds no other.
+        """
+        if mode is None or mode == self.segmenter.name:
+            return self.segmenter
+        if self._others is None:
+            raise ValueError(f"this pipeline has no model but {self.segmenter.name}")
+        with self._building:
+            if mode not in self._built:
+                self._built[mode] = self._others(mode)
+            return self._built[mode]
 
     def __enter__(self) -> Pipeline:
         return self
@@ -95,6 +169,8 @@ class Pipeline:
         icc_profile: bytes | None = None,
         index: int = 0,
         name: str | None = None,
+        given: GivenMask | None = None,
+        fix: Fix | None = None,
     ) -> SwapResult:
         """Replace the background of one image: :meth:`segment`, :meth:`matte`, :meth:`compose`
         (a video smooths each frame's matte over time between the last two).
@@ -106,10 +182,32 @@ class Pipeline:
             icc_profile: the photo's colour profile; the background is converted into it.
             index: the photo's position in the run (per-photo generated backgrounds' seeds).
             name: the photo's name without extension (``--bg DIR --bg-match name``).
+            given: a mask no model made (the user's file), used instead of the model.
+            fix: the photo's own choices (a correction): model, knobs, edge mode, strokes.
         """
-        pick = self.segmenter.pick(rgb)
-        coarse = self.segment(rgb, pick.segmenter)
-        matte = self.matte(rgb, coarse, alpha_in=alpha_in, segmenter=pick.segmenter)
+        fix = fix if fix is not None else Fix()
+        knobs = fix.mask if fix.mask is not None else self.mask
+        if given is None and knobs.keep_alpha and alpha_in is not None and alpha_in.min() < 1:
+            given = GivenMask(alpha_in, max(alpha_in.shape), "own alpha")
+        pick = None
+        if given is not None:
+            coarse = shape(given.alpha, knobs)
+            matte = self._matte_given(rgb, coarse, given, fix)
+            if alpha_in is not None and given.alpha is not alpha_in:
+                matte = matte.times(alpha_in)  # transparent pixels are never subject
+        else:
+            pick = self.segmenter_for(fix.mode).pick(rgb)
+            coarse = shape(self.segment(rgb, pick.segmenter), knobs)
+            matte = self.matte(
+                rgb,
+                coarse,
+                alpha_in=alpha_in,
+                segmenter=pick.segmenter,
+                method=fix.matting,
+                strokes=fix.strokes,
+            )
+        if knobs.feather > 0:
+            matte = Matte(matte.foreground, soft=feather(matte.alpha, knobs.feather))
         framed = None
         if self.framing is not None:  # the subject on its canvas (the photo is left behind)
             framed = frame(matte, self.framing)
@@ -122,9 +220,28 @@ class Pipeline:
             result.warnings += framed.warnings
             if framed.scale is not None:
                 result.extra["frame"] = {"scale": round(framed.scale, 3)}
-        if (choice := pick.recorded()) is not None:
+        if pick is not None and (choice := pick.recorded()) is not None:
             result.extra["segmenter"] = choice
+        if given is not None:
+            result.extra["mask"] = given.source
         return result
+
+    def shaped_matte(self, rgb: np.ndarray, coarse: np.ndarray, segmenter: Segmenter) -> Matte:
+        """A video frame's matte: the run's knobs on the model's mask, the edge stage, then
+        the feather (a photo's go through :meth:`swap`, which also takes fixes)."""
+        matte = self.matte(rgb, shape(coarse, self.mask), segmenter=segmenter)
+        if self.mask.feather > 0:
+            matte = Matte(matte.foreground, soft=feather(matte.alpha, self.mask.feather))
+        return matte
+
+    def _matte_given(self, rgb: np.ndarray, mask: np.ndarray, given: GivenMask, fix: Fix) -> Matte:
+        """The matte of a mask no model made: refined as a model's of its fineness would be."""
+        method = fix.matting or self.matting.method
+        side = min(given.side, 1024)  # a drawn mask is no finer than the photo's 1024-px view
+        if fix.strokes:
+            keep, remove = rasterize(fix.strokes, *rgb.shape[:2])
+            return solve_with_strokes(rgb, mask, keep, remove, mask_side=side, fine=given.fine)
+        return refine(rgb, mask, method, mask_side=side, fine=given.fine)
 
     def segment(self, rgb: np.ndarray, segmenter: Segmenter | None = None) -> np.ndarray:
         """The model's coarse alpha for an ``H×W×3`` ``uint8`` RGB image (``H×W`` float32).
@@ -143,18 +260,27 @@ class Pipeline:
         *,
         alpha_in: np.ndarray | None = None,
         segmenter: Segmenter | None = None,
+        method: str | None = None,
+        strokes: tuple[Stroke, ...] = (),
     ) -> Matte:
         """The subject's matte: ``coarse`` refined to the image's edges (as the character of
-        ``segmenter``'s masks asks; default: the run's), under the image's own transparency
-        (``alpha_in``) if it has any."""
+        ``segmenter``'s masks asks; default: the run's; ``method``: the run's edge mode unless
+        given), with the user's ``strokes`` as known pixels if any, under the image's own
+        transparency (``alpha_in``) if it has any."""
         segmenter = segmenter or self.segmenter
-        matte = refine(
-            rgb,
-            coarse,
-            self.matting.method,
-            mask_side=segmenter.mask_side,
-            fine=segmenter.fine_mask,
-        )
+        if strokes:
+            keep, remove = rasterize(strokes, *rgb.shape[:2])
+            matte = solve_with_strokes(
+                rgb, coarse, keep, remove, mask_side=segmenter.mask_side, fine=segmenter.fine_mask
+            )
+        else:
+            matte = refine(
+                rgb,
+                coarse,
+                method or self.matting.method,
+                mask_side=segmenter.mask_side,
+                fine=segmenter.fine_mask,
+            )
         return matte.times(alpha_in) if alpha_in is not None else matte
 
     def compose(

@@ -207,6 +207,37 @@ def test_our_own_swap_takes_the_command_lines_choices(client) -> None:
         assert answer.status_code == 400 and words in _error(answer)["title"], answer.text
 
 
+def test_swap_takes_the_users_mask_and_the_knobs(client) -> None:
+    photo = Image.open(PHOTO)
+    drawn = Image.new("L", (photo.width // 2, photo.height // 2), 0)  # any size of its shape
+    drawn.paste(255, (10, 10, 60, 80))
+    buffer = io.BytesIO()
+    drawn.save(buffer, "PNG")
+    files = {"image_file": PHOTO.read_bytes(), "mask_file": buffer.getvalue()}
+    answer = client.post(
+        "/v1/mask",
+        files=files,
+        data={"matting": "off", "mask_grow": "4"},
+        headers={"X-Api-Key": "k1"},
+    )
+    assert answer.status_code == 200, answer.text
+    alpha = np.asarray(Image.open(io.BytesIO(answer.content)))
+    assert alpha[40, 40] == 255 and alpha[300, 300] == 0  # the user's mask, not the model's
+    assert alpha[19, 40] == 255 and alpha[10, 40] == 0  # grown by 4 px (20 → 16 at full size)
+    for data, files, words in (
+        ({"mask_grow": "900"}, {}, "mask_grow '900': must be within ±500 px"),
+        ({"mask_threshold": "x"}, {}, "mask_threshold 'x': not a number"),
+        ({}, {"mask_file": b"not an image"}, "mask mask_file: not an image"),
+    ):
+        answer = client.post(
+            "/v1/swap",
+            files={"image_file": PHOTO.read_bytes(), **files},
+            data=data,
+            headers={"X-Api-Key": "k1"},
+        )
+        assert answer.status_code == 400 and words in _error(answer)["title"], answer.text
+
+
 def test_a_public_address_without_keys_is_refused() -> None:
     with pytest.raises(SettingError, match=r"host '0\.0\.0\.0'"):
         ServiceSettings(host="0.0.0.0")

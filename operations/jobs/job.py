@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import numpy as np
 
 from operations.errors import BackgroundSwapError, require
+from operations.jobs import corrections
+from operations.jobs.corrections import Correction
 from operations.jobs.ledger import InputRecord, Ledger, Made, digest_bytes
 from operations.jobs.report import Thumbnails, write_thumbnails
-from operations.media.decode import DEFAULT_MAX_PIXELS, decode
+from operations.media.decode import DEFAULT_MAX_PIXELS, decode, decode_mask
 from operations.media.encode import DEFAULT_QUALITY, EncodeSettings, encoder
 from operations.media.files import (
     PREFIX,
@@ -35,12 +37,14 @@ from operations.media.files import (
     Written,
     changed,
     check_names,
+    mask_for,
     output_claim,
     output_of_temporary,
     printable,
     read_whole,
 )
 from operations.media.video import DEFAULT_VIDEO_CODEC, DEFAULT_VIDEO_QUALITY
+from operations.pipeline import GivenMask
 from operations.stages.temporal import DEFAULT_STRENGTH as DEFAULT_SMOOTHING
 from operations.warning_capture import collecting
 
@@ -66,6 +70,7 @@ class JobSettings:
     temporal_smoothing: float = DEFAULT_SMOOTHING  # videos: 0 turns it off
     workers: int = 1  # a video's threads for its frames
     ledger: bool = False  # record what each job read and wrote (a watched folder's ledger)
+    masks: Path | None = None  # the user's masks, by the photo's name (--masks)
 
     def __post_init__(self) -> None:
         require(self.max_pixels >= 1, "max_pixels", self.max_pixels, "must be positive")
@@ -233,6 +238,7 @@ class Job(ABC):
         digest: str | None,
         *,
         complete: bool = True,
+        corrected: bool = False,
         cancel: Cancel | None = None,
     ) -> list[Written]:
         """Rename the staged outputs into place, unless the source changed since it was read
@@ -255,6 +261,7 @@ class Job(ABC):
                     written,
                     settings.output_folder,
                     complete=complete,
+                    corrected=corrected,
                 )
                 Ledger(settings.output_folder).add(made)
 
@@ -265,7 +272,7 @@ class Job(ABC):
         """The failed result of an exception, with a one-line reason."""
         if isinstance(exc, Interrupted):
             reason = "interrupted before its end: a rerun redoes it"
-        elif isinstance(exc, ImageError):
+        elif isinstance(exc, BackgroundSwapError):  # a bad file, a mask, a correction: said
             reason = str(exc)
         elif isinstance(exc, OSError):
             reason = self._os_reason(exc)
@@ -340,16 +347,30 @@ class PhotoJob(Job):
         cancel: Cancel | None = None,
     ) -> SwapResult:
         data, read = read_whole(self.source)  # once: decoded, and fingerprinted for the ledger
-        digest = digest_bytes(data) if settings.ledger else None
+        correction = self._correction(settings)
+        digest = digest_bytes(data) if settings.ledger or correction is not None else None
         decoded = decode(self.source, max_pixels=settings.max_pixels, data=data)
         del data
+        if correction is not None and correction.digest != digest:
+            caught.append(
+                "the correction made on the review page was not applied: the photo changed "
+                "since it was made"
+            )
+            correction = None
+        given = self._given_mask(settings, decoded.rgb.shape[:2])
         result = pipeline.swap(
             decoded.rgb,
             alpha_in=decoded.alpha,
             icc_profile=decoded.icc_profile,
             index=self.index,
             name=self.relative.stem,
+            given=given,
+            fix=correction.fix if correction is not None else None,
         )
+        if settings.masks is not None and given is None and correction is None:
+            result.extra["mask"] = "model"
+        if correction is not None:
+            result.extra["corrected"] = correction.summary()
         encoding = EncodeSettings(quality=settings.quality)
         images = [(result.image, decoded.icc_profile, decoded.exif)]
         if settings.save_mask:
@@ -363,7 +384,29 @@ class PhotoJob(Job):
                 staged.write(
                     index, encoder(image, path, icc_profile=icc, exif=exif, settings=encoding)
                 )
-            self._commit(staged, settings, read, digest, cancel=cancel)
+            corrected = correction is not None
+            self._commit(staged, settings, read, digest, corrected=corrected, cancel=cancel)
         if settings.report_page is not None:
             self._thumbnails(settings, decoded.rgb, result, caught)
         return result
+
+    def _correction(self, settings: JobSettings) -> Correction | None:
+        """The correction the review page saved for this photo's result, if any.
+
+        Raises:
+            CorrectionError: one is there but cannot be read (the photo fails, saying so,
+                rather than lose the correction by writing over its result without it).
+        """
+        if settings.output_folder is None:
+            return None
+        return corrections.load(settings.output_folder, self.output)
+
+    def _given_mask(self, settings: JobSettings, shape: tuple[int, int]) -> GivenMask | None:
+        """The user's mask for this photo (``--masks``), at its size."""
+        if settings.masks is None:
+            return None
+        found = mask_for(settings.masks, self.relative)
+        if found is None:
+            return None
+        alpha, side = decode_mask(found, *shape, max_pixels=settings.max_pixels)
+        return GivenMask(alpha, side, str(found))

@@ -16,8 +16,9 @@ Two kinds of line::
 Paths are relative (the input's to the input folder, the outputs' to the output folder),
 percent-encoded bytes, so any file name round-trips. ``complete`` is false when the job saw
 signs of a file cut short (a video ending before what its container states); such an input is
-never deleted, and its outputs are made again when it changes. A line that is not whole (a
-write cut by a crash) is skipped when read.
+never deleted, and its outputs are made again when it changes. ``"corrected": true`` (only
+then present) marks outputs made with a correction from the review page. A line that is not
+whole (a write cut by a crash) is skipped when read.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ class Made:
     record: InputRecord
     outputs: tuple[tuple[Path, int, int], ...]  # (relative name, size, mtime_ns)
     complete: bool = True
+    corrected: bool = False  # made with a correction from the review page (its line says so)
 
     @classmethod
     def of(
@@ -133,9 +135,10 @@ class Made:
         folder: Path,
         *,
         complete: bool = True,
+        corrected: bool = False,
     ) -> Made:
         outputs = tuple((w.path.relative_to(folder), w.size, w.mtime_ns) for w in written)
-        return cls(relative, record, outputs, complete)
+        return cls(relative, record, outputs, complete, corrected)
 
     @property
     def names(self) -> tuple[Path, ...]:
@@ -181,6 +184,7 @@ class Ledger:
             "input": made.record.to_json(),
             "outputs": [[_name(n), size, mtime] for n, size, mtime in made.outputs],
             "complete": made.complete,
+            **({"corrected": True} if made.corrected else {}),
             "at": _now(),
         }
         self._append(line)
@@ -282,6 +286,7 @@ def _parse(raw: bytes) -> Made | None:
             InputRecord.from_json(line["input"]),
             outputs,
             bool(line["complete"]),
+            bool(line.get("corrected", False)),
         )
     except (ValueError, KeyError, TypeError):
         return None

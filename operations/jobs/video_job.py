@@ -188,7 +188,7 @@ def _stream(stack: contextlib.ExitStack, frames: _Prefetch[Frame], clip: _Clip) 
         behind = None
         if clip.backdrop is not None:
             behind = clip.backdrop.at(float((frame.pts - origin) * reader.time_base))
-        refined = pool.submit(pipeline.matte, frame.rgb, coarse, segmenter=segmenter)
+        refined = pool.submit(pipeline.shaped_matte, frame.rgb, coarse, segmenter)
         writer.put(frame, sequencer.submit(smooth_then_compose, refined, frame.rgb, behind))
     return seen
 

@@ -13,12 +13,13 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from operations.errors import setting
 from operations.media.containers import cut_short_bytes
-from operations.media.files import ImageError, read_whole
+from operations.media.files import ImageError, printable, read_whole
 
 # Pillow refuses images over 2 × MAX_IMAGE_PIXELS inside Image.open, before our own, configurable
 # limit is consulted; :func:`allow_pixels` raises Pillow's limit to ours when ours is higher.
@@ -160,3 +161,56 @@ def decode(
         exif[_EXIF_ORIENTATION] = 1
         exif_bytes = exif.tobytes()
     return DecodedImage(rgb, alpha, icc, exif_bytes, source_format)
+
+
+# A mask whose shape differs from its photo's by more than this was made for another picture
+# (or the photo before its EXIF rotation): stretching it would misplace the subject.
+MASK_ASPECT_TOLERANCE = 0.02
+
+
+def decode_mask(
+    path: Path,
+    height: int,
+    width: int,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    data: bytes | None = None,
+) -> tuple[np.ndarray, int]:
+    """A user's mask file as an alpha at its photo's size.
+
+    A grey image is the alpha itself (white: subject); an image with transparency gives its
+    alpha channel; a colour image without one, its grey. Any size of the photo's shape.
+
+    Args:
+        path: the file (named in reasons; read here unless ``data`` is given).
+
+    Returns:
+        ``H×W`` ``float32`` in [0, 1] at ``height``×``width``, and the long side the mask had.
+
+    Raises:
+        ImageError: not an image, unreadable, or of another shape than the photo.
+    """
+    try:
+        decoded = decode(path, max_pixels=max_pixels, data=data)
+        with Image.open(io.BytesIO(data) if data is not None else path) as opened:
+            bands = opened.getbands()  # an alpha channel counts even where it is all opaque
+    except ImageError as exc:
+        raise ImageError(f"mask {printable(path)}: {exc}") from None
+    if decoded.alpha is not None:
+        alpha = decoded.alpha
+    elif "A" in bands or "a" in bands:
+        alpha = np.ones(decoded.rgb.shape[:2], np.float32)
+    else:
+        grey = cv2.cvtColor(np.ascontiguousarray(decoded.rgb), cv2.COLOR_RGB2GRAY)
+        alpha = grey.astype(np.float32) * np.float32(1 / 255)
+    own_h, own_w = alpha.shape
+    if abs((own_w / own_h) / (width / height) - 1) > MASK_ASPECT_TOLERANCE:
+        raise ImageError(
+            f"mask {printable(path)} is {own_w}×{own_h}, the photo (upright) {width}×{height}: "
+            "a mask must have the photo's shape"
+        )
+    if (own_h, own_w) != (height, width):
+        shrinking = own_w > width
+        how = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        alpha = cv2.resize(alpha, (width, height), interpolation=how)
+    return np.clip(alpha, 0.0, 1.0, out=alpha), max(own_h, own_w)

@@ -187,6 +187,42 @@ def find_inputs(root: Path, *, recursive: bool = False, exclude: Iterable[Path] 
     return sorted(found, key=lambda p: p.as_posix())
 
 
+# A photo's mask file: NAME.EXT, or NAME.mask.EXT (what --save-mask writes, touched up); the
+# lossless formats first where a folder has several.
+MASK_PREFERENCE = (".png", ".tif", ".tiff", ".webp", ".bmp")
+
+
+def _mask_key(path: Path) -> str | None:
+    """The photo stem a mask file is for, or None for a file that is no mask."""
+    if path.name.startswith("."):
+        return None
+    stem = path.stem
+    return stem[: -len(".mask")] if stem.endswith(".mask") else stem
+
+
+def mask_for(folder: Path, relative: Path) -> Path | None:
+    """The user's mask for the photo at ``relative`` (inside the input folder): in ``folder``,
+    beside where the photo's own sub-folder would be (``SUB/NAME.*``), else ``NAME.*`` at the
+    top; ``NAME.mask.*`` counts too. ``None`` when there is none."""
+    for where in dict.fromkeys([folder / relative.parent, folder]):
+        try:
+            names = sorted(where.iterdir())
+        except OSError:
+            continue
+        found = [p for p in names if _mask_key(p) == relative.stem and p.is_file()]
+        if found:
+            rank = {suffix: n for n, suffix in enumerate(MASK_PREFERENCE)}
+            return min(found, key=lambda p: (rank.get(p.suffix.lower(), len(rank)), p.name))
+    return None
+
+
+def masks_for_no_photo(folder: Path, relatives: Iterable[Path]) -> list[Path]:
+    """The mask files in ``folder`` (and its sub-folders) that no photo of ``relatives`` takes."""
+    taken = {mask for r in relatives if (mask := mask_for(folder, r)) is not None}
+    every = [folder / r for r in find_inputs(folder, recursive=True)]
+    return [path for path in every if path not in taken and _mask_key(path) is not None]
+
+
 def is_video(path: Path) -> bool:
     """A file the batch reads as a video (by its extension, see :data:`VIDEO_EXTENSIONS`)."""
     return path.suffix.lower() in VIDEO_EXTENSIONS

@@ -22,7 +22,7 @@ from operations.media.decode import DecodedImage, decode
 from operations.media.encode import EncodeSettings, encoder
 from operations.media.png import encode_png
 from operations.media.resize import shrink
-from operations.pipeline import Pipeline
+from operations.pipeline import GivenMask, Pipeline
 from operations.service.fetch import FetchSettings, fetch
 from operations.stages.background import (
     Background,
@@ -32,6 +32,7 @@ from operations.stages.background import (
 )
 from operations.stages.framing import FrameSettings
 from operations.stages.look import LookSettings
+from operations.stages.mask import MaskSettings
 from operations.stages.matting import MattingSettings
 from operations.stages.shadow import ShadowSettings
 
@@ -134,7 +135,7 @@ async def read_request(request: Request, max_upload: int) -> Asked:
         fields = {str(k): _text(v) for k, v in body.items() if v is not None}
     else:
         try:
-            form = await request.form(max_files=2, max_fields=40, max_part_size=max_upload)
+            form = await request.form(max_files=3, max_fields=40, max_part_size=max_upload)
         except Exception as exc:  # noqa: BLE001 - Starlette's parser errors, all a bad request
             raise ApiError(400, "Invalid form", "invalid_form", str(exc)) from None
         for key, value in form.multi_items():
@@ -144,11 +145,12 @@ async def read_request(request: Request, max_upload: int) -> Asked:
                 files[key] = await value.read(max_upload + 1)
                 if len(files[key]) > max_upload:
                     raise ApiError(413, "Upload too large", "file_too_large")
-    if "image_file_b64" in fields:
-        try:
-            files["image_file"] = base64.b64decode(fields.pop("image_file_b64"), validate=True)
-        except (binascii.Error, ValueError):
-            raise ApiError(400, "image_file_b64 is not base64", "invalid_base64") from None
+    for name in ("image_file", "mask_file"):  # remove.bg's one base64 field, and our mask's
+        if f"{name}_b64" in fields:
+            try:
+                files[name] = base64.b64decode(fields.pop(f"{name}_b64"), validate=True)
+            except (binascii.Error, ValueError):
+                raise ApiError(400, f"{name}_b64 is not base64", "invalid_base64") from None
     return Asked(fields, files)
 
 
@@ -175,14 +177,22 @@ class Plan:
     framing: FrameSettings | None = None
     quality: int = 90
     type: str = "auto"  # remove.bg's: which model, where the server has a choice (--mode auto)
+    mask: MaskSettings = field(default_factory=MaskSettings)  # /v1/swap's knobs on the mask
+    given: np.ndarray | None = None  # /v1/swap's mask_file: the user's mask at the photo's size
 
     def run(self, segmenter: Segmenter | None) -> Result:
         assert segmenter is not None  # admitted only once the model is ready
         segmenter = _for_type(segmenter, self.type)
         source = BackgroundSource(self.background, image=self.image)
         pipeline = Pipeline(
-            segmenter, source, matting=self.matting, look=self.look, framing=self.framing
+            segmenter,
+            source,
+            matting=self.matting,
+            look=self.look,
+            framing=self.framing,
+            mask=self.mask,
         )
+        given = self.given
         rgb, alpha_in = self.photo.rgb, self.photo.alpha
         most = SIZES[self.size]
         height, width = rgb.shape[:2]
@@ -191,7 +201,13 @@ class Plan:
             w, h = max(1, round(width * scale)), max(1, round(height * scale))
             rgb = shrink(np.ascontiguousarray(rgb), w, h)
             alpha_in = None if alpha_in is None else shrink(alpha_in, w, h)
-        swapped = pipeline.swap(rgb, alpha_in=alpha_in, icc_profile=self.photo.icc_profile)
+            given = None if given is None else shrink(given, w, h)
+        swapped = pipeline.swap(
+            rgb,
+            alpha_in=alpha_in,
+            icc_profile=self.photo.icc_profile,
+            given=None if given is None else GivenMask(given, max(given.shape), "mask_file"),
+        )
         image = swapped.image
         # The subject's alpha where it lies in the result (framed: on the canvas).
         alpha = image[..., 3] / np.float32(255) if image.shape[2] == 4 else swapped.alpha

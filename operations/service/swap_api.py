@@ -13,6 +13,9 @@ Fields (all optional but the photo):
 - ``harmonize`` (0–1), ``light_wrap`` (px; 0: automatic), ``shadow`` (true/false).
 - ``frame`` (``subject``), ``canvas`` (``2000x2000`` or ``4:5``), ``margin`` (%), ``align``.
 - ``format`` (``png``, ``jpg``, ``webp``; default PNG when transparent, else JPEG), ``quality``.
+- ``mask_file``: your own mask for the photo (grey, or an image's alpha; the photo's shape),
+  used instead of the model; ``keep_alpha`` (true/false): a photo's own transparency is its
+  mask; ``mask_threshold`` (0–1), ``mask_grow`` (px, negative shrinks), ``mask_feather`` (px).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from operations.errors import SettingError, require
-from operations.media.decode import decode
+from operations.media.decode import decode, decode_mask
 from operations.media.encode import DEFAULT_QUALITY, EncodeSettings
 from operations.service.fetch import FetchSettings
 from operations.service.removebg import Asked, Plan, Result, fetch_urls, photo_bytes, yes
@@ -35,6 +38,7 @@ from operations.stages.background import (
 from operations.stages.blur import DEFAULT_BLUR_STRENGTH
 from operations.stages.framing import DEFAULT_MARGIN, FrameSettings, parse_canvas
 from operations.stages.look import LookSettings
+from operations.stages.mask import MaskSettings
 from operations.stages.matting import MattingSettings
 from operations.stages.shadow import ShadowSettings
 
@@ -59,6 +63,10 @@ FIELDS = (
     "align",
     "format",
     "quality",
+    "keep_alpha",
+    "mask_threshold",
+    "mask_grow",
+    "mask_feather",
 )
 
 
@@ -129,6 +137,11 @@ def plan_swap(
     fmt = fields.get("format", "png" if transparent or mask else "jpg").strip().lower()
     require(fmt in ("png", "jpg", "webp"), "format", fmt, "choose from png, jpg, webp")
     quality = EncodeSettings(_or(_int(fields, "quality"), DEFAULT_QUALITY)).quality
+    given = None
+    if "mask_file" in asked.files:
+        height, width = photo.rgb.shape[:2]
+        data = asked.files["mask_file"]
+        given = decode_mask(Path("mask_file"), height, width, max_pixels=max_pixels, data=data)[0]
     return Plan(
         photo=photo,
         background=background,
@@ -139,6 +152,8 @@ def plan_swap(
         channels="alpha" if mask else "rgba",
         framing=_framing(fields, max_pixels, transparent),
         quality=quality,
+        mask=_knobs(fields),
+        given=given,
     )
 
 
@@ -157,6 +172,20 @@ def _framing(fields: dict[str, str], max_pixels: int, transparent: bool) -> Fram
             raise SettingError("canvas", fields["canvas"], str(exc)) from None
     margin = _or(_float(fields, "margin"), DEFAULT_MARGIN)
     return FrameSettings(size, aspect, margin, fields.get("align", "center"), max_pixels)
+
+
+def _knobs(fields: dict[str, str]) -> MaskSettings:
+    """The knobs on the mask, checked; a refusal names the request's field (``mask_grow``), not
+    the setting's own (``grow``)."""
+    try:
+        return MaskSettings(
+            threshold=_float(fields, "mask_threshold"),
+            grow=_or(_int(fields, "mask_grow"), 0),
+            feather=_or(_float(fields, "mask_feather"), 0.0),
+            keep_alpha=yes(fields, "keep_alpha"),
+        )
+    except SettingError as exc:
+        raise SettingError(f"mask_{exc.setting}", exc.value, exc.reason) from None
 
 
 def _or(value: T | None, default: T) -> T:

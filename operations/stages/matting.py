@@ -280,6 +280,80 @@ def refine(
     return matte
 
 
+def solve_with_strokes(
+    rgb: np.ndarray,
+    coarse: np.ndarray,
+    keep: np.ndarray,
+    remove: np.ndarray,
+    *,
+    mask_side: int = 256,
+    fine: bool = False,
+    max_side: int = QUALITY_MAX_SIDE,
+) -> Matte:
+    """The matte re-solved with the user's strokes as known pixels: closed-form matting (Levin
+    et al. 2008, which was made for scribbles) on a trimap of the mask's sure parts and the
+    strokes, at up to ``max_side`` pixels, carried to full size by a guided filter; then the
+    subject's colours at its soft pixels as for a fine mask (:func:`refine_fine`).
+
+    A *keep* pixel is known subject. A *remove* pixel is known background where the mask was
+    sure of it (a second person, an object the model took for the subject) and *unknown* where
+    the mask was soft, so the solver, now seeing background beside it, decides: a remove stroke
+    across hair takes the old background out of the hair and leaves its strands.
+
+    Args:
+        rgb: ``H×W×3`` ``uint8`` photo.
+        coarse: ``H×W`` ``float32`` mask (the model's or the user's, knobs applied).
+        keep, remove: ``H×W`` ``bool`` (:func:`operations.stages.mask.rasterize`).
+        mask_side: the model's mask size (how wide a coarse mask's unsure band is).
+        fine: the mask is a fine one: its soft pixels are the unknown band as they are.
+    """
+    height, width = coarse.shape
+    work_w, work_h = _work_size(height, width, max_side)
+    coarse_small = cv2.resize(coarse, (work_w, work_h), interpolation=cv2.INTER_AREA)
+    # A stroke thinner than a reduced pixel still counts there.
+    keep_small = shrink(keep.astype(np.float32), work_w, work_h) > 0.25
+    remove_small = shrink(remove.astype(np.float32), work_w, work_h) > 0.25
+    guide = list(cv2.split(shrink(rgb, work_w, work_h).astype(np.float32) * np.float32(1 / 255)))
+    if fine:
+        trimap = np.where(coarse_small >= UNSURE_HIGH, 1.0, 0.5)
+        trimap[coarse_small <= UNSURE_LOW] = 0.0
+    else:
+        trimap = _trimap(coarse_small, max(2, round(max(work_w, work_h) / mask_side)))
+    unsure = (coarse_small > UNSURE_LOW) & (coarse_small < UNSURE_HIGH)
+    trimap[remove_small] = 0.0
+    trimap[remove_small & unsure] = 0.5
+    trimap[keep_small] = 1.0
+    alpha_small = _solved_trimap(cv2.merge(guide), trimap)
+    coefficients = _guided_coefficients(guide, alpha_small, QUALITY_RADIUS, EPS)
+    planes = cv2.split(rgb.astype(np.float32) * np.float32(1 / 255))
+    alpha = cv2.resize(coefficients[3], (width, height), interpolation=cv2.INTER_LINEAR)
+    for plane, a in zip(planes, coefficients[:3], strict=True):
+        alpha += cv2.resize(a, (width, height), interpolation=cv2.INTER_LINEAR) * plane
+    del planes
+    np.clip(alpha, 0.0, 1.0, out=alpha)
+    # The strokes hold to the pixel at full size, but where a remove stroke crosses the mask's
+    # soft edge (hair), which the solver decided.
+    unsure_full = (
+        cv2.resize(unsure.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    )
+    alpha[remove & ~unsure_full] = 0.0
+    alpha[keep] = 1.0
+    return refine_fine(rgb, alpha, "fast")
+
+
+def _solved_trimap(guide: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """Closed-form alpha in a trimap's unknown (0.5) pixels; the trimap itself where there is
+    nothing to solve (no unknown pixel, or no known subject or background to solve from)."""
+    from pymatting import estimate_alpha_cf
+
+    if not ((trimap == 0.5).any() and (trimap == 1.0).any() and (trimap == 0.0).any()):
+        return np.where(trimap == 0.5, 0.0, trimap).astype(np.float32)
+    # pymatting prints its solver's notices ("PERFORMANCE WARNING…") on stdout: not ours to show.
+    with contextlib.redirect_stdout(io.StringIO()):
+        alpha = estimate_alpha_cf(guide.astype(np.float64), trimap.astype(np.float64))
+    return np.clip(alpha, 0.0, 1.0).astype(np.float32)
+
+
 def _interior(coarse_small: np.ndarray, radius: int) -> np.ndarray:
     """The subject's interior, eroded by the filter's window: ``float32`` 1 inside, else 0.
 
@@ -628,16 +702,11 @@ def _trimap(coarse: np.ndarray, margin: int) -> np.ndarray:
 
 def _closed_form(guide: np.ndarray, coarse: np.ndarray, mask_side: int) -> np.ndarray:
     """Closed-form alpha (Levin et al.) in the unknown band of a trimap made from ``coarse``."""
-    from pymatting import estimate_alpha_cf
-
     margin = max(2, round(max(coarse.shape) / mask_side))
     trimap = _trimap(coarse, margin)
     if not ((trimap == 0.5).any() and (trimap == 1.0).any() and (trimap == 0.0).any()):
         return coarse  # nothing to solve: the mask is all subject or all background
-    # pymatting prints its solver's notices ("PERFORMANCE WARNING…") on stdout: not ours to show.
-    with contextlib.redirect_stdout(io.StringIO()):
-        alpha = estimate_alpha_cf(guide.astype(np.float64), trimap)
-    return np.clip(alpha, 0.0, 1.0).astype(np.float32)
+    return _solved_trimap(guide, trimap)
 
 
 def _foreground_ml(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
