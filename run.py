@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Outputs that exist are skipped, so rerunning a command resumes it. "
         f"`{PROG} download NAME...` fetches model weights ahead of offline use; "
         f"`{PROG} report OUTPUT_DIR` rebuilds a run's review page; "
+        f"`{PROG} review OUTPUT_DIR` serves it on loopback with an editor that fixes results; "
         f"`{PROG} serve` serves remove.bg's API over HTTP (see `{PROG} serve --help`).",
     )
     groups = add_arguments(parser)
@@ -202,6 +203,48 @@ def report_main(argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def review_main(argv: Sequence[str]) -> int:
+    """``review OUTPUT_DIR``: the run's review page on loopback, with an editor that fixes a
+    result (strokes, another model, the knobs) and rewrites it."""
+    from operations.options import OptionsError, check_installed, flag_names
+    from operations.review.server import DEFAULT_PORT, LOOPBACK
+
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} review",
+        description="Serve a run's review page (an output folder written with --report) on "
+        "this machine, with an editor that fixes a result: keep and remove brushes, another "
+        "model, threshold, grow, feather, edge mode; Accept rewrites the result and keeps the "
+        "fix for every later run of the folder.",
+    )
+    parser.add_argument("output", type=Path, metavar="OUTPUT_DIR")
+    loopback = ", ".join(LOOPBACK)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help=f"loopback only: {loopback} (default: %(default)s)"
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="(default: %(default)s)")
+    args = parser.parse_args(argv)
+    with named(flag_names()):  # the run's settings named by their flags
+        try:
+            check_installed("review", None, "service", ("fastapi", "uvicorn"))
+            if not 0 < args.port < 65536:
+                raise OptionsError("--port", args.port, "must be between 1 and 65535")
+            if args.host not in LOOPBACK:
+                raise OptionsError(
+                    "--host",
+                    args.host,
+                    "the review server rewrites files, so it listens on loopback only "
+                    f"({loopback}); reach it from elsewhere through an SSH tunnel",
+                )
+            from operations.review.server import serve
+
+            return serve(args.output.resolve(), args.host, args.port)
+        except BackgroundSwapError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+
+
 # A batch's settings a server has no use for: per request, or for folders.
 _NOT_SERVER_SETTINGS = (
     "input",
@@ -219,6 +262,11 @@ _NOT_SERVER_SETTINGS = (
     "save_cutout",
     "overwrite",
     "engine",
+    "masks",  # the mask and its knobs come with each request (mask_file, mask_grow …)
+    "keep_alpha",
+    "mask_threshold",
+    "mask_grow",
+    "mask_feather",
 )
 
 
@@ -466,6 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_main(argv[1:])
     if argv[:1] == ["serve"]:
         return serve_main(argv[1:])
+    if argv[:1] == ["review"]:
+        return review_main(argv[1:])
     # Ctrl-C and SIGTERM are taken in hand before the settings' libraries load: a signal then
     # is noted, and honoured (with the summary) as soon as the run can write one.
     stop = _StopSignals(armed=False)

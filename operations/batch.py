@@ -461,7 +461,7 @@ def _log_result(job: Job, result: FileResult) -> None:
     )
 
 
-def _row(result: FileResult) -> dict[str, object]:
+def result_row(result: FileResult) -> dict[str, object]:
     """A file's row: names that are not UTF-8 kept exactly, in ``*_bytes`` fields."""
     row = asdict(result)
     row.update(
@@ -491,5 +491,6 @@ def summary_data(batch: BatchResult, options: Options, started_at: str) -> dict[
         "counts": {s: batch.count(s) for s in ("ok", "skipped", "failed")},
         "generated_background": batch.background,
         "options": options.to_dict(),
-        "files": [_row(f) for f in batch.files],
+        "working_folder": str(Path.cwd()),  # where the options' relative paths start
+        "files": [result_row(f) for f in batch.files],
     }

@@ -20,7 +20,7 @@ from operations.segmenters.base import Segmenter
 from operations.stages.background import BackgroundSource
 from operations.stages.framing import FrameSettings, frame
 from operations.stages.look import LookSettings, finish, finish_transparent
-from operations.stages.mask import MaskSettings, Stroke, feather, rasterize, shape
+from operations.stages.mask import MaskSettings, Stroke, feather, rasterize, reach_of, shape
 from operations.stages.matting import Matte, MattingSettings, refine, solve_with_strokes
 from operations.stages.matting import warm_up as warm_up_matting
 
@@ -171,6 +171,7 @@ class Pipeline:
         name: str | None = None,
         given: GivenMask | None = None,
         fix: Fix | None = None,
+        model_mask: np.ndarray | None = None,
     ) -> SwapResult:
         """Replace the background of one image: :meth:`segment`, :meth:`matte`, :meth:`compose`
         (a video smooths each frame's matte over time between the last two).
@@ -184,6 +185,8 @@ class Pipeline:
             name: the photo's name without extension (``--bg DIR --bg-match name``).
             given: a mask no model made (the user's file), used instead of the model.
             fix: the photo's own choices (a correction): model, knobs, edge mode, strokes.
+            model_mask: the model's mask of this image, made before (a preview's, kept while
+                its knobs and strokes change): the model is not asked again.
         """
         fix = fix if fix is not None else Fix()
         knobs = fix.mask if fix.mask is not None else self.mask
@@ -197,7 +200,8 @@ class Pipeline:
                 matte = matte.times(alpha_in)  # transparent pixels are never subject
         else:
             pick = self.segmenter_for(fix.mode).pick(rgb)
-            coarse = shape(self.segment(rgb, pick.segmenter), knobs)
+            model = self.segment(rgb, pick.segmenter) if model_mask is None else model_mask
+            coarse = shape(model, knobs)
             matte = self.matte(
                 rgb,
                 coarse,
@@ -240,7 +244,10 @@ class Pipeline:
         side = min(given.side, 1024)  # a drawn mask is no finer than the photo's 1024-px view
         if fix.strokes:
             keep, remove = rasterize(fix.strokes, *rgb.shape[:2])
-            return solve_with_strokes(rgb, mask, keep, remove, mask_side=side, fine=given.fine)
+            reach = reach_of(fix.strokes)
+            return solve_with_strokes(
+                rgb, mask, keep, remove, mask_side=side, fine=given.fine, reach=reach
+            )
         return refine(rgb, mask, method, mask_side=side, fine=given.fine)
 
     def segment(self, rgb: np.ndarray, segmenter: Segmenter | None = None) -> np.ndarray:
@@ -271,7 +278,13 @@ class Pipeline:
         if strokes:
             keep, remove = rasterize(strokes, *rgb.shape[:2])
             matte = solve_with_strokes(
-                rgb, coarse, keep, remove, mask_side=segmenter.mask_side, fine=segmenter.fine_mask
+                rgb,
+                coarse,
+                keep,
+                remove,
+                mask_side=segmenter.mask_side,
+                fine=segmenter.fine_mask,
+                reach=reach_of(strokes),
             )
         else:
             matte = refine(

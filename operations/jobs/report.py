@@ -15,11 +15,12 @@ them.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -207,7 +208,18 @@ def _href(target: Path | str, page: Path) -> str:
     return quote(os.fsencode(relative), safe="/")
 
 
-def _card(row: dict, index: int, page: Path, output_folder: Path, input_root: Path) -> str:
+Link = Callable[[Path], str]  # a file's address on the page
+
+
+def _card(
+    row: dict,
+    index: int,
+    page: Path,
+    output_folder: Path,
+    input_root: Path,
+    link: Link,
+    fix: Callable[[dict], str | None] | None = None,
+) -> str:
     status = row["status"]
     doubt = row.get("doubt")
     flags = row.get("flags") or []
@@ -219,20 +231,20 @@ def _card(row: dict, index: int, page: Path, output_folder: Path, input_root: Pa
     esc = html.escape
     if output is not None and status != "failed":
         thumbs = Thumbnails.for_output(page, output_folder, output)
-        result, original = _href(output, page), _href(source, page)
+        result, original = link(output), link(source)
         # data-src: the script loads a card's pictures as it nears the view (see _SCRIPT).
         mask = (
-            f'<img class="mask" data-src="{_href(thumbs.mask, page)}" alt="">'
+            f'<img class="mask" data-src="{link(thumbs.mask)}" alt="">'
             if thumbs.mask.is_file()
             else ""
         )
         pictures = (
-            f'<a class="in" href="{original}"><img data-src="{_href(thumbs.input, page)}" '
+            f'<a class="in" href="{original}"><img data-src="{link(thumbs.input)}" '
             f'alt="input"></a><a class="out" href="{result}">'
-            f'<img class="res" data-src="{_href(thumbs.result, page)}" alt="result">{mask}</a>'
+            f'<img class="res" data-src="{link(thumbs.result)}" alt="result">{mask}</a>'
         )
     else:
-        pictures = f'<a class="in none" href="{_href(source, page)}">not processed</a>'
+        pictures = f'<a class="in none" href="{link(source)}">not processed</a>'
     score = (
         (f'<span class="score" style="--d:{doubt:.3f}" title="doubt score">{doubt:.2f}</span>')
         if doubt is not None
@@ -247,12 +259,18 @@ def _card(row: dict, index: int, page: Path, output_folder: Path, input_root: Pa
     notes += "".join(f'<li class="warn">{esc(w)}</li>' for w in row.get("warnings") or [])
     if row.get("error"):
         notes += f'<li class="err">{esc(row["error"])}</li>'
+    if isinstance(corrected := (row.get("extra") or {}).get("corrected"), dict):
+        notes += (
+            f'<li class="fixed">corrected (revision {esc(str(corrected.get("revision")))})</li>'
+        )
+    editor = fix(row) if fix is not None else None
+    action = f' <a class="fix" href="{esc(editor)}">Fix</a>' if editor else ""
     flagged = " ".join(flags)
     return (
         f'<article class="card {status}" id="r{index}" tabindex="-1" data-status="{status}" '
         f'data-flags="{esc(flagged)}" data-doubt="{doubt if doubt is not None else ""}">'
         f'<div class="pics">{pictures}</div>'
-        f'<div class="meta"><span class="badge">{status}</span>{earlier}{score}{seconds}'
+        f'<div class="meta"><span class="badge">{status}</span>{earlier}{score}{seconds}{action}'
         f'<div class="name" title="{esc(name)}">{esc(name)}</div>'
         f'<ul class="notes">{notes}</ul></div></article>'
     )
@@ -281,7 +299,8 @@ main{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:
 .failed .badge{background:#d33}.skipped .badge{background:#888}.earlier{font-size:12px;color:var(--mute)}
 .score{margin-right:8px;padding:1px 6px;border-radius:9px;font-size:12px;background:color-mix(in srgb,#e33 calc(var(--d)*100%),#8883)}
 .secs{color:var(--mute);font-size:12px}.name{font-weight:600;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-.notes{margin:4px 0 0;padding-left:18px;color:#b36b00}.notes .warn,.notes .model{color:var(--mute)}.notes .err{color:#d33}
+.notes{margin:4px 0 0;padding-left:18px;color:#b36b00}.notes .warn,.notes .model{color:var(--mute)}.notes .err{color:#d33}.notes .fixed{color:#2a9d55}
+.fix{float:right;font-weight:600;padding:1px 10px;border-radius:9px;background:#3568d4;color:#fff;text-decoration:none}
 """  # noqa: E501 - the page's style sheet, one rule set a line
 
 # Pictures load as their card nears the view: 5,000 cards hold 15,000 thumbnails, and even with
@@ -310,15 +329,30 @@ document.addEventListener('keydown',e=>{if(e.ctrlKey||e.metaKey||e.altKey)return
  else if(k=='m')document.body.classList.toggle('masks');
  else if((k=='Enter'||k=='o')&&cur)a=cur.querySelector('.out')||cur.querySelector('.in');
  else if(k=='i'&&cur)a=cur.querySelector('.in');
+ else if(k=='f'&&cur&&cur.querySelector('.fix'))location.href=cur.querySelector('.fix').href;
  else if(k>='1'&&k<='5')show(['all','doubtful','failed','ok','skipped'][k-1]);else return;
  e.preventDefault();if(a)window.open(a.href,'_blank');});
 show(location.hash.slice(1)||'all');
 """  # noqa: E501 - the page's script
 
 
-def render(rows: list[dict], page: Path, output_folder: Path, input_root: Path) -> str:
+def render(
+    rows: list[dict],
+    page: Path,
+    output_folder: Path,
+    input_root: Path,
+    *,
+    link: Link | None = None,
+    fix: Callable[[dict], str | None] | None = None,
+) -> str:
     """The page's HTML for ``rows`` (summary rows), in review order; names are shown relative
-    to ``input_root``."""
+    to ``input_root``.
+
+    Args:
+        link: a file's address (default: relative to the page, for the page as a file).
+        fix: a result's editor's address, if it has one (the review server's page).
+    """
+    link = link if link is not None else functools.partial(_href, page=page)
     ordered = sorted(rows, key=sort_key)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "skipped", "failed")}
     flagged = sum(bool(r.get("flags")) for r in rows)
@@ -337,7 +371,7 @@ def render(rows: list[dict], page: Path, output_folder: Path, input_root: Path) 
         for f, label, n in buttons
     )
     cards = "\n".join(
-        _card(row, i, page, output_folder, input_root) for i, row in enumerate(ordered)
+        _card(row, i, page, output_folder, input_root, link, fix) for i, row in enumerate(ordered)
     )
     heading = html.escape(f"BackgroundSwap review: {printable(output_folder)}")
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -352,7 +386,8 @@ def render(rows: list[dict], page: Path, output_folder: Path, input_root: Path) 
         f'<p class="filters">{bar}</p>'
         "<p><kbd>j</kbd>/<kbd>k</kbd> or arrows: next/previous · <kbd>m</kbd>: masks · "
         "<kbd>o</kbd>/<kbd>Enter</kbd>: open the result · <kbd>i</kbd>: open the input · "
-        "<kbd>1</kbd>–<kbd>5</kbd>: all, doubtful, failed, ok, skipped · hover a result to see "
+        "<kbd>1</kbd>–<kbd>5</kbd>: all, doubtful, failed, ok, skipped · "
+        f"{'<kbd>f</kbd>: fix it · ' if fix is not None else ''}hover a result to see "
         "its mask</p></header>"
         f"<main>\n{cards}\n</main><script>{_SCRIPT}</script></body></html>\n"
     )

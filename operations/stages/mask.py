@@ -134,3 +134,9 @@ def rasterize(
         paint |= layer
         erase &= 1 - layer
     return keep.astype(bool), remove.astype(bool)
+
+
+def reach_of(strokes: tuple[Stroke, ...]) -> float:
+    """How far inside the mask's edge a remove stroke leaves the solver to decide: its brush's
+    radius (the largest of them), in the photo's pixels."""
+    return max((s.radius for s in strokes if s.kind == "remove"), default=0.0)

@@ -68,6 +68,7 @@ EPS = 1e-4  # guided-filter regularisation on [0, 1] intensities: small, to foll
 QUALITY_MAX_SIDE = 1024  # closed-form matting's working size (its solver grows with the band)
 QUALITY_RADIUS = 2  # the filter only carries the closed-form alpha to full size: a small window
 UNSURE_LOW, UNSURE_HIGH = 0.03, 0.97  # a reduced alpha strictly between these is "at the edge"
+ACROSS_SHARE = 0.1  # a remove stroke this much on sure background was laid across the edge
 
 
 @dataclass
@@ -289,6 +290,7 @@ def solve_with_strokes(
     mask_side: int = 256,
     fine: bool = False,
     max_side: int = QUALITY_MAX_SIDE,
+    reach: float = 0.0,
 ) -> Matte:
     """The matte re-solved with the user's strokes as known pixels: closed-form matting (Levin
     et al. 2008, which was made for scribbles) on a trimap of the mask's sure parts and the
@@ -296,9 +298,13 @@ def solve_with_strokes(
     subject's colours at its soft pixels as for a fine mask (:func:`refine_fine`).
 
     A *keep* pixel is known subject. A *remove* pixel is known background where the mask was
-    sure of it (a second person, an object the model took for the subject) and *unknown* where
-    the mask was soft, so the solver, now seeing background beside it, decides: a remove stroke
-    across hair takes the old background out of the hair and leaves its strands.
+    sure of it, deep inside what it took for subject (a second person, an object), and
+    *unknown* where the mask was soft or within ``reach`` (the remove brush's radius) inside
+    its edge, so the solver, now seeing background beside it, decides from the colours: a
+    remove stroke across hair takes the old background out of the hair and leaves its strands
+    (a brush laid across an edge covers both sides of it), while a region painted over whole
+    goes (a stroke is taken as laid across the edge when :data:`ACROSS_SHARE` of it lies on
+    the mask's sure background).
 
     Args:
         rgb: ``H×W×3`` ``uint8`` photo.
@@ -320,8 +326,17 @@ def solve_with_strokes(
     else:
         trimap = _trimap(coarse_small, max(2, round(max(work_w, work_h) / mask_side)))
     unsure = (coarse_small > UNSURE_LOW) & (coarse_small < UNSURE_HIGH)
+    inside = (coarse_small > 0.5).astype(np.uint8)
+    depth = cv2.distanceTransform(inside, cv2.DIST_L2, 5)  # from the mask's edge, inward
+    near_edge = (depth > 0) & (depth <= reach * work_w / width)
+    # A stroke laid across the mask's edge (a share of it on sure background) cleans that edge;
+    # one painted inside what the mask took for subject says all of it is background.
+    count, labels = cv2.connectedComponents(remove_small.astype(np.uint8))
+    outside = np.bincount(labels[coarse_small <= UNSURE_LOW], minlength=count)
+    across = (outside >= ACROSS_SHARE * np.bincount(labels.ravel(), minlength=count))[labels]
+    decide = remove_small & (unsure | (near_edge & across))  # the solver's, from the colours
     trimap[remove_small] = 0.0
-    trimap[remove_small & unsure] = 0.5
+    trimap[decide] = 0.5
     trimap[keep_small] = 1.0
     alpha_small = _solved_trimap(cv2.merge(guide), trimap)
     coefficients = _guided_coefficients(guide, alpha_small, QUALITY_RADIUS, EPS)
@@ -332,11 +347,9 @@ def solve_with_strokes(
     del planes
     np.clip(alpha, 0.0, 1.0, out=alpha)
     # The strokes hold to the pixel at full size, but where a remove stroke crosses the mask's
-    # soft edge (hair), which the solver decided.
-    unsure_full = (
-        cv2.resize(unsure.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
-    )
-    alpha[remove & ~unsure_full] = 0.0
+    # edge (hair), which the solver decided.
+    decided = cv2.resize(decide.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    alpha[remove & (decided == 0)] = 0.0
     alpha[keep] = 1.0
     return refine_fine(rgb, alpha, "fast")
 
