@@ -32,6 +32,8 @@ log = logging.getLogger("backgroundswap")
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 8000
+# A fix's size: far beyond a person's painting, short of a body that keeps the solver busy.
+MAX_STROKES, MAX_POINTS = 2000, 20_000
 
 
 class StrokeBody(BaseModel):
@@ -39,14 +41,16 @@ class StrokeBody(BaseModel):
 
     kind: Literal["keep", "remove"] = Field(description="keep: subject; remove: background")
     radius: float = Field(gt=0, le=2000, description="the brush's radius, in the photo's pixels")
-    points: list[tuple[float, float]] = Field(min_length=1, description="[x, y] along the stroke")
+    points: list[tuple[float, float]] = Field(
+        min_length=1, max_length=MAX_POINTS, description="[x, y] along the stroke"
+    )
 
 
 class FixBody(BaseModel):
     """A result's fix: strokes the edge stage solves the matte with, and the knobs on the mask.
     Every field is optional; an empty body is the run's own result."""
 
-    strokes: list[StrokeBody] = Field(default_factory=list)
+    strokes: list[StrokeBody] = Field(default_factory=list, max_length=MAX_STROKES)
     mode: str | None = Field(None, description="another model for this photo (GET /api/models)")
     threshold: float | None = Field(None, ge=0, le=1, description="the mask made yes/no at it")
     grow: int = Field(0, ge=-500, le=500, description="px; negative shrinks (before the edges)")
