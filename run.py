@@ -275,8 +275,23 @@ def serve_main(argv: Sequence[str]) -> int:
     from operations.options import OptionsError, check_installed, flag_for, flag_names
 
     args = _serve_parser().parse_args(argv)
-    server_flags = ("host", "port", "queue", "timeout", "api_keys", "no_auth", "max_upload_mb")
-    names = {**flag_names(), **{k: "--" + k.replace("_", "-") for k in server_flags}}
+    server_flags = (
+        "host",
+        "port",
+        "queue",
+        "timeout",
+        "api_keys",
+        "no_auth",
+        "max_upload_mb",
+        "header_timeout",
+        "body_timeout",
+        "max_connections",
+        "tls_cert",
+        "tls_key",
+        "behind_proxy",
+    )
+    names = {"trusted_proxies": "--trusted-proxy"}
+    names = {**flag_names(), **names, **{k: "--" + k.replace("_", "-") for k in server_flags}}
     with named(names):
         try:
             check_installed(
@@ -304,6 +319,11 @@ def serve_main(argv: Sequence[str]) -> int:
 def _serve_parser() -> argparse.ArgumentParser:
     """The batch's parser less its batch-only flags (hidden, and refused if given), plus the
     server's own."""
+    from operations.service.guard import (
+        DEFAULT_BODY_TIMEOUT,
+        DEFAULT_HEADER_TIMEOUT,
+        DEFAULT_MAX_CONNECTIONS,
+    )
     from operations.service.server import (
         DEFAULT_MAX_UPLOAD_MB,
         DEFAULT_PORT,
@@ -363,6 +383,48 @@ def _serve_parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--allow-http-fetch", action="store_true", help="with --allow-fetch: plain http too"
     )
+    network = parser.add_argument_group("the network (TLS, proxies, slow clients)")
+    network.add_argument("--tls-cert", type=Path, metavar="FILE", help="serve https: the "
+                         "certificate chain (PEM); with --tls-key")  # fmt: skip
+    network.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
+    network.add_argument(
+        "--behind-proxy",
+        action="store_true",
+        help="a TLS-terminating proxy is in front: API keys on a public --host over plain "
+        "HTTP are then allowed (without it or --tls-cert they are refused)",
+    )
+    network.add_argument(
+        "--trusted-proxy",
+        dest="trusted_proxies",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="with --behind-proxy: a proxy's address (or network) whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed, for the log; repeat for more",
+    )
+    network.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="a request's line and headers must arrive within this, or 408 and cut "
+        "(default: %(default)s)",
+    )
+    network.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT,
+        metavar="SECONDS",
+        help="its body within this, or 408 and cut (default: %(default)s)",
+    )
+    network.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="connections open at once; one more is answered 503 and closed (idle ones deny "
+        "nobody: the queue counts requests) (default: %(default)s)",
+    )
     return parser
 
 
@@ -385,6 +447,13 @@ def _service_settings(args: argparse.Namespace, options: Options) -> ServiceSett
         max_upload_mb=args.max_upload_mb,
         timeout=args.timeout,
         max_pixels=options.max_pixels,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_connections=args.max_connections,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        behind_proxy=args.behind_proxy,
+        trusted_proxies=tuple(args.trusted_proxies),
         fetching=FetchSettings(
             hosts=tuple(args.allow_fetch),
             allow_http=args.allow_http_fetch,

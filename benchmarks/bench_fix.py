@@ -4,7 +4,7 @@ preview latency on a 12-megapixel photo.
 
 Run by hand (never in CI)::
 
-    python benchmarks/bench_fix.py [--animal chelsea.png] [--sheet fix_sheet.png]
+    python benchmarks/bench_fix.py [--animal PHOTO] [--sheet fix_sheet.png]
 
 Known truth by construction (as benchmarks/bench_edges.py builds it): a subject's silhouette T
 (made crisp, then softened over 2 px) and the photo's pixels composited with it over a new
@@ -15,9 +15,8 @@ segments the composite, and fails where these cases make it fail:
   background: the truth is the astronaut alone); the model takes both. Remove strokes.
 - ``held object``: Grace Hopper holding an object (a patch of another photo at her shoulder and
   hand, part of the subject); the people model leaves it out. Keep strokes.
-- ``animal``: a cat under the people model (``--animal``: skimage's ``chelsea.png``, from the
-  scikit-image wheel: ``pip download --no-deps scikit-image`` and unzip
-  ``skimage/data/chelsea.png``); its silhouette from the real U²-Netp
+- ``animal``: a cat under the people model (``--animal``; default the tests' own
+  ``tests/data/chelsea.jpg``, scikit-image's sample), its silhouette from the real U²-Netp
   (``../shared/tools/real-models/fetch.sh``). Keep strokes.
 
 Strokes are scripted as a user paints: each goes into the largest region still wrong (model
@@ -261,7 +260,12 @@ def sheet(cases: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--animal", type=Path, help="a photo of an animal (chelsea.png)")
+    parser.add_argument(
+        "--animal",
+        type=Path,
+        default=ROOT / "tests" / "data" / "chelsea.jpg",
+        help="a photo of an animal (default: the tests' cat)",
+    )
     parser.add_argument("--sheet", type=Path, help="write a contact sheet of the cases")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     parser.add_argument("--skip-latency", action="store_true")

@@ -11,6 +11,11 @@ the server (``backgroundswap serve``, a real process on a loopback port) answers
 keep-alive connection. Printed: the CLI's images/s, the server's images/s, the ratio, the
 latency's p50/p95/p99, and the server's resident memory after every ``--every`` requests (its
 growth from the 500th to the last is the number that says whether memory is flat).
+
+``--idle N`` (e.g. 300) then measures again on the same server with N slow clients beside the
+real ones — each connects and sends its request's header a line every 2 s, never finishing it,
+and connects again when the server cuts it (``--header-timeout``) — and prints both rates and
+their ratio: idle connections must deny nobody.
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ def main() -> None:
     parser.add_argument("--mode", default="mediapipe")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--cli-photos", type=int, default=48, help="photos the CLI runs over")
+    parser.add_argument("--idle", type=int, default=0, help="then again with N slow clients")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-service-"))
     try:
@@ -127,14 +133,7 @@ def _serve(photos: list[Path], args: argparse.Namespace, cli_rate: float, work: 
                         if (number + 1) % args.every == 0 or number + 1 == 500:
                             rss.append((number + 1, _rss_mb(server.pid)))
 
-        began = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        seconds = time.perf_counter() - began
-        rate = statuses.get(200, 0) / seconds
+        rate = _load(client, args.clients, statuses)
         q = statistics.quantiles(latencies, n=100)
         print(
             f"server: {rate:.2f} images/s with {args.clients} clients "
@@ -146,9 +145,47 @@ def _serve(photos: list[Path], args: argparse.Namespace, cli_rate: float, work: 
         at_500 = next((m for n, m in rss if n == 500), None)
         if at_500 is not None:
             print(f"RSS growth from request 500 to {rss[-1][0]}: {rss[-1][1] / at_500 - 1:+.1%}")
+        if args.idle:
+            counter = iter(range(args.requests))
+            statuses.clear()
+            stop = threading.Event()
+            slow = [threading.Thread(target=_slow, args=(port, stop), daemon=True)
+                    for _ in range(args.idle)]  # fmt: skip
+            for thread in slow:
+                thread.start()
+            time.sleep(3)  # all connected, dribbling
+            idle_rate = _load(client, args.clients, statuses)
+            stop.set()
+            print(
+                f"with {args.idle} slow clients beside: {idle_rate:.2f} images/s "
+                f"(statuses {statuses}); ratio to without: {idle_rate / rate:.2f}×"
+            )
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def _load(client, clients: int, statuses: dict[int, int]) -> float:
+    """Run ``clients`` threads of ``client`` to the end; the 200s per second."""
+    began = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses.get(200, 0) / (time.perf_counter() - began)
+
+
+def _slow(port: int, stop: threading.Event) -> None:
+    """A client that sends its header a line every 2 s and never ends it; again when cut."""
+    while not stop.is_set():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(b"POST /v1.0/removebg HTTP/1.1\r\nHost: x\r\n")
+                while not stop.wait(2):
+                    sock.sendall(b"X-Slow: 1\r\n")
+        except OSError:
+            stop.wait(0.5)  # cut by the server (408) or refused: connect again
 
 
 def _wait_ready(url: str, server: subprocess.Popen) -> None:

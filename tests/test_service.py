@@ -242,7 +242,7 @@ def test_a_public_address_without_keys_is_refused() -> None:
     with pytest.raises(SettingError, match=r"host '0\.0\.0\.0'"):
         ServiceSettings(host="0.0.0.0")
     ServiceSettings(host="0.0.0.0", no_auth=True)
-    ServiceSettings(host="0.0.0.0", api_keys=("k",))
+    ServiceSettings(host="0.0.0.0", api_keys=("k",), behind_proxy=True)
 
 
 def test_serve_refuses_batch_settings_and_a_public_host(capsys) -> None:
@@ -262,9 +262,12 @@ def _free_port() -> int:
 
 
 class _Server:
-    def __init__(self, tmp_path: Path, *args: str) -> None:
+    def __init__(
+        self, tmp_path: Path, *args: str, ready_url: str | None = None, verify: object = True
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        ready = (ready_url or self.url + "/readyz").format(port=self.port)
         self.log = tmp_path / f"server-{self.port}.log"
         command = [sys.executable, str(ROOT / "run.py"), "serve", "--port", str(self.port), *args]
         self.process = subprocess.Popen(
@@ -274,7 +277,7 @@ class _Server:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log.read_text()
             try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                if httpx.get(ready, timeout=1, verify=verify).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -413,8 +416,8 @@ def test_the_docs_say_what_each_remove_bg_parameter_does() -> None:
     from operations.service.removebg import PARAMETERS
 
     page = (ROOT / "docs" / "service.md").read_text()
-    for name, support, how in PARAMETERS:
-        assert f"| `{name}` | {support} | {how} |".replace("|  |", "| |") in page, name
+    for p in PARAMETERS:
+        assert f"| `{p.name}` | {p.support} | {p.how} |".replace("|  |", "| |") in page, p.name
 
 
 def test_type_chooses_the_model_of_mode_auto(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from operations.media.png import encode_png
 from operations.media.resize import shrink
 from operations.pipeline import GivenMask, Pipeline
 from operations.service.fetch import FetchSettings, fetch
+from operations.service.schema import FILE, FieldDoc
 from operations.stages.background import (
     Background,
     BackgroundSettings,
@@ -65,36 +66,107 @@ FIELD_NAMES = {
     "allow_fetch": "the server's --allow-fetch",
 }
 
-PARAMETERS: list[tuple[str, str, str]] = [
-    ("image_file", "supported", "multipart upload"),
-    ("image_file_b64", "supported", "form field or JSON body"),
-    ("image_url", "supported from --allow-fetch hosts", "else refused (400)"),
-    (
+FETCHED = "supported from --allow-fetch hosts"
+PARAMETERS: list[FieldDoc] = [
+    FieldDoc("image_file", FILE, "the photo", how="multipart upload"),
+    FieldDoc("image_file_b64", "string", "the photo, base64", how="form field or JSON body"),
+    FieldDoc("image_url", "string", "the photo's URL", support=FETCHED, how="else refused (400)"),
+    FieldDoc(
         "size",
-        "supported",
-        "preview/small/regular 0.25 MP, medium 1.5 MP, hd 4 MP, "
+        "string",
+        "the result's size",
+        enum=tuple(SIZES),
+        default="preview",
+        how="preview/small/regular 0.25 MP, medium 1.5 MP, hd 4 MP, "
         "full/4k/auto as sent (up to the server's pixel limit); default preview, as remove.bg",
     ),
-    (
+    FieldDoc(
         "type",
-        "supported with --mode auto",
-        "person: the people model; product, animal, car, "
+        "string",
+        "what the subject is",
+        enum=TYPES,
+        default="auto",
+        support="supported with --mode auto",
+        how="person: the people model; product, animal, car, "
         "graphic, transportation, other: the salient one; auto: chosen by faces (with another "
         "--mode the server's model answers every type); X-Type says person or other",
     ),
-    ("type_level", "accepted, ignored", ""),
-    ("format", "supported", "auto (PNG if transparent, else JPEG), png, jpg, webp, zip"),
-    ("roi", "refused unless the whole image", "0% 0% 100% 100%"),
-    ("crop", "supported", "to the subject's box (alpha over 5 %)"),
-    ("crop_margin", "supported", "px or %, one value for every side"),
-    ("scale", "refused unless original", ""),
-    ("position", "refused unless original", ""),
-    ("channels", "supported", "rgba, alpha"),
-    ("add_shadow", "supported with a background", "our shadow; ignored on a transparent result"),
-    ("semitransparency", "accepted, ignored", "the matte is always soft"),
-    ("bg_color", "supported", "hex (with or without #) or a colour name"),
-    ("bg_image_file", "supported", "fitted to cover"),
-    ("bg_image_url", "supported from --allow-fetch hosts", "else refused (400)"),
+    FieldDoc("type_level", "string", "remove.bg's class detail", support="accepted, ignored"),
+    FieldDoc(
+        "format",
+        "string",
+        "the result's format",
+        enum=FORMATS,
+        default="auto",
+        how="auto (PNG if transparent, else JPEG), png, jpg, webp, zip",
+    ),
+    FieldDoc(
+        "roi",
+        "string",
+        "region of interest",
+        default="0% 0% 100% 100%",
+        support="refused unless the whole image",
+        how="0% 0% 100% 100%",
+    ),
+    FieldDoc(
+        "crop",
+        "boolean",
+        "crop to the subject",
+        default=False,
+        how="to the subject's box (alpha over 5 %)",
+    ),
+    FieldDoc(
+        "crop_margin",
+        "string",
+        "margin around the crop",
+        default="0",
+        how="px or %, one value for every side",
+    ),
+    FieldDoc(
+        "scale", "string", "subject's scale", default="original", support="refused unless original"
+    ),
+    FieldDoc(
+        "position",
+        "string",
+        "subject's position",
+        default="original",
+        support="refused unless original",
+    ),
+    FieldDoc(
+        "channels",
+        "string",
+        "the result's channels",
+        enum=CHANNELS,
+        default="rgba",
+        how="rgba, alpha",
+    ),
+    FieldDoc(
+        "add_shadow",
+        "boolean",
+        "a shadow under the subject",
+        default=False,
+        support="supported with a background",
+        how="our shadow; ignored on a transparent result",
+    ),
+    FieldDoc(
+        "semitransparency",
+        "boolean",
+        "soft edges",
+        default=True,
+        support="accepted, ignored",
+        how="the matte is always soft",
+    ),
+    FieldDoc(
+        "bg_color", "string", "a background colour", how="hex (with or without #) or a colour name"
+    ),
+    FieldDoc("bg_image_file", FILE, "a background image", how="fitted to cover"),
+    FieldDoc(
+        "bg_image_url",
+        "string",
+        "a background image's URL",
+        support=FETCHED,
+        how="else refused (400)",
+    ),
 ]
 
 

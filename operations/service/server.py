@@ -23,13 +23,22 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from operations.errors import BackgroundSwapError, SettingError, named, render, require, setting
 from operations.service.fetch import FetchSettings
+from operations.service.guard import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    BodyGuard,
+    guarded_protocol,
+)
 from operations.service.removebg import ApiError
+from operations.service.schema import ERRORS, request_body
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -46,6 +55,7 @@ DEFAULT_PORT = 8000
 DEFAULT_QUEUE = 16
 DEFAULT_MAX_UPLOAD_MB = 25.0
 DEFAULT_TIMEOUT = 120.0
+_TITLES = {408: "Request timeout", 413: "Upload too large"}  # the body guard's answers
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,13 @@ class ServiceSettings:
     timeout: float = DEFAULT_TIMEOUT  # seconds a request may take, queue included
     max_pixels: int = 40_000_000
     fetching: FetchSettings = field(default_factory=FetchSettings)  # image_url: from where
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT  # seconds for a request's line and headers
+    body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds for its body
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # open at once; beyond: 503 and closed
+    tls_cert: Path | None = None  # serve https with this certificate chain (PEM) …
+    tls_key: Path | None = None  # … and its private key
+    behind_proxy: bool = False  # a TLS-terminating proxy is in front (keys over plain HTTP ok)
+    trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For/-Proto are believed
 
     def __post_init__(self) -> None:
         require(0 < self.port < 65536, "port", self.port, "must be between 1 and 65535")
@@ -69,6 +86,30 @@ class ServiceSettings:
         require(self.workers >= 1, "workers", self.workers, "must be at least 1")
         require(self.max_upload_mb > 0, "max_upload_mb", self.max_upload_mb, "must be positive")
         require(self.timeout > 0, "timeout", self.timeout, "must be positive")
+        for name in ("header_timeout", "body_timeout"):
+            require(getattr(self, name) > 0, name, getattr(self, name), "must be positive")
+        needed = self.workers + self.queue
+        require(
+            self.max_connections > needed,
+            "max_connections",
+            self.max_connections,
+            f"must be above the requests admitted ({needed}), far above is better",
+        )
+        require(
+            (self.tls_cert is None) == (self.tls_key is None),
+            "tls_cert" if self.tls_cert is None else "tls_key",
+            None,
+            f"give both {setting('tls_cert')} and {setting('tls_key')}",
+        )
+        for name in ("tls_cert", "tls_key"):
+            path = getattr(self, name)
+            require(path is None or Path(path).is_file(), name, path, "no such file")
+        require(
+            not self.trusted_proxies or self.behind_proxy,
+            "trusted_proxies",
+            ",".join(self.trusted_proxies),
+            f"goes with {setting('behind_proxy')}",
+        )
         public = self.host not in LOOPBACK
         require(
             not public or bool(self.api_keys) or self.no_auth,
@@ -76,6 +117,14 @@ class ServiceSettings:
             self.host,
             f"a public address needs API keys ({setting('api_keys')}) or, to serve anyone, "
             f"{setting('no_auth')}",
+        )
+        require(
+            not (public and self.api_keys) or self.tls_cert is not None or self.behind_proxy,
+            "host",
+            self.host,
+            "API keys over plain HTTP on a public address are readable on the network: serve "
+            f"https with {setting('tls_cert')} and {setting('tls_key')}, or say "
+            f"{setting('behind_proxy')} when a TLS-terminating proxy is in front",
         )
 
     @property
@@ -239,7 +288,9 @@ def create_app(service: Service) -> "FastAPI":
 def _error_response(exc: ApiError) -> "JSONResponse":
     from fastapi.responses import JSONResponse
 
-    headers = {"Retry-After": "1"} if exc.status == 503 else None
+    headers = {"Retry-After": "1"} if exc.status == 503 else {}
+    if exc.status == 413:
+        headers["Connection"] = "close"  # the rest of the body is not read
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
@@ -252,16 +303,19 @@ def _add_logging_and_errors(app: "FastAPI", service: Service) -> None:
     async def access_log(request: Request, call_next):
         began = time.perf_counter()
         request_id = uuid.uuid4().hex[:12]
-        length = int(request.headers.get("content-length") or 0)
-        status = 500
+        declared = request.headers.get("content-length") or "0"
+        status, sent = 500, 0
         try:
-            if length > service.settings.max_upload:
+            if not declared.isdigit() or int(declared) > service.settings.max_upload:
+                # Refused before a byte of the body is read (the connection is then closed).
                 limit = f"at most {service.settings.max_upload_mb:g} MB"
                 error = ApiError(413, "Upload too large", "file_too_large", limit)
                 response = _error_response(error)
             else:
                 response = await call_next(request)
-            status = response.status_code
+            # The guard's own answer, where it cut the body (BodyGuard), is what the client got.
+            status = request.scope.get("state", {}).get("guard_status", response.status_code)
+            sent = int(response.headers.get("content-length") or 0)
             response.headers["X-Request-Id"] = request_id
             return response
         finally:
@@ -269,8 +323,16 @@ def _add_logging_and_errors(app: "FastAPI", service: Service) -> None:
             service.metrics.requests.labels(str(status)).inc()
             service.metrics.latency.observe(seconds)
             path, method = request.url.path, request.method
+            client = request.client.host if request.client else "-"
             log.info(
-                "%s %s %s %d %d B %.0f ms", request_id, method, path, status, length, seconds * 1000
+                "%s %s %s %s %d %d B %.0f ms",
+                request_id,
+                client,
+                method,
+                path,
+                status,
+                sent,
+                seconds * 1000,
             )
 
     @app.exception_handler(ApiError)
@@ -358,14 +420,16 @@ def _add_image_routes(app: "FastAPI", service: Service) -> None:
         ("/v1/mask", mask, "the subject's mask (alpha) as a grey PNG"),
     ]
     for path, endpoint, summary in routes:
-        description = swap_api.__doc__ if path in ("/v1/swap", "/v1/mask") else None
+        ours = path in ("/v1/swap", "/v1/mask")
+        fields = swap_api.FIELD_DOCS if ours else removebg.PARAMETERS
         app.add_api_route(
             path,
             endpoint,
             methods=["POST"],
             summary=summary,
-            description=description,
-            responses=images,
+            description=swap_api.__doc__ if ours else removebg.__doc__,
+            responses={**images, **ERRORS},
+            openapi_extra={"requestBody": request_body(fields)},
         )
 
 
@@ -375,9 +439,16 @@ def serve(recipe: "Recipe", settings: ServiceSettings) -> int:
     import uvicorn
 
     service = Service(recipe, settings)
-    app = create_app(service)
+    app = BodyGuard(
+        create_app(service),
+        settings.max_upload,
+        settings.body_timeout,
+        answer=lambda status, code, detail: ApiError(status, _TITLES[status], code, detail).body(),
+    )
+    scheme = "https" if settings.tls_cert is not None else "http"
     log.info(
-        "serving on http://%s:%d (%s)",
+        "serving on %s://%s:%d (%s)",
+        scheme,
         settings.host,
         settings.port,
         "API keys required" if settings.api_keys else "no API keys",
@@ -389,7 +460,15 @@ def serve(recipe: "Recipe", settings: ServiceSettings) -> int:
         log_level="warning",
         access_log=False,  # ours: one line a request, without keys (see create_app)
         timeout_graceful_shutdown=int(settings.timeout) + 5,
-        limit_concurrency=settings.workers + settings.queue + 64,  # and a margin for /healthz
+        # Admission counts requests (Service.run); connections are capped by the protocol, and
+        # an idle one denies nobody (uvicorn's own limit counts connections: 70 idle ones were
+        # enough to refuse everyone).
+        limit_concurrency=None,
+        http=guarded_protocol(settings.header_timeout, settings.max_connections),
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+        proxy_headers=settings.behind_proxy,
+        forwarded_allow_ips=list(settings.trusted_proxies) if settings.behind_proxy else [],
     )
     uvicorn.Server(config).run()
     return 0

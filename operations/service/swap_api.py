@@ -28,18 +28,20 @@ from operations.media.decode import decode, decode_mask
 from operations.media.encode import DEFAULT_QUALITY, EncodeSettings
 from operations.service.fetch import FetchSettings
 from operations.service.removebg import Asked, Plan, Result, fetch_urls, photo_bytes, yes
+from operations.service.schema import FILE, FieldDoc
 from operations.stages.background import (
     DEFAULT_FIT,
+    FIT_MODES,
     TRANSPARENT,
     Background,
     BackgroundSettings,
     parse_colour,
 )
 from operations.stages.blur import DEFAULT_BLUR_STRENGTH
-from operations.stages.framing import DEFAULT_MARGIN, FrameSettings, parse_canvas
+from operations.stages.framing import ALIGNS, DEFAULT_MARGIN, FrameSettings, parse_canvas
 from operations.stages.look import LookSettings
 from operations.stages.mask import MaskSettings
-from operations.stages.matting import MattingSettings
+from operations.stages.matting import MATTING_METHODS, MattingSettings
 from operations.stages.shadow import ShadowSettings
 
 if TYPE_CHECKING:
@@ -49,24 +51,57 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-FIELDS = (
-    "bg",
-    "fit",
-    "blur_strength",
-    "matting",
-    "harmonize",
-    "light_wrap",
-    "shadow",
-    "frame",
-    "canvas",
-    "margin",
-    "align",
-    "format",
-    "quality",
-    "keep_alpha",
-    "mask_threshold",
-    "mask_grow",
-    "mask_feather",
+FIELD_DOCS: list[FieldDoc] = [
+    FieldDoc("image_file", FILE, "the photo"),
+    FieldDoc("image_url", "string", "the photo's URL (from the server's --allow-fetch hosts)"),
+    FieldDoc(
+        "bg",
+        "string",
+        "transparent, a colour (white, #f4f4f4, rgb(244,244,244)), or blur: the photo's own "
+        "background blurred",
+        default=TRANSPARENT,
+    ),
+    FieldDoc("bg_image_file", FILE, "a background image instead of bg"),
+    FieldDoc("bg_image_url", "string", "a background image's URL (--allow-fetch hosts)"),
+    FieldDoc(
+        "fit", "string", "how the background meets the photo", enum=FIT_MODES, default=DEFAULT_FIT
+    ),
+    FieldDoc(
+        "blur_strength",
+        "number",
+        "blur, in % of the photo's shorter side (bg=blur)",
+        default=DEFAULT_BLUR_STRENGTH,
+    ),
+    FieldDoc("matting", "string", "edge refinement (default: the server's)", enum=MATTING_METHODS),
+    FieldDoc("harmonize", "number", "the subject's light toward the background's, 0–1"),
+    FieldDoc("light_wrap", "integer", "the background's light on the rim, px (0: automatic)"),
+    FieldDoc("shadow", "boolean", "a soft drop shadow on the background", default=False),
+    FieldDoc("frame", "string", "place the subject on a canvas", enum=("subject",)),
+    FieldDoc("canvas", "string", "with frame: the canvas, 2000x2000 or 4:5"),
+    FieldDoc(
+        "margin", "number", "with frame: % of the canvas's shorter side", default=DEFAULT_MARGIN
+    ),
+    FieldDoc(
+        "align", "string", "with frame: where the subject stands", enum=ALIGNS, default="center"
+    ),
+    FieldDoc(
+        "format",
+        "string",
+        "the result's format (default: PNG if transparent, else JPEG)",
+        enum=("png", "jpg", "webp"),
+    ),
+    FieldDoc("quality", "integer", "JPEG/WebP quality, 1–100", default=DEFAULT_QUALITY),
+    FieldDoc(
+        "mask_file", FILE, "your own mask (grey, or an image's alpha), used instead of the model's"
+    ),
+    FieldDoc("keep_alpha", "boolean", "a photo's own transparency is its mask", default=False),
+    FieldDoc("mask_threshold", "number", "the mask made yes/no at this level, 0–1"),
+    FieldDoc("mask_grow", "integer", "grow the mask by px (negative shrinks)", default=0),
+    FieldDoc("mask_feather", "number", "soften the finished edge over px", default=0.0),
+]
+# The text fields a request may hold (files, base64 and URLs are taken out before).
+FIELDS = tuple(
+    f.name for f in FIELD_DOCS if f.type != FILE and f.name not in ("image_url", "bg_image_url")
 )
 
 
