@@ -50,9 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
         f"`{PROG} download NAME...` fetches model weights ahead of offline use; "
         f"`{PROG} report OUTPUT_DIR` rebuilds a run's review page; "
         f"`{PROG} review OUTPUT_DIR` serves it on loopback with an editor that fixes results; "
+        f"`{PROG} config --show` prints the effective settings as TOML; "
+        f"`{PROG} completion bash|zsh|fish` prints a completion script; "
         f"`{PROG} serve` serves remove.bg's API over HTTP (see `{PROG} serve --help`).",
     )
     groups = add_arguments(parser)
+    groups[RUN].add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE.toml",
+        help="read settings from a TOML file (keys: the long option names without dashes); "
+        "flags given here win",
+    )
+    groups[RUN].add_argument(
+        "--profile", metavar="NAME", help="with --config: the file's [NAME] table over its top"
+    )
     groups[RUN].add_argument("--version", action="version", version=f"{PROG} {__version__}")
     return parser
 
@@ -245,6 +257,45 @@ def review_main(argv: Sequence[str]) -> int:
             return EXIT_INTERRUPTED
 
 
+def config_main(argv: Sequence[str]) -> int:
+    """``config --show [--config FILE] [--profile NAME] [flags…]``: the settings a run with
+    these would use, as TOML (a file to start from, or to check what a profile gives)."""
+    from operations.options import Options, flag_names
+    from operations.shell.config import toml_of
+
+    if "--show" not in argv:
+        print(f"usage: {PROG} config --show [--config FILE] [--profile NAME] [flags …]",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    parser = build_parser()
+    for action in parser._actions:
+        action.required = False  # the settings alone: no run, no folders needed
+    rest = [word for word in argv if word != "--show"]
+    with named(flag_names()):
+        try:
+            full, where = _with_config(rest, parser)
+            args = parser.parse_args(full)
+            options = options_from_args(args)
+            options.recipe()  # each value checked by its stage's settings, as a run would
+        except BackgroundSwapError as exc:
+            print(f"{PROG}: error: {_placed(exc, where, rest)}", file=sys.stderr)
+            return EXIT_USAGE
+    settings = {f.name: getattr(options, f.name) for f in fields(Options)}
+    sys.stdout.write(toml_of(settings, flag_names()))
+    return EXIT_OK
+
+
+def completion_main(argv: Sequence[str]) -> int:
+    """``completion bash|zsh|fish``: the completion script, made from the parser."""
+    from operations.shell.completion import SHELLS, script
+
+    if len(argv) != 1 or argv[0] not in SHELLS:
+        print(f"usage: {PROG} completion {{{','.join(SHELLS)}}}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write(script(argv[0], build_parser(), PROG))
+    return EXIT_OK
+
+
 # A batch's settings a server has no use for: per request, or for folders.
 _NOT_SERVER_SETTINGS = (
     "input",
@@ -262,6 +313,7 @@ _NOT_SERVER_SETTINGS = (
     "save_cutout",
     "overwrite",
     "engine",
+    "events",
     "masks",  # the mask and its knobs come with each request (mask_file, mask_grow …)
     "keep_alpha",
     "mask_threshold",
@@ -585,6 +637,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_main(argv[1:])
     if argv[:1] == ["review"]:
         return review_main(argv[1:])
+    if argv[:1] == ["config"]:
+        return config_main(argv[1:])
+    if argv[:1] == ["completion"]:
+        return completion_main(argv[1:])
     # Ctrl-C and SIGTERM are taken in hand before the settings' libraries load: a signal then
     # is noted, and honoured (with the summary) as soon as the run can write one.
     stop = _StopSignals(armed=False)
@@ -601,20 +657,60 @@ def _main(argv: list[str], stop: _StopSignals) -> int:
         return _cli(argv, stop)
 
 
+def _with_config(
+    argv: list[str], parser: argparse.ArgumentParser
+) -> tuple[list[str], dict[str, str]]:
+    """``--config FILE`` (and ``--profile``) read into command-line words before ``argv``'s own,
+    which win; and where each of the file's flags was set (for its messages).
+
+    Raises:
+        ConfigError, OptionsError: the file cannot be used.
+    """
+    from operations.options import OptionsError
+    from operations.shell.config import config_words
+
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--config", type=Path)
+    first.add_argument("--profile")
+    asked, _ = first.parse_known_args(argv)
+    if asked.config is None:
+        if asked.profile is not None:
+            raise OptionsError("--profile", asked.profile, "goes with --config FILE")
+        return argv, {}
+    words, where = config_words(asked.config, asked.profile, parser)
+    return words + argv, where
+
+
+def _placed(exc: BackgroundSwapError, where: dict[str, str], argv: list[str]) -> str:
+    """A refusal of a setting the settings file gave (not the command line) says where."""
+    option = getattr(exc, "option", None)
+    given_here = any(word == option or word.startswith(f"{option}=") for word in argv)
+    if option in where and not given_here:
+        return f"{where[option]}: {exc}"
+    return str(exc)
+
+
 def _cli(argv: list[str], stop: _StopSignals) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from operations.shell.stdio import standard_streams
 
     def usage_error(message: str) -> int:
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
 
+    parser = build_parser()
     try:
-        options = options_from_args(args).validated()
-        _configure_logging(options)
-        batch = _run(options, stop)
-    except BackgroundSwapError as exc:  # a setting refused, a model that cannot load, …
+        full, where = _with_config(argv, parser)
+    except BackgroundSwapError as exc:
         return usage_error(str(exc))
+    args = parser.parse_args(full)
+    try:
+        with standard_streams(args) as finish:
+            options = options_from_args(args).validated()
+            _configure_logging(options)
+            batch = _run(options, stop)
+            finish()
+    except BackgroundSwapError as exc:  # a setting refused, a model that cannot load, …
+        return usage_error(_placed(exc, where, argv))
     if not options.quiet:
         print(batch.summary_line(), file=sys.stderr)
     if batch.interrupted:

@@ -25,6 +25,7 @@ from operations import __version__
 from operations.build import build_background
 from operations.jobs.drop_folder import DropFolder
 from operations.jobs.engines import Engine, Report, create_engine
+from operations.jobs.events import Events
 from operations.jobs.job import FileResult, Job, PhotoJob, Status
 from operations.jobs.report import FLAG_NAMES, assets_folder, write_page
 from operations.jobs.video_job import VideoJob
@@ -154,6 +155,8 @@ def _excluded(options: Options) -> list[Path]:
     """What inside the input folder is never read: the outputs, the summary, the page."""
     assert options.output is not None  # a checked batch's
     exclude = [Path(options.output)] + ([Path(options.summary)] if options.summary else [])
+    if options.events not in (None, "-"):
+        exclude.append(Path(options.events))
     if (page := options.report_page) is not None:
         exclude += [page, assets_folder(page)]
     return exclude
@@ -213,13 +216,33 @@ def run_batch(
         OptionsError: bad settings that only show once the run starts (empty folder, bad --bg,
             an output folder that cannot be written).
     """
+    events = Events(options.events) if options.events is not None else None
+    try:
+        batch = _batch(options, events, pipeline, progress, abandon, stop)
+    finally:
+        if events is not None:
+            events.close()
+    return batch
+
+
+def _batch(
+    options: Options,
+    events: Events | None,
+    pipeline: Pipeline | None,
+    progress: bool | None,
+    abandon: threading.Event | None,
+    stop: threading.Event | None,
+) -> BatchResult:
+    """:func:`run_batch`'s steps, its events told as they happen."""
     start = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     allow_pixels(options.max_pixels)
     jobs = plan_jobs(options)
+    if events is not None:
+        events.emit("run_started", version=__version__, settings=options.to_dict())
     _say_masks_for_no_photo(options, jobs)
     _sweep_leftovers(options, jobs, time.time())
-    rows = _Rows()
+    rows = _Rows(events)
     # A watched folder's files are all taken once they have settled (see drop_folder).
     todo = [] if options.watch else rows.skip_done(jobs, options.overwrite)
     run = _Run()
@@ -250,6 +273,14 @@ def run_batch(
     )
     _say_choices(batch)
     _write_reports(batch, options, started_at)
+    if events is not None:
+        events.emit(
+            "run_finished",
+            counts={s: batch.count(s) for s in ("ok", "skipped", "failed")},
+            seconds=round(batch.seconds, 3),
+            interrupted=batch.interrupted,
+            exit_code=batch.exit_code,
+        )
     return batch
 
 
@@ -335,21 +366,27 @@ class _Rows:
     """The run's rows: one per job's source and main output (a file tried again replaces its
     row; a file dropped again under a name already done, written under another, adds one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: Events | None = None) -> None:
         self.results: dict[tuple[Path, Path], FileResult] = {}
+        self.events = events
 
     def report(self, job: Job, result: FileResult) -> None:
         self.results[(job.source, job.output)] = result
         _log_result(job, result)
+        self._emit(result)
+
+    def _emit(self, result: FileResult) -> None:
+        if self.events is not None:
+            self.events.emit("file", status=result.status, row=result_row(result))
 
     def skip_done(self, jobs: list[Job], overwrite: bool) -> list[Job]:
         """The jobs left to do; the rest (every output exists) get a ``skipped`` row."""
         todo = []
         for job in jobs:
             if not overwrite and job.done():
-                self.results[(job.source, job.output)] = FileResult(
-                    str(job.source), str(job.output), "skipped"
-                )
+                skipped = FileResult(str(job.source), str(job.output), "skipped")
+                self.results[(job.source, job.output)] = skipped
+                self._emit(skipped)
             else:
                 todo.append(job)
         if done := len(jobs) - len(todo):

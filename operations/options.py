@@ -311,6 +311,15 @@ class _Settings:
         doc="refuse images larger than N pixels (default {default:,}: a 100 MP frame passes, a "
         "decompression bomb does not)",
     )
+    events: str | None = _option(
+        group=IO,
+        metavar="FILE|-",
+        help="write the run's events as JSON Lines as they happen (- for standard output)",
+        doc="write the run's events, one JSON object a line, flushed as they happen (`-`: "
+        "standard output): `run_started` with the settings, `file` with its `status` and its "
+        "row as the summary writes it, `run_finished` with the counts. See "
+        "[Scripting](scripting.md)",
+    )
     summary: Path | None = _option(
         group=IO,
         type=Path,

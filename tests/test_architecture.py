@@ -24,7 +24,7 @@ TOP = {
 # none of each other: the segmenters and the stages; the batch's jobs and the HTTP service.
 LAYERS: list[set[str]] = [
     {"run"},
-    {"operations.review"},
+    {"operations.review", "operations.shell"},
     {"operations.api", "operations.batch"},
     {"operations.options"},
     {"operations.jobs", "operations.service"},

@@ -71,7 +71,7 @@ def test_no_message_raised_below_the_top_names_a_flag() -> None:
     pattern = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
     offenders = []
     for path in sorted((ROOT / "operations").rglob("*.py")):
-        if path.name in TOP:
+        if path.name in TOP or path.parent.name == "shell":  # shell/: the command line's own
             continue
         for line, text in _messages(ast.parse(path.read_text())):
             named_flags = set(pattern.findall(BACKTICKS.sub("", text))) & flags
