@@ -234,6 +234,11 @@ def review_main(argv: Sequence[str]) -> int:
         "--host", default="127.0.0.1", help=f"loopback only: {loopback} (default: %(default)s)"
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="(default: %(default)s)")
+    parser.add_argument(
+        "--token",
+        help="the secret every request needs (default: a new random one, in the printed URL; "
+        "scripts send it as Authorization: Bearer TOKEN)",
+    )
     args = parser.parse_args(argv)
     with named(flag_names()):  # the run's settings named by their flags
         try:
@@ -249,7 +254,7 @@ def review_main(argv: Sequence[str]) -> int:
                 )
             from operations.review.server import serve
 
-            return serve(args.output.resolve(), args.host, args.port)
+            return serve(args.output.resolve(), args.host, args.port, args.token)
         except BackgroundSwapError as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -50,6 +51,19 @@ def test_threshold_then_grow_or_shrink_then_feather() -> None:
     soft_edge = feather(_square(), 6)
     assert 0.2 < soft_edge[32, 16] < 0.8  # the edge is soft over the feather's width
     assert soft_edge[32, 32] > 0.99 and soft_edge[32, 2] < 0.01
+
+
+def test_far_grow_and_wide_feather_keep_their_meaning() -> None:
+    square = np.zeros((400, 400), np.float32)
+    square[150:250, 150:250] = 1.0
+    grown = shape(square, MaskSettings(grow=40))  # by the distance to the edge, not a disc
+    assert grown[111, 200] == 1.0 and grown[109, 200] == 0.0 and grown[115, 115] == 0.0
+    assert grown[200, 109] == 0.0 and grown[200, 111] == 1.0
+    shrunk = shape(square, MaskSettings(grow=-40))
+    assert shrunk[200, 200] == 1.0 and shrunk[189, 200] == 0.0 and shrunk[191, 200] == 1.0
+    wide = feather(square, 60)  # a σ of 30 px, made on a reduced copy
+    exact = cv2.GaussianBlur(square, (0, 0), sigmaX=30, borderType=cv2.BORDER_REFLECT)
+    assert np.abs(wide - exact).max() < 0.02
 
 
 def test_strokes_are_painted_in_order_and_clipped_to_the_photo() -> None:

@@ -26,6 +26,8 @@ pytest.importorskip("fastapi", reason="the service extra (FastAPI) is not instal
 pytest.importorskip("httpx", reason="httpx (one of the tests' tools) is not installed")
 
 HOST = "127.0.0.1:8000"
+TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 JSON = {"Content-Type": "application/json"}
 REMOVE = {"strokes": [{"kind": "remove", "radius": 30, "points": [[40, 300], [120, 380]]}]}
 
@@ -52,7 +54,8 @@ def client(run_folder: Path):
     from operations.review.session import ReviewSession
 
     session = ReviewSession(run_folder)
-    with TestClient(create_app(session), base_url=f"http://{HOST}") as test_client:
+    app = create_app(session, TOKEN)
+    with TestClient(app, base_url=f"http://{HOST}", headers=AUTH) as test_client:
         yield test_client
     session.close()
 
@@ -119,6 +122,15 @@ def test_accept_rewrites_the_result_and_a_rerun_reproduces_it(
 
 def test_hostile_requests_are_refused(client) -> None:
     url = "/api/results/astronaut.png/accept"
+    # Another user of the machine, or a script without the token: nothing read, nothing written.
+    assert client.get("/api/results", headers={"Authorization": "Bearer nope"}).status_code == 401
+    stranger = client.post(url, json={}, headers={"Authorization": ""})
+    assert stranger.status_code == 401
+    page = client.get("/")
+    assert page.headers["x-frame-options"] == "DENY"  # never framed: no click through it
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    other_port = client.post(url, json={}, headers={"Sec-Fetch-Site": "same-site"})
+    assert other_port.status_code == 403  # a page on another port of 127.0.0.1
     assert client.post(url, json={}, headers={"Host": "attacker.example:8000"}).status_code == 403
     assert client.get("/api/results", headers={"Host": "rebound.example"}).status_code == 403
     cross = client.post(url, json={}, headers={"Origin": "http://attacker.example"})
@@ -134,6 +146,12 @@ def test_hostile_requests_are_refused(client) -> None:
     assert client.get("/files/0123456789abcdef").status_code == 404
     bad = client.post(url, json={"strokes": [{"kind": "paint", "radius": 3, "points": [[1, 1]]}]})
     assert bad.status_code == 422
+    for body in ('{"feather": NaN}', '{"strokes": [{"kind": "keep", "radius": 3, "points": '
+                 '[[NaN, 1]]}]}', '{"threshold": Infinity}', '{"evil": 1}'):  # fmt: skip
+        answer = client.post(url, content=body, headers=JSON)
+        assert answer.status_code == 422 and len(answer.content) < 300, body  # said, not echoed
+    big = client.post(url, content=b"[" + b"1," * (3 * 2**20) + b"1]", headers=JSON)
+    assert big.status_code == 413
     assert client.post(url, json={"mode": "nonesuch"}).status_code == 400
 
 
@@ -178,14 +196,18 @@ def _free_port() -> int:
 def server(run_folder: Path):
     """The real ``review`` process on a loopback port."""
     port = _free_port()
-    command = [sys.executable, str(ROOT / "run.py"), "review", str(run_folder), "--port", str(port)]
+    command = [sys.executable, str(ROOT / "run.py"), "review", str(run_folder), "--port", str(port),
+               "--token", TOKEN]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     import httpx
 
     url = f"http://127.0.0.1:{port}"
+    assert process.stderr is not None
+    said = process.stderr.readline()  # the URL to open, with its token
+    assert f"{url}/?token={TOKEN}" in said, said
     for _ in range(100):
         try:
-            if httpx.get(url + "/api/results", timeout=2).status_code == 200:
+            if httpx.get(url + "/api/results", headers=AUTH, timeout=2).status_code == 200:
                 break
         except httpx.HTTPError:
             time.sleep(0.2)
@@ -200,9 +222,10 @@ def server(run_folder: Path):
 def test_the_real_server_answers_a_real_client_and_refuses_a_rebound_host(server: str) -> None:
     import httpx
 
-    assert httpx.get(server + "/api/results").status_code == 200
-    rebound = httpx.get(server + "/api/results", headers={"Host": "attacker.example"})
-    assert rebound.status_code == 403
+    assert httpx.get(server + "/api/results", headers=AUTH).status_code == 200
+    assert httpx.get(server + "/api/results").status_code == 401  # no token: nothing
+    headers = {**AUTH, "Host": "attacker.example"}
+    assert httpx.get(server + "/api/results", headers=headers).status_code == 403
 
 
 def test_the_editor_fixes_a_result_with_the_mouse(server: str, run_folder: Path, tmp_path) -> None:
@@ -217,7 +240,8 @@ def test_the_editor_fixes_a_result_with_the_mouse(server: str, run_folder: Path,
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1000, "height": 800})
-        page.goto(server + "/")
+        page.goto(f"{server}/?token={TOKEN}")  # the printed URL: its token becomes a cookie
+        assert "token" not in page.url
         page.click("a.fix >> nth=0")  # the page's Fix, as a user would
         page.goto(server + "/fix/astronaut.png")
         page.wait_for_function(
@@ -270,10 +294,44 @@ def test_a_run_made_with_relative_paths_is_reviewed_from_anywhere(
 
         from operations.review.server import create_app
 
-        with TestClient(create_app(session), base_url=f"http://{HOST}") as client:
+        app = create_app(session, TOKEN)
+        with TestClient(app, base_url=f"http://{HOST}", headers=AUTH) as client:
             page = client.get("/").text
             links = re.findall(r'(?:href|data-src)="(/files/[0-9a-f]+)"', page)
             assert len(links) == 5  # the input, the result, and three thumbnails
             assert all(client.get(link).status_code == 200 for link in links)
     finally:
         session.close()
+
+
+def test_a_later_run_of_the_folder_is_what_a_fix_redoes(client, run_folder: Path, capsys) -> None:
+    results = json.loads((run_folder / "report_files" / "results.json").read_text())
+    photos = Path(results["options"]["input"])
+    args = ["-i", photos, "-o", run_folder, "-b", "black", "--report", "--save-mask", "-q"]
+    assert cli(capsys, *args, "--overwrite")[0] == 0  # while the server runs
+    assert client.post("/api/results/astronaut.png/accept", json=REMOVE).status_code == 200
+    corner = Image.open(run_folder / "astronaut.png").convert("RGB").getpixel((2, 2))
+    assert corner == (0, 0, 0)  # the later run's background, not the one the server began with
+    again = json.loads((run_folder / "report_files" / "results.json").read_text())
+    assert again["options"]["bg"] == "black"
+
+
+def test_a_result_named_like_the_pages_placeholders_is_only_text(tmp_path: Path, capsys) -> None:
+    from fastapi.testclient import TestClient
+
+    from operations.review.server import create_app
+    from operations.review.session import ReviewSession
+
+    (tmp_path / "in").mkdir()
+    Image.open(SAMPLES / "astronaut.jpg").resize((64, 64)).save(tmp_path / "in" / "__TITLE__.jpg")
+    Image.open(SAMPLES / "astronaut.jpg").resize((64, 64)).save(tmp_path / "in" / "__DATA__.jpg")
+    assert cli(capsys, "-i", tmp_path / "in", "-o", tmp_path / "out", "-b", "white", "--report",
+               "-q")[0] == 0  # fmt: skip
+    session = ReviewSession(tmp_path / "out")
+    with TestClient(create_app(session, TOKEN), base_url=f"http://{HOST}", headers=AUTH) as c:
+        for name in ("__TITLE__.png", "__DATA__.png"):
+            page = c.get(f"/fix/{name}").text
+            data = json.loads(page.split("const DATA=")[1].split(";const NAME")[0])
+            assert data["name"] == name and sorted(data["order"]) == ["__DATA__.png",
+                                                                      "__TITLE__.png"]  # fmt: skip
+    session.close()

@@ -1,47 +1,66 @@
 """``review OUTPUT_DIR``: the run's review page served on loopback, with an editor that fixes a
 result and rewrites it.
 
-A local server that rewrites files is a target from any web page the user has open, so, as
-Jupyter guards its server: it listens on loopback only; every request's ``Host`` must be the
-address it serves (DNS rebinding); a request whose ``Origin`` (or ``Sec-Fetch-Site``) is
-another site's is refused (cross-site requests); a POST must be ``application/json`` (a plain
-form cannot send one); and a result's name maps only to a result of this run. Files are served
-by a token the server made for each file it shows, never by a path from the request. Imported
-only by the `review` command (FastAPI is the service extra's).
+A local server that rewrites files is a target from any web page the user has open and from
+any other user of the machine, so, as Jupyter guards its server: it listens on loopback only;
+every request needs the server's secret token (the URL it prints sets it as a cookie; scripts
+send ``Authorization: Bearer TOKEN``); its ``Host`` must be the address it serves (DNS
+rebinding); a request whose ``Origin`` is another one, or whose ``Sec-Fetch-Site`` is not
+same-origin, is refused; no page may be framed (clickjacking); a POST must be
+``application/json`` (a plain form cannot send one) and at most :data:`MAX_BODY` bytes; and a
+result's name maps only to a result of this run. Files are served by a keyed token the server
+made for each file it shows, never by a path from the request. Imported only by the ``review``
+command (FastAPI is the service extra's).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import html
 import json
 import logging
+import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
+from pydantic import BaseModel, ConfigDict, Field
 
 from operations.jobs.report import render
 from operations.review.page import EDITOR
 from operations.review.session import ReviewError, ReviewSession
+from operations.service.guard import BodyGuard
 
 log = logging.getLogger("backgroundswap")
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 8000
-# A fix's size: far beyond a person's painting, short of a body that keeps the solver busy.
-MAX_STROKES, MAX_POINTS = 2000, 20_000
+# A fix's size: far beyond a person's painting, short of a body that keeps the server busy.
+MAX_STROKES, MAX_POINTS = 1000, 5000
+MAX_BODY = 4 * 2**20  # bytes of JSON a fix may take
+COOKIE = "backgroundswap_review"
+Point = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class StrokeBody(BaseModel):
     """One brush stroke, in the photo's own pixels (after its EXIF rotation)."""
 
+    model_config = ConfigDict(extra="forbid")
     kind: Literal["keep", "remove"] = Field(description="keep: subject; remove: background")
-    radius: float = Field(gt=0, le=2000, description="the brush's radius, in the photo's pixels")
-    points: list[tuple[float, float]] = Field(
+    radius: float = Field(
+        gt=0, le=2000, allow_inf_nan=False, description="the brush's radius, in photo pixels"
+    )
+    points: list[tuple[Point, Point]] = Field(
         min_length=1, max_length=MAX_POINTS, description="[x, y] along the stroke"
     )
 
@@ -50,11 +69,16 @@ class FixBody(BaseModel):
     """A result's fix: strokes the edge stage solves the matte with, and the knobs on the mask.
     Every field is optional; an empty body is the run's own result."""
 
+    model_config = ConfigDict(extra="forbid")
     strokes: list[StrokeBody] = Field(default_factory=list, max_length=MAX_STROKES)
     mode: str | None = Field(None, description="another model for this photo (GET /api/models)")
-    threshold: float | None = Field(None, ge=0, le=1, description="the mask made yes/no at it")
+    threshold: float | None = Field(
+        None, ge=0, le=1, allow_inf_nan=False, description="the mask made yes/no at it"
+    )
     grow: int = Field(0, ge=-500, le=500, description="px; negative shrinks (before the edges)")
-    feather: float = Field(0.0, ge=0, le=500, description="px of softening (after the edges)")
+    feather: float = Field(
+        0.0, ge=0, le=500, allow_inf_nan=False, description="px of softening (after the edges)"
+    )
     matting: Literal["fast", "quality", "off"] | None = Field(None, description="edge mode")
     revision: int | None = Field(
         None, description="the correction this page started from: a later one is refused (409)"
@@ -67,10 +91,12 @@ class _Files:
     def __init__(self, base: Path) -> None:
         self._paths: dict[str, Path] = {}
         self.base = base  # where the run's relative paths start
+        self._key = secrets.token_bytes(32)  # so no one can work a token out from a path
 
     def link(self, path: Path) -> str:
         path = self.base / path
-        token = hashlib.blake2b(str(path.resolve()).encode(), digest_size=12).hexdigest()
+        name = str(path.resolve()).encode()
+        token = hashlib.blake2b(name, key=self._key, digest_size=12).hexdigest()
         self._paths[token] = path
         return f"/files/{token}"
 
@@ -84,20 +110,28 @@ def _allowed_hosts(host: str, port: int) -> set[str]:
 
 
 def create_app(
-    session: ReviewSession, host: str = "127.0.0.1", port: int = DEFAULT_PORT
+    session: ReviewSession, token: str, host: str = "127.0.0.1", port: int = DEFAULT_PORT
 ) -> FastAPI:
-    """The review server's app: the page, the editor, the files they show, and the JSON API."""
-
+    """The review server's app: the page, the editor, the files they show, and the JSON API;
+    every request needs ``token`` (a cookie the printed URL sets, or a Bearer header)."""
     app = FastAPI(
         title="BackgroundSwap review",
-        description="Fix a run's results: preview a fix, accept it (the result is rewritten).",
+        description="Fix a run's results: preview a fix, accept it (the result is rewritten). "
+        "Every request needs the server's token: `Authorization: Bearer TOKEN`.",
         version="1",
     )
-    _add_guard(app, _allowed_hosts(host, port))
+    _add_guard(app, _allowed_hosts(host, port), token)
 
     @app.exception_handler(ReviewError)
     async def refused(request: Request, exc: ReviewError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Said in one line, never echoing the body back (it may be large, or hold NaN).
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, 422)
 
     files = _Files(session.working)
     _add_pages(app, session, files)
@@ -105,26 +139,54 @@ def create_app(
     return app
 
 
-def _add_guard(app: FastAPI, hosts: set[str]) -> None:
-    """Host (DNS rebinding), Origin and Sec-Fetch-Site (other sites), JSON-only posts."""
-
+def _add_guard(app: FastAPI, hosts: set[str], token: str) -> None:
+    """The token; Host (DNS rebinding), Origin and Sec-Fetch-Site (other sites and ports);
+    JSON-only posts of a bounded size; no framing."""
     origins = {f"http://{h}" for h in hosts}
+
+    def has_token(request: Request) -> bool:
+        given = request.cookies.get(COOKIE, "")
+        authorization = request.headers.get("authorization", "")
+        if authorization.lower().startswith("bearer "):
+            given = authorization[7:].strip()
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def refuse(status: int, message: str) -> Response:
+        return JSONResponse({"error": message}, status_code=status)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
         asked = request.headers.get("host", "")
         if asked not in hosts:
-            return JSONResponse({"error": f"Host {asked!r} is not this server"}, status_code=403)
+            return refuse(403, f"Host {asked!r} is not this server")
         origin = request.headers.get("origin")
         site = request.headers.get("sec-fetch-site", "same-origin")
-        if (origin is not None and origin not in origins) or site == "cross-site":
-            return JSONResponse({"error": "a request from another site"}, status_code=403)
+        if (origin is not None and origin not in origins) or site not in ("same-origin", "none"):
+            return refuse(403, "a request from another site")
+        opened = request.query_params.get("token")  # the printed URL: sets the cookie
+        if opened is not None and hmac.compare_digest(opened.encode(), token.encode()):
+            opening = RedirectResponse(str(request.url.remove_query_params("token")), 303)
+            opening.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+            return _unframed(opening)
+        if not has_token(request):
+            return refuse(401, "the review server's token is needed: open the URL it printed")
         if request.method == "POST":
             kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if kind != "application/json":
-                return JSONResponse({"error": "the body must be application/json"}, 415)
+                return refuse(415, "the body must be application/json")
+            declared = request.headers.get("content-length") or "0"
+            if not declared.isdigit() or int(declared) > MAX_BODY:
+                return refuse(413, f"a fix is at most {MAX_BODY // 2**20} MB of JSON")
         response: Response = await call_next(request)
-        return response
+        return _unframed(response)
+
+
+def _unframed(response: Response) -> Response:
+    """No page of this server in another's frame (a click on Accept through it)."""
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _urls(session: ReviewSession, files: _Files, name: str) -> dict[str, str]:
@@ -163,7 +225,8 @@ def _add_pages(app: FastAPI, session: ReviewSession, files: _Files) -> None:
         session.row(name)
         order = [item["name"] for item in session.listing()]
         data = json.dumps({"name": name, "order": order}).replace("</", "<\\/")
-        return EDITOR.replace("__DATA__", data).replace("__TITLE__", html.escape(name))
+        # The title first: a result named __DATA__ or __TITLE__ is then only ever text.
+        return EDITOR.replace("__TITLE__", html.escape(name)).replace("__DATA__", data)
 
 
 def _add_api(app: FastAPI, session: ReviewSession, files: _Files) -> None:
@@ -199,8 +262,14 @@ def _add_api(app: FastAPI, session: ReviewSession, files: _Files) -> None:
         return {**session.describe(name), **_urls(session, files, name), **session.size(name)}
 
 
-def serve(output_folder: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> int:
-    """Serve the review of ``output_folder`` until Ctrl-C or SIGTERM.
+def serve(
+    output_folder: Path,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    token: str | None = None,
+) -> int:
+    """Serve the review of ``output_folder`` until Ctrl-C or SIGTERM (``token``: the secret
+    every request needs; default: a new random one, printed in the URL).
 
     Raises:
         ReviewError: a public address, or a folder with no review data.
@@ -210,10 +279,17 @@ def serve(output_folder: Path, host: str = "127.0.0.1", port: int = DEFAULT_PORT
     if host not in LOOPBACK:  # the command line refuses it first, naming its flag
         raise ReviewError(f"host {host!r}: loopback only ({', '.join(LOOPBACK)})")
     session = ReviewSession(output_folder)
+    token = token or secrets.token_urlsafe(24)
     try:
-        app = create_app(session, host, port)
+        app = BodyGuard(
+            create_app(session, token, host, port),
+            MAX_BODY,
+            60.0,
+            answer=lambda status, code, detail: {"error": f"{code}: {detail}"},
+        )
         shown = f"[{host}]" if ":" in host else host
-        log.warning("reviewing %s on http://%s:%d/ (Ctrl-C stops)", output_folder, shown, port)
+        url = f"http://{shown}:{port}/?token={token}"
+        log.warning("reviewing %s on %s (Ctrl-C stops)", output_folder, url)
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
     finally:
         session.close()

@@ -140,6 +140,30 @@ class ReviewSession:
         self.output_folder = Path(output_folder).resolve()
         self.page = page or self.output_folder / PAGE_NAME
         self.results_path = assets_folder(self.page) / RESULTS_NAME
+        self._lock = threading.Lock()  # one accept at a time; previews run beside it
+        self._photos: OrderedDict[str, _Photo] = OrderedDict()
+        self._pipeline: Pipeline | None = None
+        self._building = threading.Lock()
+        self._read: int | None = None
+        self.report: dict[str, Any] = {}
+        self.options: Options  # set by refresh(), as the rows are
+        self.rows: dict[str, dict] = {}
+        self.working = Path.cwd()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """The run's results and settings as they are now: read again when a later run of the
+        folder rewrote them (its settings, not the ones this server started with, redo a photo).
+
+        Raises:
+            ReviewError: the folder holds no review data, or its run cannot be redone here.
+        """
+        try:
+            stamp = self.results_path.stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        if stamp is not None and stamp == self._read:
+            return
         try:
             self.report = json.loads(self.results_path.read_bytes())
             rows = self.report["files"]
@@ -154,16 +178,20 @@ class ReviewSession:
                 f"{printable(self.results_path)} is not a run's results: {exc}"
             ) from None
         self.working = Path(self.report.get("working_folder") or Path.cwd())
-        self.options = self._options(self.report)
-        self._lock = threading.Lock()  # one accept at a time; previews run beside it
-        self._photos: OrderedDict[str, _Photo] = OrderedDict()
-        self._pipeline: Pipeline | None = None
-        self._building = threading.Lock()
-        self.rows: dict[str, dict] = {}
+        options = self._options(self.report)
+        if self._read is not None and options != self.options:
+            with self._building:  # another run's settings: its pipeline, built anew
+                if self._pipeline is not None:
+                    self._pipeline.close()
+                self._pipeline = None
+                self._photos.clear()
+        self.options = options
+        self.rows = {}
         for row in rows:
             name = self.name_of(row)
             if name is not None:
                 self.rows[name] = row
+        self._read = stamp
 
     def _options(self, report: dict) -> Options:
         """The run's options, as it ran them, less what only a batch does (summary, watching)."""
@@ -202,6 +230,7 @@ class ReviewSession:
     def listing(self) -> list[dict[str, Any]]:
         """Every result, in review order (doubtful first): name, input, output, doubt, flags,
         and whether it is corrected."""
+        self.refresh()
         ordered = sorted(self.rows.items(), key=lambda item: sort_key(item[1]))
         return [self.describe(name) for name, _ in ordered]
 
@@ -295,7 +324,10 @@ class ReviewSession:
         pipeline = self.pipeline()
         mode = fix.mode or self.options.mode
         if mode not in photo.masks:  # the model's mask of the reduced photo, once per model
-            segmenter = pipeline.segmenter_for(mode)
+            try:
+                segmenter = pipeline.segmenter_for(mode)
+            except BackgroundSwapError as exc:  # not installed here, or its weights missing
+                raise ReviewError(f"mode {mode!r}: {exc}", 409) from None
             photo.masks[mode] = pipeline.segment(photo.small, segmenter.pick(photo.small).segmenter)
         result = pipeline.swap(
             photo.small, alpha_in=photo.small_alpha, fix=fix, model_mask=photo.masks[mode]
@@ -312,9 +344,10 @@ class ReviewSession:
                 was made or a result being written by a batch (409), a fix accepted meanwhile
                 in another browser (409, when ``revision`` says which one this one started from).
         """
-        row = self.row(name)
-        source, output = self.path_of(row, "input"), self.output_folder / name
         with self._lock:
+            self.refresh()
+            row = self.row(name)
+            source, output = self.path_of(row, "input"), self.output_folder / name
             current = self._correction(name)
             revision = current.revision if current is not None else 0
             started = body.get("revision")

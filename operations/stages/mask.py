@@ -23,6 +23,8 @@ from operations.errors import require
 MAX_PX = 500  # grow, shrink and feather beyond this are a mistake, not a mask's edge
 STROKE_KINDS = ("keep", "remove")
 MAX_RADIUS = 2000  # a brush larger than a 12-megapixel photo's short side
+GREY_UP_TO = 16  # grow or shrink by a disc up to this radius; farther, by the distance to the edge
+BLUR_FULL_UP_TO = 8.0  # feather at full size up to this σ; wider, on a reduced copy
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,17 @@ def shape(alpha: np.ndarray, settings: MaskSettings) -> np.ndarray:
     shaped = alpha
     if settings.threshold is not None:
         shaped = (alpha >= settings.threshold).astype(np.float32)
-    if settings.grow > 0:  # grey dilation: a soft edge moves out and stays soft
-        shaped = cv2.dilate(shaped, _disk(settings.grow))
-    elif settings.grow < 0:
-        shaped = cv2.erode(shaped, _disk(-settings.grow))
+    grow = settings.grow
+    if 0 < abs(grow) <= GREY_UP_TO:  # grey dilation (erosion): a soft edge moves and stays soft
+        morph = cv2.dilate if grow > 0 else cv2.erode
+        return morph(shaped, _disk(abs(grow)))
+    if grow != 0:  # far: by the distance to the edge (a disc this big would take minutes)
+        inside = (shaped >= 0.5).astype(np.uint8)
+        if grow > 0:
+            away = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
+            return np.maximum(shaped, np.clip(grow + 0.5 - away, 0.0, 1.0))
+        depth = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
+        return np.minimum(shaped, np.clip(depth - (-grow) - 0.5, 0.0, 1.0))
     return shaped
 
 
@@ -89,9 +98,21 @@ def feather(alpha: np.ndarray, pixels: float) -> np.ndarray:
     if pixels <= 0:
         return alpha
     sigma = pixels / 2.0
-    return cv2.GaussianBlur(
-        alpha, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT
+    if sigma <= BLUR_FULL_UP_TO:
+        return cv2.GaussianBlur(
+            alpha, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT
+        )
+    # A wide blur on a copy reduced so its σ is a few pixels there, then enlarged: the same
+    # softness in a fraction of the time (a σ of 250 px at 12 MP takes minutes in full).
+    height, width = alpha.shape
+    factor = sigma / BLUR_FULL_UP_TO
+    small = cv2.resize(
+        alpha,
+        (max(1, round(width / factor)), max(1, round(height / factor))),
+        interpolation=cv2.INTER_AREA,
     )
+    small = cv2.GaussianBlur(small, (0, 0), BLUR_FULL_UP_TO, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 @dataclass(frozen=True)
