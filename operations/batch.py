@@ -279,7 +279,8 @@ def _batch(
             counts={s: batch.count(s) for s in ("ok", "skipped", "failed")},
             seconds=round(batch.seconds, 3),
             interrupted=batch.interrupted,
-            exit_code=batch.exit_code,
+            # Interrupted, the process's own status says by which signal (130 or 143).
+            exit_code=None if batch.interrupted else batch.exit_code,
         )
     return batch
 

@@ -9,7 +9,8 @@ it is written), every one with ``event`` and ``time`` (ISO 8601, UTC):
   skipped or failed, its row as the summary writes it (a watched folder's file tried again
   gives a new line; the summary keeps the last);
 - ``{"event": "run_finished", "time", "counts": {"ok", "skipped", "failed"}, "seconds",
-  "interrupted", "exit_code"}``.
+  "interrupted", "exit_code"}`` (``exit_code`` null when interrupted: the process's own status
+  says by which signal).
 """
 
 from __future__ import annotations
