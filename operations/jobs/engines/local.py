@@ -114,12 +114,14 @@ class LocalEngine(Engine):
 
         def collect(done: set[Future[FileResult]]) -> None:
             for future in done:
-                # Reported, then forgotten: a Ctrl-C between the two (its KeyboardInterrupt can
-                # land on any line of the main thread) reports it again in the ``finally``
-                # below, which the rows take once; forgotten first, a result written on disk
-                # went uncounted (CI caught 5 counted of 6 written).
-                report(pending[future], future.result())
-                del pending[future]
+                # Forgotten only once its report has begun: a Ctrl-C before that (its
+                # KeyboardInterrupt can land on any line of the main thread) leaves it to the
+                # ``finally`` below; one inside the report does not report it twice.
+                job = pending[future]
+                try:
+                    report(job, future.result())
+                finally:
+                    del pending[future]
                 bar.update()
 
         try:
