@@ -219,7 +219,7 @@ def review_main(argv: Sequence[str]) -> int:
     """``review OUTPUT_DIR``: the run's review page on loopback, with an editor that fixes a
     result (strokes, another model, the knobs) and rewrites it."""
     from operations.options import OptionsError, check_installed, flag_names
-    from operations.review.server import DEFAULT_PORT, LOOPBACK
+    from operations.review.server import DEFAULT_PORT, LOOPBACK, TOKEN_VARIABLE
 
     parser = argparse.ArgumentParser(
         prog=f"{PROG} review",
@@ -234,10 +234,11 @@ def review_main(argv: Sequence[str]) -> int:
         "--host", default="127.0.0.1", help=f"loopback only: {loopback} (default: %(default)s)"
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="(default: %(default)s)")
-    parser.add_argument(
-        "--token",
-        help="the secret every request needs (default: a new random one, in the printed URL; "
-        "scripts send it as Authorization: Bearer TOKEN)",
+    parser.epilog = (
+        "Every request needs the server's secret token: open the URL it prints (the token "
+        "becomes a cookie); scripts send Authorization: Bearer TOKEN. A new random token each "
+        f"start, or the one in ${TOKEN_VARIABLE} (an environment variable, never a flag: "
+        "other users can read a process's flags)."
     )
     args = parser.parse_args(argv)
     with named(flag_names()):  # the run's settings named by their flags
@@ -254,7 +255,8 @@ def review_main(argv: Sequence[str]) -> int:
                 )
             from operations.review.server import serve
 
-            return serve(args.output.resolve(), args.host, args.port, args.token)
+            token = os.environ.get(TOKEN_VARIABLE) or None
+            return serve(args.output.resolve(), args.host, args.port, token)
         except BackgroundSwapError as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return EXIT_USAGE

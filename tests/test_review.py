@@ -196,9 +196,10 @@ def _free_port() -> int:
 def server(run_folder: Path):
     """The real ``review`` process on a loopback port."""
     port = _free_port()
-    command = [sys.executable, str(ROOT / "run.py"), "review", str(run_folder), "--port", str(port),
-               "--token", TOKEN]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, str(ROOT / "run.py"), "review", str(run_folder), "--port", str(port)]
+    environment = {**os.environ, "BACKGROUNDSWAP_REVIEW_TOKEN": TOKEN}
+    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                               env=environment)  # fmt: skip
     import httpx
 
     url = f"http://127.0.0.1:{port}"

@@ -49,6 +49,7 @@ DEFAULT_PORT = 8000
 MAX_STROKES, MAX_POINTS = 1000, 5000
 MAX_BODY = 4 * 2**20  # bytes of JSON a fix may take
 COOKIE = "backgroundswap_review"
+TOKEN_VARIABLE = "BACKGROUNDSWAP_REVIEW_TOKEN"  # a token chosen for a script, never a flag
 Point = Annotated[float, Field(allow_inf_nan=False)]
 
 
