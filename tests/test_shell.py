@@ -195,7 +195,8 @@ def _completes(shell: str, script: str, words: str) -> str:
     if shell == "fish":
         program = f"{script}\ncomplete -C '{words}'"
         return subprocess.run(["fish", "-c", program], capture_output=True, text=True).stdout
-    program = f"{script}\necho loaded"  # zsh: the script loads (bashcompinit) without error
+    # zsh: the script loads (through bashcompinit) and defines the completion function.
+    program = f"{script}\n(( $+functions[_backgroundswap] )) && echo loaded"
     return subprocess.run(["zsh", "-c", program], capture_output=True, text=True).stdout
 
 

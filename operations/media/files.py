@@ -7,6 +7,7 @@ Nothing here looks inside an image; decoding and encoding are :mod:`operations.m
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import logging
@@ -200,16 +201,27 @@ def _mask_key(path: Path) -> str | None:
     return stem[: -len(".mask")] if stem.endswith(".mask") else stem
 
 
+@functools.lru_cache(maxsize=64)
+def _listing(folder: str, stamp: int) -> tuple[str, ...]:
+    """A folder's names, read once while it is unchanged (``stamp``: its mtime): a run asks the
+    masks' folder once per photo, and a folder of thousands would be read thousands of times."""
+    return tuple(sorted(os.listdir(folder)))
+
+
 def mask_for(folder: Path, relative: Path) -> Path | None:
     """The user's mask for the photo at ``relative`` (inside the input folder): in ``folder``,
     beside where the photo's own sub-folder would be (``SUB/NAME.*``), else ``NAME.*`` at the
     top; ``NAME.mask.*`` counts too. ``None`` when there is none."""
     for where in dict.fromkeys([folder / relative.parent, folder]):
         try:
-            names = sorted(where.iterdir())
+            names = _listing(str(where), os.stat(where).st_mtime_ns)
         except OSError:
             continue
-        found = [p for p in names if _mask_key(p) == relative.stem and p.is_file()]
+        found = [
+            where / name
+            for name in names
+            if _mask_key(Path(name)) == relative.stem and (where / name).is_file()
+        ]
         if found:
             rank = {suffix: n for n, suffix in enumerate(MASK_PREFERENCE)}
             return min(found, key=lambda p: (rank.get(p.suffix.lower(), len(rank)), p.name))
