@@ -159,7 +159,11 @@ def test_a_video_is_one_task_with_the_local_engines_output(tmp_path: Path, capsy
     frames, times, audio, _ = read_clip(tmp_path / "local" / "pan.mp4")
     ray_frames, ray_times, ray_audio, _ = read_clip(tmp_path / "ray" / "pan.mp4")
     assert len(frames) == len(ray_frames) == 12 and times == ray_times and audio == ray_audio
+    # The same frames encoded by x264, whose frame threads make its output vary a little from
+    # run to run with the machine's load (checked: the same frames in, files that decode up to
+    # ~0.5 apart on average): close, not equal. A wrong frame is tens apart. (The frames
+    # themselves are compared exactly where a lossless format can carry them.)
     for ours, theirs in zip(frames, ray_frames, strict=True):
-        assert np.abs(ours.astype(int) - theirs).mean() < 0.5  # the same frames, encoded
+        assert np.abs(ours.astype(int) - theirs).mean() < 2.0
     assert local["files"][0]["extra"]["video"]["frames"] == 12
     assert distributed["files"][0]["extra"]["video"]["frames"] == 12

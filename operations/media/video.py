@@ -360,6 +360,7 @@ class VideoWriter:
         frame = frame.reformat(
             format=self.codec.pix_fmt, dst_colorspace="itu709", dst_color_range="MPEG"
         )
+        _clear_padding(frame)
         frame.pts, frame.time_base = pts, self.time_base
         frame.duration = duration
         if self.audio is not None:
@@ -393,6 +394,19 @@ class VideoWriter:
         return self.audio.dropped if self.audio is not None else []
 
 
+def _clear_padding(frame: av.VideoFrame) -> None:
+    """Zero the bytes past each row's end in every plane (planar formats: a sample of 1 byte,
+    or 2 for the 9-16-bit ones). The encoder reads them (x264 did): left as allocated, whatever
+    the memory held changed the encoded video from run to run (checked: the same frames gave
+    different files under load; with the padding zeroed, the same file every time)."""
+    wide = frame.format.name.endswith(("le", "be"))
+    for plane in frame.planes:
+        used = plane.width * (2 if wide else 1)
+        if plane.line_size > used:
+            rows = np.frombuffer(memoryview(plane), np.uint8)[: plane.height * plane.line_size]
+            rows.reshape(plane.height, plane.line_size)[:, used:] = 0
+
+
 def _packed_frame(image: np.ndarray) -> av.VideoFrame:
     """An RGB or RGBA frame holding ``image``: copied into the frame's plane by NumPy, which
     lets go of the GIL while it copies (PyAV's ``from_ndarray`` holds it: on a 1080p video the
@@ -402,6 +416,7 @@ def _packed_frame(image: np.ndarray) -> av.VideoFrame:
     plane = frame.planes[0]
     rows = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)
     rows[:, : width * channels] = image.reshape(height, width * channels)
+    rows[:, width * channels :] = 0  # the rows' padding too (see _clear_padding)
     return frame
 
 
