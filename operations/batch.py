@@ -41,7 +41,7 @@ from operations.media.files import (
     sweep,
     write_atomic,
 )
-from operations.media.video import VIDEO_CODECS
+from operations.media.video import SEQUENCE, TRANSPARENT_FORMATS, VIDEO_CODECS
 from operations.options import Options, OptionsError, naming_flags
 from operations.pipeline import Pipeline
 from operations.stages.background import RunBackground
@@ -103,7 +103,14 @@ def _suffixes(options: Options) -> tuple[list[str], tuple[str, list[str]]]:
     """The side files' suffixes of a photo, and a video's extension and side-file suffixes."""
     mask, cutout = options.save_mask, options.save_cutout
     ext = VIDEO_CODECS[options.video_codec].extension
-    video = side_suffixes(mask=mask, cutout=cutout, video_extension=ext)
+    transparent = TRANSPARENT_FORMATS[options.video_format]
+    video = side_suffixes(
+        mask=mask,
+        cutout=cutout,
+        video_extension=ext,
+        cutout_extension=transparent.extension,
+        frames=transparent.container == SEQUENCE,
+    )
     return side_suffixes(mask=mask, cutout=cutout), (ext, video)
 
 

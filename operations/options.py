@@ -522,9 +522,22 @@ class _Settings:
         group=CLIPS,
         choices=tuple(video.VIDEO_CODECS),
         help="h264 = .mp4 that plays everywhere; hevc = smaller .mp4; vp9 = .webm "
-        "(default: %(default)s; cut-outs are ProRes 4444 .mov, which keeps the alpha)",
-        doc="videos' output: `.mp4` (default), smaller `.mp4`, `.webm`; cut-outs are ProRes "
-        "4444 `.mov` whatever this says",
+        "(default: %(default)s; cut-outs take --video-format, which keeps the alpha)",
+        doc="videos' output: `.mp4` (default), smaller `.mp4`, `.webm`; cut-outs take "
+        "`--video-format`, which keeps the alpha",
+    )
+    video_format: str = _option(
+        video.DEFAULT_VIDEO_FORMAT,
+        group=CLIPS,
+        choices=tuple(video.TRANSPARENT_FORMATS),
+        help="transparent videos (--save-cutout): mov = ProRes 4444 for editors; webm = VP9 "
+        "with alpha for web pages; webp = animated WebP for stickers and previews (no sound); "
+        "png = a folder NAME/000001.png… with the sound as NAME/audio.m4a (masks too, as grey "
+        "frames) (default: %(default)s)",
+        doc="transparent videos (`--save-cutout`): `mov` ProRes 4444 for editors (default), "
+        "`webm` VP9 with alpha for web pages and browsers, `webp` an animated WebP for stickers "
+        "and previews (no sound), `png` a folder `NAME/000001.png…` with the sound as "
+        "`NAME/audio.m4a` (the masks too, as grey frames)",
     )
     video_quality: int = _option(
         video.DEFAULT_VIDEO_QUALITY,
@@ -1157,7 +1170,10 @@ class _Settings:
             matting=_built(MattingSettings, method=self.matting),
             mask=self.mask_settings(),
             look=_built(
-                LookSettings, harmonize=self.harmonize, light_wrap=self.light_wrap, shadow=shadow
+                LookSettings,
+                harmonize=self.harmonize,
+                light_wrap=self.light_wrap,
+                shadow=shadow,
             ),
             folder=folder,
             progress=not self.quiet,
@@ -1247,6 +1263,7 @@ class _Settings:
             report_page=self.report_page if self.output is not None else None,
             output_folder=folder,
             video_codec=self.video_codec,
+            video_format=self.video_format,
             video_quality=self.video_quality,
             temporal_smoothing=self.temporal_smoothing,
             workers=self.workers,

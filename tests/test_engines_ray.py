@@ -153,16 +153,21 @@ def test_a_video_is_one_task_with_the_local_engines_output(tmp_path: Path, capsy
     source = tmp_path / "in"
     source.mkdir()
     make_clip(source / "pan.mp4", frames=12)
-    local_code, local = _run(capsys, source, tmp_path / "local")
-    ray_code, distributed = _run(capsys, source, tmp_path / "ray", "--engine", "ray")
+    exact = ("--save-cutout", "--video-format", "png")  # the frames, as lossless PNGs too
+    local_code, local = _run(capsys, source, tmp_path / "local", *exact)
+    ray_code, distributed = _run(capsys, source, tmp_path / "ray", "--engine", "ray", *exact)
     assert local_code == ray_code == 0
+    cutouts = sorted(p.name for p in (tmp_path / "local" / "pan.cutout").iterdir())
+    assert len(cutouts) == 13 and cutouts[-1] == "audio.m4a"
+    for name in cutouts:  # the same frames, byte for byte
+        ours = (tmp_path / "local" / "pan.cutout" / name).read_bytes()
+        assert ours == (tmp_path / "ray" / "pan.cutout" / name).read_bytes(), name
     frames, times, audio, _ = read_clip(tmp_path / "local" / "pan.mp4")
     ray_frames, ray_times, ray_audio, _ = read_clip(tmp_path / "ray" / "pan.mp4")
     assert len(frames) == len(ray_frames) == 12 and times == ray_times and audio == ray_audio
     # The same frames encoded by x264, whose frame threads make its output vary a little from
     # run to run with the machine's load (checked: the same frames in, files that decode up to
-    # ~0.5 apart on average): close, not equal. A wrong frame is tens apart. (The frames
-    # themselves are compared exactly where a lossless format can carry them.)
+    # ~0.5 apart on average): close, not equal. A wrong frame is tens apart.
     for ours, theirs in zip(frames, ray_frames, strict=True):
         assert np.abs(ours.astype(int) - theirs).mean() < 2.0
     assert local["files"][0]["extra"]["video"]["frames"] == 12

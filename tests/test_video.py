@@ -19,7 +19,14 @@ from PIL import Image
 
 from operations.batch import plan_jobs, run_batch
 from operations.build import build_pipeline
-from operations.media.video import CUTOUT_CODEC, VIDEO_CODECS, BackgroundVideo, VideoReader, crf
+from operations.media.video import (
+    DEFAULT_VIDEO_FORMAT,
+    TRANSPARENT_FORMATS,
+    VIDEO_CODECS,
+    BackgroundVideo,
+    VideoReader,
+    crf,
+)
 from operations.options import Options, OptionsError
 from tests.helpers import BACKGROUND, ROOT, SAMPLES, cli, make_clip, read_clip, save_rgb
 
@@ -277,7 +284,7 @@ def test_one_clip_to_a_named_file(tmp_path: Path) -> None:
     frames, _, _, facts = read_clip(tmp_path / "x.webm")
     assert facts["codec"] == "vp9" and len(frames) == 3
     assert crf(VIDEO_CODECS["vp9"], 40) == 38 and crf(VIDEO_CODECS["h264"], 60) == 20
-    assert CUTOUT_CODEC.extension == ".mov"
+    assert TRANSPARENT_FORMATS[DEFAULT_VIDEO_FORMAT].extension == ".mov"
 
 
 def test_odd_sizes_are_padded_to_even(tmp_path: Path) -> None:
@@ -433,7 +440,7 @@ def test_a_clip_is_refused_the_backgrounds_for_photos_only(tmp_path: Path) -> No
     batch, rows = _run(source, tmp_path / "out", bg="transparent", format="png")
     assert batch.count("ok") == 1 and rows["photo.png"]["status"] == "ok"
     assert rows["clip.mp4"]["error"] == (  # the library's names (the CLI's are its flags)
-        "bg transparent is for photos: a video's cut-out is save_cutout (ProRes 4444 .mov, "
-        "with its alpha)"
+        "bg transparent is for photos: a video's cut-out is save_cutout, with its alpha (in "
+        "video_format: mov, webm, webp or png frames)"
     )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo.png"]

@@ -43,7 +43,11 @@ from operations.media.files import (
     printable,
     read_whole,
 )
-from operations.media.video import DEFAULT_VIDEO_CODEC, DEFAULT_VIDEO_QUALITY
+from operations.media.video import (
+    DEFAULT_VIDEO_CODEC,
+    DEFAULT_VIDEO_FORMAT,
+    DEFAULT_VIDEO_QUALITY,
+)
 from operations.pipeline import GivenMask
 from operations.stages.temporal import DEFAULT_STRENGTH as DEFAULT_SMOOTHING
 from operations.warning_capture import collecting
@@ -66,6 +70,7 @@ class JobSettings:
     report_page: Path | None = None  # the review page whose thumbnails jobs write
     output_folder: Path | None = None  # where the outputs go (thumbnails are named from it)
     video_codec: str = DEFAULT_VIDEO_CODEC
+    video_format: str = DEFAULT_VIDEO_FORMAT  # transparent videos' container (cut-outs)
     video_quality: int = DEFAULT_VIDEO_QUALITY
     temporal_smoothing: float = DEFAULT_SMOOTHING  # videos: 0 turns it off
     workers: int = 1  # a video's threads for its frames

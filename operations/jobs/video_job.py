@@ -28,7 +28,14 @@ from operations.warning_capture import collecting
 
 if TYPE_CHECKING:
     from operations.doubt import Doubt
-    from operations.media.video import BackgroundVideo, Frame, VideoCodec, VideoReader, VideoWriter
+    from operations.media.video import (
+        BackgroundVideo,
+        Frame,
+        FrameFolder,
+        VideoCodec,
+        VideoReader,
+        VideoWriter,
+    )
     from operations.pipeline import Pipeline, SwapResult
     from operations.segmenters.base import Pick
 
@@ -77,7 +84,14 @@ def _swap_video(
     cancel: Cancel | None = None,
 ) -> tuple[dict[str, object], dict[str, Any]]:
     """Stream ``job``'s video through ``pipeline``; returns the summary's ``extra`` and doubt."""
-    from operations.media.video import CUTOUT_CODEC, VIDEO_CODECS, BackgroundVideo, VideoReader
+    from operations.media.video import (
+        MASK_SEQUENCE,
+        SEQUENCE,
+        TRANSPARENT_FORMATS,
+        VIDEO_CODECS,
+        BackgroundVideo,
+        VideoReader,
+    )
 
     _refuse_photo_settings(pipeline)
     try:  # what is read (with the ledger: its fingerprint, a read of its own before decoding)
@@ -94,8 +108,11 @@ def _swap_video(
             backdrop = BackgroundVideo(pipeline.background.video, max_pixels=options.max_pixels)
             stack.callback(backdrop.close)
         codec = VIDEO_CODECS[options.video_codec]
-        codecs = [codec] + [codec] * options.save_mask + [CUTOUT_CODEC] * options.save_cutout
-        staged = stack.enter_context(StagedOutputs(job.outputs))
+        cutout = TRANSPARENT_FORMATS[options.video_format]
+        mask = MASK_SEQUENCE if cutout.container == SEQUENCE else codec  # frames: masks too
+        codecs = [codec] + [mask] * options.save_mask + [cutout] * options.save_cutout
+        folders = [i for i, c in enumerate(codecs) if c.container == SEQUENCE]
+        staged = stack.enter_context(StagedOutputs(job.outputs, folders))
         writer = _FrameWriter(
             job, options, reader, list(zip(staged.temporaries, codecs, strict=True)), progress
         )
@@ -285,7 +302,7 @@ class _FrameWriter:
         self.job, self.options, self.reader, self.files = job, options, reader, files
         self.progress = progress
         self.queue: queue.Queue = queue.Queue(maxsize=2 * options.workers)
-        self.writers: list[VideoWriter] = []
+        self.writers: list[VideoWriter | FrameFolder] = []
         self.written = 0
         self.warnings: list[str] = []
         self.extra: dict[str, object] = {}
@@ -371,13 +388,16 @@ class _FrameWriter:
         return images
 
     def _open(self, result: SwapResult, frame: Frame) -> None:
-        from operations.media.video import VideoWriter
+        from operations.media.video import open_writer
 
         height, width = result.image.shape[:2]
+        cutout = len(self.files) - 1 if self.options.save_cutout else None
         for index, (path, codec) in enumerate(self.files):
-            audio = self.job.source if index == 0 else None
+            # The sound goes with the result, and with a cut-out whose container holds sound.
+            sounds = index == 0 or (index == cutout and codec.container != "webp")
+            audio = self.job.source if sounds else None
             self.writers.append(
-                VideoWriter(
+                open_writer(
                     path,
                     codec,
                     width,

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import logging
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Container, Iterable, Iterator
@@ -271,19 +272,29 @@ def output_extension(relative: Path, fmt: str) -> str:
 
 
 # Side files' suffixes: a photo's (``x.jpg`` → ``x.mask.png``) and a video's (``x.mov`` →
-# ``x.mask.mp4``, the main codec's extension after it; cut-outs are ProRes 4444 ``.mov``).
+# ``x.mask.mp4``, the main codec's extension after it; a cut-out's is ``--video-format``'s:
+# ``x.cutout.mov``, ``.webm``, ``.webp``, or the folder ``x.cutout`` of PNG frames).
 MASK_SUFFIX = ".mask.png"
 CUTOUT_SUFFIX = ".cutout.png"
 VIDEO_MASK_SUFFIX = ".mask"
-VIDEO_CUTOUT_SUFFIX = ".cutout.mov"
+VIDEO_CUTOUT_SUFFIX = ".cutout"
 
 
-def side_suffixes(*, mask: bool, cutout: bool, video_extension: str | None = None) -> list[str]:
+def side_suffixes(
+    *,
+    mask: bool,
+    cutout: bool,
+    video_extension: str | None = None,
+    cutout_extension: str = ".mov",
+    frames: bool = False,
+) -> list[str]:
     """The side files' suffixes, in the outputs' order (mask, cut-out): a photo's, or with
-    ``video_extension`` (the main video codec's, ``.mp4``) a video's."""
+    ``video_extension`` (the main video codec's, ``.mp4``) a video's, its cut-out in
+    ``cutout_extension`` (``""``: a folder of frames); ``frames``: its mask a folder of frames."""
     if video_extension is None:
         return [MASK_SUFFIX] * mask + [CUTOUT_SUFFIX] * cutout
-    return [VIDEO_MASK_SUFFIX + video_extension] * mask + [VIDEO_CUTOUT_SUFFIX] * cutout
+    masks = VIDEO_MASK_SUFFIX + ("" if frames else video_extension)
+    return [masks] * mask + [VIDEO_CUTOUT_SUFFIX + cutout_extension] * cutout
 
 
 def plan_outputs(
@@ -385,19 +396,23 @@ class StagedOutputs:
     :attr:`temporaries`, others call :meth:`write`.
     """
 
-    def __init__(self, outputs: Iterable[Path]) -> None:
+    def __init__(self, outputs: Iterable[Path], folders: Container[int] = ()) -> None:
         self.outputs = list(outputs)
+        self.folders = folders  # the outputs (by index) that are folders of files
         self.temporaries: list[Path] = []
         self._fds: list[int] = []
         self._committed = False
 
     def __enter__(self) -> StagedOutputs:
         try:
-            for path in self.outputs:
+            for index, path in enumerate(self.outputs):
                 path.parent.mkdir(parents=True, exist_ok=True)
-                fd, name = tempfile.mkstemp(
-                    prefix=f"{PREFIX}{_key(path)}-", suffix=".tmp", dir=path.parent
-                )
+                prefix = f"{PREFIX}{_key(path)}-"
+                if index in self.folders:  # a folder, held by a descriptor of its own
+                    name = tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+                    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY)
+                else:
+                    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
                 self._fds.append(fd)
                 self.temporaries.append(Path(name))
                 if fcntl is not None:  # held while writing: another run's sweep leaves it alone
@@ -420,9 +435,11 @@ class StagedOutputs:
             Each output as written (in the outputs' order).
         """
         written = []
-        for fd, path in zip(self._fds, self.outputs, strict=True):
+        for index, (fd, path) in enumerate(zip(self._fds, self.outputs, strict=True)):
+            if index in self.folders:
+                _sync_files(self.temporaries[index])
             os.fsync(fd)  # the descriptor is of the same file whoever wrote it
-            info = os.fstat(fd)
+            info = os.fstat(fd)  # a folder's: its own size and time, which a rename keeps
             written.append(Written(path, info.st_size, info.st_mtime_ns))
         if check is not None:
             check(written)
@@ -430,13 +447,17 @@ class StagedOutputs:
         order = [*range(1, len(self.outputs)), 0]  # the main output last
         try:
             for index in order:
-                os.chmod(self.temporaries[index], 0o666 & ~_UMASK)
-                os.replace(self.temporaries[index], self.outputs[index])
+                if index in self.folders:
+                    os.chmod(self.temporaries[index], 0o777 & ~_UMASK)
+                    _replace_folder(self.temporaries[index], self.outputs[index])
+                else:
+                    os.chmod(self.temporaries[index], 0o666 & ~_UMASK)
+                    os.replace(self.temporaries[index], self.outputs[index])
                 placed.append(self.outputs[index])
         except BaseException:
             for path in placed:  # all or none: the ones already placed go again
                 with contextlib.suppress(OSError):
-                    path.unlink()
+                    _remove(path)
             raise
         self._committed = True
         return written
@@ -445,13 +466,52 @@ class StagedOutputs:
         if not self._committed:
             for tmp in self.temporaries:
                 with contextlib.suppress(OSError):
-                    tmp.unlink()
+                    _remove(tmp)
         for fd in self._fds:
             os.close(fd)
         self._fds = []
 
     def __exit__(self, *exc: object) -> None:
         self._discard()
+
+
+def _sync_files(folder: Path) -> None:
+    """Make a folder's files durable (a writer wrote them by name)."""
+    for entry in os.scandir(folder):
+        if entry.is_file(follow_symlinks=False):
+            fd = os.open(entry.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _replace_folder(staged: Path, target: Path) -> None:
+    """Put the folder ``staged`` at ``target``. An earlier folder there (``--overwrite``) is
+    renamed aside first and removed after: at every moment ``target`` is one whole folder or
+    none (a rename cannot replace a folder that holds files)."""
+    aside = None
+    if target.is_dir() and not target.is_symlink():
+        aside = Path(
+            tempfile.mkdtemp(prefix=f"{PREFIX}{_key(target)}-", suffix=".old", dir=target.parent)
+        )
+        os.replace(target, aside)  # onto the empty folder just made
+    try:
+        os.replace(staged, target)
+    except BaseException:
+        if aside is not None:
+            os.replace(aside, target)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, or a folder with its files."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def name_max(folder: Path) -> int:
@@ -581,18 +641,22 @@ def sweep(folders: Iterable[Path], *, before: float) -> int:
                 if claim is not None:
                     claim.release()
                     removed += 1
-            elif name.endswith(".tmp"):
+            elif name.endswith((".tmp", ".old")):  # .old: a folder put aside, not yet removed
                 with contextlib.suppress(OSError):
                     if path.stat().st_mtime < before and (held := _take(path)) is not None:
+                        if path.is_dir():  # a folder of frames: locked while it is written
+                            shutil.rmtree(path, ignore_errors=True)
                         held.release()
                         removed += 1
     return removed
 
 
 def _take(path: Path) -> Claim | None:
-    """Lock an existing file of ours if nobody holds it (``None`` if somebody does)."""
+    """Lock an existing file (or folder) of ours if nobody holds it (``None`` if somebody
+    does)."""
     try:
-        fd = os.open(path, os.O_RDWR)
+        folder = path.is_dir() and not path.is_symlink()
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY if folder else os.O_RDWR)
     except OSError:
         return None
     try:

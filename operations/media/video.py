@@ -16,9 +16,16 @@ What this module keeps faithful, and how:
   players assume); output is BT.709 limited range, and tagged so.
 
 Codecs (``--video-codec``): H.264 in ``.mp4`` (default: plays everywhere), HEVC in ``.mp4``, VP9
-in ``.webm``. Cut-outs (``--save-cutout``) are ProRes 4444 in ``.mov``: its alpha comes back
-exactly from FFmpeg's own decoder, where VP9's alpha, stored beside the frames, is dropped by
-FFmpeg's native VP9 decoder (checked: a VP9-alpha WebM decodes opaque with PyAV's defaults).
+in ``.webm``. Transparent videos (cut-outs, ``--save-cutout``) take ``--video-format``:
+
+- ``mov``: ProRes 4444 with a 16-bit alpha, for editors; its alpha comes back exactly from
+  FFmpeg's own decoder.
+- ``webm``: VP9 with alpha (``yuva420p``; the muxer marks the track ``alpha_mode``), for web pages
+  and browsers. The alpha is a second VP9 stream beside the frames: libvpx's decoder and
+  browsers read it, FFmpeg's native VP9 decoder drops it (decode with ``libvpx-vp9``).
+- ``webp``: an animated WebP with alpha, looping, for stickers and previews (no sound).
+- ``png``: a folder of RGBA PNG frames, ``NAME/000001.png`` on, the sound beside them as
+  ``NAME/audio.m4a`` when the clip has sound, for the editing tools that import sequences.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from operations.errors import setting
-from operations.media.files import VIDEO_CUTOUT_SUFFIX, ImageError
+from operations.media.files import ImageError
 
 if TYPE_CHECKING:
     import av
@@ -82,11 +89,29 @@ DEFAULT_VIDEO_CODEC = "h264"
 # --video-quality is 1-100 like --quality (higher is better), mapped linearly onto the codec's
 # CRF: 60 gives x264's CRF 20, which looks clean at 1080p.
 DEFAULT_VIDEO_QUALITY = 60
-# Cut-outs keep their alpha: ProRes 4444 (10-bit, with a 16-bit alpha plane).
-CUTOUT_CODEC = VideoCodec(
-    "prores_ks", "mov", ".mov", "yuva444p10le", 0, (("profile", "4444"), ("alpha_bits", "16"))
-)
-assert VIDEO_CUTOUT_SUFFIX.endswith(CUTOUT_CODEC.extension)  # files.py names the cut-outs
+# A folder of PNG frames, not a container: its "muxer" name.
+SEQUENCE = "frames"
+# Transparent videos keep their alpha, in the container --video-format names.
+TRANSPARENT_FORMATS = {
+    # ProRes 4444: 10-bit, with a 16-bit alpha plane.
+    "mov": VideoCodec(
+        "prores_ks", "mov", ".mov", "yuva444p10le", 0, (("profile", "4444"), ("alpha_bits", "16"))
+    ),
+    "webm": VideoCodec(
+        "libvpx-vp9",
+        "webm",
+        ".webm",
+        "yuva420p",
+        63,
+        (("deadline", "realtime"), ("cpu-used", "8"), ("row-mt", "1")),
+    ),
+    # WebP's quality scale is --video-quality's own (0-100); its alpha is lossless.
+    "webp": VideoCodec("libwebp_anim", "webp", ".webp", "yuva420p", 0),
+    "png": VideoCodec("png", SEQUENCE, "", "rgba", 0),
+}
+DEFAULT_VIDEO_FORMAT = "mov"
+# A mask as a folder of frames (with --video-format png): 8-bit grey PNGs.
+MASK_SEQUENCE = VideoCodec("png", SEQUENCE, "", "gray", 0)
 
 
 def crf(codec: VideoCodec, quality: int) -> int:
@@ -322,6 +347,8 @@ class VideoWriter:
         self.codec = codec
         self.time_base = time_base  # the frames' (the muxer may change its stream's own)
         options = {"movflags": "+faststart"} if codec.container in ("mp4", "mov") else {}
+        if codec.container == "webp":
+            options = {"loop": "0"}  # a sticker or preview loops for ever
         self.container = av.open(str(path), "w", format=codec.container, options=options)
         try:
             stream = self.container.add_stream(codec.encoder, rate=rate or Fraction(30))
@@ -340,6 +367,8 @@ class VideoWriter:
                 settings["crf"] = str(crf(codec, quality))
             if codec.encoder == "libvpx-vp9":
                 settings["b"] = "0"  # constant quality
+            if codec.encoder == "libwebp_anim":
+                settings["quality"] = str(quality)
             stream.options = settings
             context = stream.codec_context
             if not codec.pix_fmt.startswith("gray"):
@@ -392,6 +421,113 @@ class VideoWriter:
     @property
     def audio_dropped(self) -> list[str]:
         return self.audio.dropped if self.audio is not None else []
+
+
+class FrameFolder:
+    """A transparent video as a folder of PNG frames (``000001.png`` on, in display order: one
+    file per frame of the clip, a frame that failed to decode repeated as in a video), the
+    clip's sound beside them as ``audio.m4a``. The same calls as :class:`VideoWriter`.
+
+    Args:
+        folder: the folder to fill (a temporary: the caller renames it when it is whole).
+        codec: :data:`TRANSPARENT_FORMATS`'s ``png`` (RGBA) or :data:`MASK_SEQUENCE` (grey).
+        time_base: the frames' timestamps' unit (the sound is copied up to each frame's time).
+        audio_from: the input whose sound is copied, if any.
+    """
+
+    AUDIO = "audio.m4a"
+
+    def __init__(
+        self,
+        folder: Path,
+        codec: VideoCodec,
+        *,
+        time_base: Fraction,
+        audio_from: Path | None = None,
+    ) -> None:
+        self.folder, self.codec, self.time_base = folder, codec, time_base
+        self.count = 0
+        self.container: av.container.OutputContainer | None = None
+        self.audio: _AudioCopy | None = None
+        self.dropped: list[str] = []
+        if audio_from is not None:
+            self._open_audio(audio_from)
+
+    def _open_audio(self, source: Path) -> None:
+        path = self.folder / self.AUDIO
+        self.container = _av().open(str(path), "w", format="mp4")
+        try:
+            self.audio = _AudioCopy(source, self.container)
+        except BaseException:
+            self.abandon()
+            raise
+        if not self.audio.streams:  # silent, or no sound an .m4a holds: no audio file
+            self.dropped = self.audio.dropped
+            self.abandon()
+            path.unlink(missing_ok=True)
+
+    def write(self, image: np.ndarray, pts: int, duration: int) -> None:
+        """Write the next frame (numbered in order; ``pts`` times the sound copied so far)."""
+        from operations.media.png import encode_png
+
+        if self.codec.pix_fmt == "gray" and image.ndim == 3:
+            image = image[:, :, 0]
+        self.count += 1
+        (self.folder / f"{self.count:06d}.png").write_bytes(encode_png(image))
+        if self.audio is not None:
+            self.audio.pump(float(pts * self.time_base))
+
+    def close(self) -> None:
+        """Finish the sound's file."""
+        if self.audio is not None and self.container is not None:
+            self.audio.pump(math.inf)
+            self.audio.close()
+            self.container.close()
+
+    def abandon(self) -> None:
+        """Stop without finishing (the caller removes the folder)."""
+        with contextlib.suppress(Exception):
+            if self.audio is not None:
+                self.audio.close()
+        with contextlib.suppress(Exception):
+            if self.container is not None:
+                self.container.close()
+        self.audio, self.container = None, None
+
+    @property
+    def audio_copied(self) -> list[str]:
+        return self.audio.copied if self.audio is not None else []
+
+    @property
+    def audio_dropped(self) -> list[str]:
+        return self.audio.dropped if self.audio is not None else self.dropped
+
+
+def open_writer(
+    path: Path,
+    codec: VideoCodec,
+    width: int,
+    height: int,
+    *,
+    time_base: Fraction,
+    rate: Fraction | None,
+    quality: int = DEFAULT_VIDEO_QUALITY,
+    audio_from: Path | None = None,
+) -> VideoWriter | FrameFolder:
+    """The writer of ``codec``: a :class:`VideoWriter`, or a :class:`FrameFolder` (``path`` is
+    then a folder)."""
+    if codec.container == SEQUENCE:
+        return FrameFolder(path, codec, time_base=time_base, audio_from=audio_from)
+    return VideoWriter(
+        path,
+        codec,
+        width,
+        height,
+        time_base=time_base,
+        rate=rate,
+        quality=quality,
+        audio_from=audio_from,
+    )
 
 
 def _clear_padding(frame: av.VideoFrame) -> None:

@@ -327,7 +327,8 @@ class Transparent(BackgroundKind):
     def photos_only(cls) -> str | None:
         return (
             f"{setting('bg')} transparent is for photos: a video's cut-out is "
-            f"{setting('save_cutout')} (ProRes 4444 .mov, with its alpha)"
+            f"{setting('save_cutout')}, with its alpha (in {setting('video_format')}: mov, webm, "
+            "webp or png frames)"
         )
 
     def behind(self, photo: Photo) -> tuple[np.ndarray, dict[str, object]]:
