@@ -70,6 +70,8 @@ class BackgroundSwapper:
             (0: 1 % of the long side; ``None``: off).
         shadow: cast a soft drop shadow; ``shadow_offset`` (right, down), ``shadow_softness`` in
             percent of the long side, ``shadow_opacity`` 0–1.
+        keep_shadow: keep the subject's own cast shadow from the photo instead (a multiply
+            layer on the new background; on a transparent result, a dark layer in the alpha).
         keep_alpha: a photo with its own transparency keeps it as its mask.
         mask_threshold, mask_grow, mask_feather: the knobs on each mask (threshold 0–1, then
             grow in pixels, negative shrinks; after the edge stage, feather in pixels).
@@ -97,6 +99,7 @@ class BackgroundSwapper:
         shadow_offset: tuple[float, float] = _DEFAULTS.shadow_offset,
         shadow_softness: float = _DEFAULTS.shadow_softness,
         shadow_opacity: float = _DEFAULTS.shadow_opacity,
+        keep_shadow: bool = False,
         keep_alpha: bool = False,
         mask_threshold: float | None = None,
         mask_grow: int = 0,
@@ -117,6 +120,7 @@ class BackgroundSwapper:
             "shadow_offset": tuple(shadow_offset),
             "shadow_softness": shadow_softness,
             "shadow_opacity": shadow_opacity,
+            "keep_shadow": keep_shadow,
             "keep_alpha": keep_alpha,
             "mask_threshold": mask_threshold,
             "mask_grow": mask_grow,

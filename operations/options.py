@@ -590,6 +590,17 @@ class _Settings:
         help="cast a soft drop shadow of the subject on the new background",
         doc="cast a soft drop shadow of the subject on the new background (never on the subject)",
     )
+    keep_shadow: bool = _option(
+        False,
+        group=LIGHT,
+        help="keep the shadow the subject casts on its backdrop (a product's on the table or "
+        "sweep) and carry it onto the new background, as soft and dark as photographed; on a "
+        "busy floor or a wall it warns and keeps none",
+        doc="keep the shadow the subject casts on its own backdrop (a product's on the table or "
+        "sweep) and carry it onto the new background as photographed (a multiply layer; with "
+        "`-b transparent`, a dark layer in the alpha); on a busy floor or a shadow on a wall it "
+        "warns and keeps none. See [shops](shops.md#the-products-own-shadow)",
+    )
     shadow_offset: tuple[float, float] = _option(
         ShadowSettings.offset,
         group=LIGHT,
@@ -1045,7 +1056,7 @@ class _Settings:
             ),
             (("light_wrap",), not transparent, "a background to take light from (not transparent)"),
             (("blur",), not transparent, "a background to blur (not --bg transparent)"),
-            (("shadow",), new_background, "a new background (--bg or --prompt)"),
+            (("shadow", "keep_shadow"), new_background, "a new background (--bg or --prompt)"),
             (("shadow_offset", "shadow_softness", "shadow_opacity"), self.shadow, "--shadow"),
             (("quality",), lossy, "JPEG, WebP or AVIF output (--format, or -o FILE.jpg)"),
             (("format",), not self.output_file, "an output folder (-o FILE: its extension)"),
@@ -1174,6 +1185,7 @@ class _Settings:
                 harmonize=self.harmonize,
                 light_wrap=self.light_wrap,
                 shadow=shadow,
+                keep_shadow=self.keep_shadow,
             ),
             folder=folder,
             progress=not self.quiet,

@@ -23,6 +23,7 @@ from operations.stages.look import LookSettings, finish, finish_transparent
 from operations.stages.mask import MaskSettings, Stroke, feather, rasterize, reach_of, shape
 from operations.stages.matting import Matte, MattingSettings, refine, solve_with_strokes
 from operations.stages.matting import warm_up as warm_up_matting
+from operations.stages.own_shadow import OwnShadow, find_shadow
 
 # Said in the row of a result whose mask holds no subject (doubt's ``no-subject`` flag): the
 # warning and the flag are one fact, measured once.
@@ -212,11 +213,17 @@ class Pipeline:
             )
         if knobs.feather > 0:
             matte = Matte(matte.foreground, soft=feather(matte.alpha, knobs.feather))
+        found = self.own_shadow(rgb, matte)
+        shade = found.density if found is not None else None
         framed = None
         if self.framing is not None:  # the subject on its canvas (the photo is left behind)
-            framed = frame(matte, self.framing)
-            matte, rgb = framed.matte, framed.matte.rgb
-        result = self.compose(rgb, matte, icc_profile=icc_profile, index=index, name=name)
+            framed = frame(matte, self.framing, shade)
+            matte, rgb, shade = framed.matte, framed.matte.rgb, framed.shade
+        result = self.compose(
+            rgb, matte, icc_profile=icc_profile, index=index, name=name, shade=shade
+        )
+        if found is not None and found.warning is not None:
+            result.warnings.append(found.warning)
         result.doubt = measure(coarse if alpha_in is None else coarse * alpha_in)
         if "no-subject" in result.doubt.flags:
             result.warnings.insert(0, NO_SUBJECT)
@@ -228,6 +235,35 @@ class Pipeline:
             result.extra["segmenter"] = choice
         if given is not None:
             result.extra["mask"] = given.source
+        return result
+
+    def own_shadow(self, rgb: np.ndarray, matte: Matte) -> OwnShadow | None:
+        """The subject's own shadow in ``rgb`` (``None``: not asked for, ``--keep-shadow``)."""
+        if not self.look.keep_shadow or self.look.shadow is not None:
+            return None
+        return find_shadow(rgb, matte.alpha)
+
+    def compose_frame(
+        self,
+        rgb: np.ndarray,
+        matte: Matte,
+        *,
+        index: int = 0,
+        name: str | None = None,
+        background: np.ndarray | None = None,
+    ) -> SwapResult:
+        """A video frame's :meth:`compose`, with its own shadow found first if asked for."""
+        found = self.own_shadow(rgb, matte)
+        result = self.compose(
+            rgb,
+            matte,
+            index=index,
+            name=name,
+            background=background,
+            shade=found.density if found is not None else None,
+        )
+        if found is not None and found.warning is not None:
+            result.warnings.append(found.warning)
         return result
 
     def shaped_matte(self, rgb: np.ndarray, coarse: np.ndarray, segmenter: Segmenter) -> Matte:
@@ -305,12 +341,14 @@ class Pipeline:
         index: int = 0,
         name: str | None = None,
         background: np.ndarray | None = None,
+        shade: np.ndarray | None = None,
     ) -> SwapResult:
         """The subject (``matte``) over its background. ``background``: this image's own
-        background picture (a video background's frame), fitted like ``--bg``."""
+        background picture (a video background's frame), fitted like ``--bg``; ``shade``: the
+        subject's own shadow's density, carried onto it."""
         if self.background.transparent:  # the subject on nothing: RGBA
-            return SwapResult(finish_transparent(matte, self.look), matte, [], {})
+            return SwapResult(finish_transparent(matte, self.look, shade), matte, [], {})
         behind, extra = self.background.for_image(
             rgb, matte, icc_profile, index, name, frame=background
         )
-        return SwapResult(finish(matte, behind, self.look), matte, [], extra)
+        return SwapResult(finish(matte, behind, self.look, shade), matte, [], extra)

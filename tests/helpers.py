@@ -180,3 +180,69 @@ def needs(*modules: str) -> pytest.MarkDecorator:
 TORCH = ("torch", "torchvision")
 SD = ("torch", "diffusers", "transformers")
 RAY = ("ray",)
+
+
+def shadowed_scene(
+    height: int,
+    width: int,
+    *,
+    seed: int = 0,
+    shadow: float = 0.5,
+    floor: str = "sweep",
+    wall: bool = False,
+    noise: float = 2.0,
+    colour: tuple[int, int, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A product photographed on a backdrop, with its cast shadow known: (photo ``H×W×3``
+    ``uint8``, the subject's alpha, the shadow's density ``H×W`` in [0, 1]).
+
+    The product (a mug with a handle, shaded like a cylinder; drawn 4× and shrunk, so its edge
+    is anti-aliased) stands on a studio sweep (light falling off toward the bottom, a vignette,
+    sensor noise; ``floor="busy"``: a textured floor instead), painted ``colour`` (RGB; default
+    a random one). Its shadow is its own outline laid
+    down on the floor behind and to the right (softer further from it) and a dark contact band
+    at its base, of density ``shadow`` (0: none); ``wall``: the outline stands up behind it
+    instead, as on a wall.
+    """
+    rng = np.random.default_rng(seed)
+    big = np.zeros((height * 4, width * 4), np.uint8)
+    cx, half = width * 2, int(width * 4 * 0.18)
+    top, base = int(height * 4 * 0.35), int(height * 4 * 0.72)
+    cv2.rectangle(big, (cx - half, top), (cx + half, base), 255, -1)
+    cv2.ellipse(big, (cx, base), (half, half // 5), 0, 0, 360, 255, -1)
+    cv2.ellipse(big, (cx, top), (half, half // 5), 0, 0, 360, 255, -1)
+    handle = (half // 2, (base - top) // 4)
+    cv2.ellipse(big, (cx + half, (top + base) // 2), handle, 0, -90, 90, 255, max(2, width // 15))
+    alpha = cv2.resize(big.astype(np.float32) / 255, (width, height), interpolation=cv2.INTER_AREA)
+    xs = np.linspace(-1, 1, width, dtype=np.float32)[None, :]
+    ys = np.linspace(0, 1, height, dtype=np.float32)[:, None]
+    roundness = 0.6 + 0.4 * np.cos(np.clip(xs * 2.2, -1.5, 1.5))
+    paint = rng.uniform(40, 200, 3) if colour is None else colour
+    colour_map = np.array(paint, np.float32) * roundness[..., None]
+    light = 236 - 30 * ys**1.3 - 10 * xs**2
+    if floor == "busy":  # boards and grain: nothing smooth to measure a shadow against
+        grain = cv2.GaussianBlur(rng.normal(0, 1, (height, width)).astype(np.float32), (0, 0), 2)
+        light = light * (0.8 + 0.2 * np.sin(xs * 40)) + 25 * grain
+    backdrop = np.repeat(light[..., None], 3, axis=2) * np.float32([1.0, 0.99, 0.96])
+    density = np.zeros((height, width), np.float32)
+    if shadow > 0:
+        foot = int(np.nonzero(alpha.max(1) > 0.5)[0][-1])
+        side = max(height, width)
+        lay = (1.2, -0.12) if not wall else (0.25, 0.6)  # right, up per unit of height
+        src = np.float32([[0, foot], [width, foot], [0, 0]])
+        dst = np.float32([[0, foot], [width, foot], [lay[0] * foot, foot + lay[1] * foot]])
+        if wall:
+            dst = np.float32([[0, foot], [width, foot], [lay[0] * foot, -0.2 * foot]])
+        laid = cv2.warpAffine(alpha, cv2.getAffineTransform(src, dst), (width, height))
+        near, far = (cv2.GaussianBlur(laid, (0, 0), k * 0.012 * side) for k in (1, 3))
+        away = np.clip(np.abs(foot - np.arange(height))[:, None] / (0.2 * height), 0, 1)
+        density = shadow * ((1 - away) * near + away * far)
+        band = np.zeros_like(alpha)
+        cols = np.nonzero(alpha[foot - height // 20 : foot + 1].max(0) > 0.5)[0]
+        axes = ((cols[-1] - cols[0]) // 2 + 2, max(2, int(0.01 * side)))
+        cv2.ellipse(band, ((cols[0] + cols[-1]) // 2, foot), axes, 0, 0, 360, 1.0, -1)
+        band = cv2.GaussianBlur(band, (0, 0), max(0.5, 0.004 * side))
+        density = np.clip(np.maximum(density, min(1.0, shadow * 1.3) * band), 0, 1)
+    behind = backdrop * (1 - density[..., None]) + rng.normal(0, noise, backdrop.shape)
+    photo = alpha[..., None] * colour_map + (1 - alpha[..., None]) * behind
+    return np.clip(photo + 0.5, 0, 255).astype(np.uint8), alpha, density.astype(np.float32)

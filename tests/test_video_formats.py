@@ -101,6 +101,9 @@ def test_png_frames_have_the_movs_alpha_and_the_sound_beside(clip, prores_alpha,
         audio = [bytes(p) for p in sound.demux(audio=0) if p.size]
     assert audio == read_clip(clip / "pan.mp4")[2]  # the packets copied, not re-encoded
     assert row["status"] == "ok" and Path(row["output"]).name == "pan.mp4"
+    video = row["extra"]["video"]  # the summary knows the folders, each as one result
+    assert video["cutout"] == {"path": str(folder), "format": "png frames"}
+    assert video["mask"] == {"path": str(tmp_path / "out" / "pan.mask"), "format": "png frames"}
 
 
 def test_webp_is_an_animated_sticker_with_alpha(clip, prores_alpha, tmp_path) -> None:

@@ -152,6 +152,8 @@ def _thumbnails_from_files(row: dict, thumbs: Thumbnails) -> None:
     pairs = [(_given(row, "input"), thumbs.input), (output, thumbs.result)]
     if is_video(output):
         mask = output.with_name(output.stem + VIDEO_MASK_SUFFIX + output.suffix)
+        if not mask.is_file():  # --video-format png: a folder of frames, its first one
+            mask = output.with_name(output.stem + VIDEO_MASK_SUFFIX) / "000001.png"
     else:
         mask = output.with_name(output.stem + MASK_SUFFIX)
     if mask.is_file():

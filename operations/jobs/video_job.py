@@ -125,6 +125,11 @@ def _swap_video(
         job._commit(staged, options, read, digest, complete=ending.complete, cancel=cancel)
     warnings.extend(ending.warnings(reader, writer, codec.extension))
     extra = _summary(ending, reader, writer, seen, time.perf_counter() - began)
+    sides = ["mask"] * options.save_mask + ["cutout"] * options.save_cutout
+    for side, path, written in zip(sides, job.outputs[1:], codecs[1:], strict=True):
+        # Each side file as one result, a folder of frames too.
+        form = "png frames" if written.container == SEQUENCE else written.extension.lstrip(".")
+        extra["video"][side] = {"path": str(path), "format": form}  # type: ignore[index]
     worst = max(seen.samples, key=lambda d: d.score, default=None)  # the clip's doubt
     if worst is not None and "no-subject" in worst.flags:  # the row's flag, said in words
         warnings.insert(0, f"{NO_SUBJECT} (in the sampled frames)")
@@ -184,7 +189,7 @@ def _stream(stack: contextlib.ExitStack, frames: _Prefetch[Frame], clip: _Clip) 
         matte = smoother.matte(refined.result(), rgb)
         name = clip.job.relative.stem
         return pool.submit(
-            pipeline.compose, rgb, matte, index=clip.job.index, name=name, background=behind
+            pipeline.compose_frame, rgb, matte, index=clip.job.index, name=name, background=behind
         )
 
     every = max(1, round(float(reader.rate or 30)))  # the doubt: once a second

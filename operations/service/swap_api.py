@@ -10,7 +10,8 @@ Fields (all optional but the photo):
   ``blur`` (the photo's own background, blurred); or ``bg_image_file``, an image.
 - ``fit`` (``cover``, ``contain``, ``stretch``), ``blur_strength`` (percent).
 - ``matting`` (``fast``, ``quality``, ``off``; default: the server's).
-- ``harmonize`` (0–1), ``light_wrap`` (px; 0: automatic), ``shadow`` (true/false).
+- ``harmonize`` (0–1), ``light_wrap`` (px; 0: automatic), ``shadow`` (true/false), ``keep_shadow``
+  (true/false: the subject's own cast shadow, kept).
 - ``frame`` (``subject``), ``canvas`` (``2000x2000`` or ``4:5``), ``margin`` (%), ``align``.
 - ``format`` (``png``, ``jpg``, ``webp``; default PNG when transparent, else JPEG), ``quality``.
 - ``mask_file``: your own mask for the photo (grey, or an image's alpha; the photo's shape),
@@ -76,6 +77,12 @@ FIELD_DOCS: list[FieldDoc] = [
     FieldDoc("harmonize", "number", "the subject's light toward the background's, 0–1"),
     FieldDoc("light_wrap", "integer", "the background's light on the rim, px (0: automatic)"),
     FieldDoc("shadow", "boolean", "a soft drop shadow on the background", default=False),
+    FieldDoc(
+        "keep_shadow",
+        "boolean",
+        "keep the subject's own cast shadow (a multiply layer; transparent: in the alpha)",
+        default=False,
+    ),
     FieldDoc("frame", "string", "place the subject on a canvas", enum=("subject",)),
     FieldDoc("canvas", "string", "with frame: the canvas, 2000x2000 or 4:5"),
     FieldDoc(
@@ -168,7 +175,12 @@ def plan_swap(
     for name, value in (("shadow", shadow), ("harmonize", harmonize), ("light_wrap", light_wrap)):
         shown = fields.get(name)
         require(value is None or not transparent, name, shown, "needs a background (bg)")
-    look = LookSettings(harmonize=harmonize, light_wrap=light_wrap, shadow=shadow)
+    look = LookSettings(
+        harmonize=harmonize,
+        light_wrap=light_wrap,
+        shadow=shadow,
+        keep_shadow=yes(fields, "keep_shadow"),
+    )
     fmt = fields.get("format", "png" if transparent or mask else "jpg").strip().lower()
     require(fmt in ("png", "jpg", "webp"), "format", fmt, "choose from png, jpg, webp")
     quality = EncodeSettings(_or(_int(fields, "quality"), DEFAULT_QUALITY)).quality

@@ -60,6 +60,7 @@ class Framed:
     matte: Matte
     scale: float | None
     warnings: list[str]
+    shade: np.ndarray | None = None  # the subject's own shadow, moved and scaled with it
 
 
 def subject_box(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -118,10 +119,10 @@ def layout(box: tuple[int, int, int, int], settings: FrameSettings) -> Layout:
     return Layout(width, height, scale, x, y)
 
 
-def frame(matte: Matte, settings: FrameSettings) -> Framed:
-    """``matte``'s subject (its colours and alpha) placed on the canvas. With no subject to
-    frame, an empty canvas of the size the settings ask for (the photo's own when they name
-    none).
+def frame(matte: Matte, settings: FrameSettings, shade: np.ndarray | None = None) -> Framed:
+    """``matte``'s subject (its colours and alpha, and its own shadow's density ``shade`` if
+    given) placed on the canvas. With no subject to frame, an empty canvas of the size the
+    settings ask for (the photo's own when they name none).
 
     Only the part of the photo that lands on the canvas is scaled: memory follows the canvas,
     not the enlargement (a 40 px subject on a 2000×2000 canvas once scaled the whole photo 42×).
@@ -161,13 +162,17 @@ def frame(matte: Matte, settings: FrameSettings) -> Framed:
     cx0, cy0 = max(0, dx), max(0, dy)
     cx1, cy1 = min(placed.width, dx + scaled_w), min(placed.height, dy + scaled_h)
     canvas_rgb = np.zeros((placed.height, placed.width, 3), np.uint8)
-    canvas_alpha = np.zeros((placed.height, placed.width), np.float32)
+    layers = 1 if shade is None else 2  # the shadow moves with the alpha, in one warp
+    canvas = np.zeros((placed.height, placed.width, layers), np.float32)
     if cx1 > cx0 and cy1 > cy0:
-        colours, part = _scaled(matte.foreground, alpha, s, dx, dy, (cx0, cy0, cx1, cy1))
+        stacked = alpha if shade is None else np.dstack([alpha, shade])
+        colours, part = _scaled(matte.foreground, stacked, s, dx, dy, (cx0, cy0, cx1, cy1))
         canvas_rgb[cy0:cy1, cx0:cx1] = colours
-        canvas_alpha[cy0:cy1, cx0:cx1] = part
-    np.clip(canvas_alpha, 0.0, 1.0, out=canvas_alpha)
-    return Framed(Matte(canvas_rgb, soft=canvas_alpha), s, warnings)
+        canvas[cy0:cy1, cx0:cx1] = part.reshape(*part.shape[:2], layers)
+    np.clip(canvas, 0.0, 1.0, out=canvas)
+    canvas_alpha = np.ascontiguousarray(canvas[:, :, 0])
+    canvas_shade = np.ascontiguousarray(canvas[:, :, 1]) if shade is not None else None
+    return Framed(Matte(canvas_rgb, soft=canvas_alpha), s, warnings, canvas_shade)
 
 
 def _scaled(
@@ -192,7 +197,7 @@ def _scaled(
         ]
     # cv2.resize maps a scaled pixel j to the photo's (j + ½)/scale − ½: the same map, from the
     # window's pixels, on the photo's part it reaches (a pixel wider for the interpolation).
-    height, width = alpha.shape
+    height, width = alpha.shape[:2]  # alpha may carry the shadow as a second layer
     px0 = max(0, int(np.floor((x0 - dx + 0.5) / scale - 0.5)) - 1)
     py0 = max(0, int(np.floor((y0 - dy + 0.5) / scale - 0.5)) - 1)
     px1 = min(width, int(np.ceil((x1 - dx + 0.5) / scale - 0.5)) + 2)
