@@ -16,7 +16,7 @@ from PIL import Image
 
 import run
 from operations.stages.own_shadow import find_shadow
-from tests.helpers import make_clip, read_clip, shadowed_scene
+from tests.helpers import make_clip, needs, read_clip, shadowed_scene
 
 SIZE = (240, 320)  # height, width
 
@@ -180,12 +180,8 @@ def _png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def test_the_library_and_the_service_keep_it_too(tmp_path: Path) -> None:
-    from starlette.testclient import TestClient
-
+def test_the_library_keeps_it_too(tmp_path: Path) -> None:
     from operations.api import BackgroundSwapper
-    from operations.options import Options
-    from operations.service.server import Service, ServiceSettings, create_app
 
     photo, alpha, truth = shadowed_scene(*SIZE, seed=6, shadow=0.5)
     shadowed = _outside(alpha) & (truth > 0.2)
@@ -193,14 +189,23 @@ def test_the_library_and_the_service_keep_it_too(tmp_path: Path) -> None:
     with BackgroundSwapper(tmp_path / "white.png", keep_shadow=True) as swapper:
         kept = swapper(photo, mask=alpha).astype(np.float32)
     assert np.abs(kept[shadowed].mean(axis=1) / 255 - (1 - truth[shadowed])).mean() < 0.06
+
+
+@needs("fastapi", "uvicorn", "httpx")
+def test_the_service_keeps_it_too() -> None:
+    from starlette.testclient import TestClient
+
+    from operations.options import Options
+    from operations.service.server import Service, ServiceSettings, create_app
+
+    photo, alpha, truth = shadowed_scene(*SIZE, seed=6, shadow=0.5)
+    shadowed = _outside(alpha) & (truth > 0.2)
     recipe = Options().validated(batch=False).recipe()
     service = Service(recipe, ServiceSettings(api_keys=("k1",)))
     with TestClient(create_app(service)) as client:
         assert service.ready.wait(60), service.load_error
-        files = {
-            "image_file": _png(photo),
-            "mask_file": _png(np.round(alpha * 255).astype(np.uint8)),
-        }
+        mask = _png(np.round(alpha * 255).astype(np.uint8))
+        files = {"image_file": _png(photo), "mask_file": mask}
         answer = client.post(
             "/v1/swap", files=files, data={"keep_shadow": "true"}, headers={"X-Api-Key": "k1"}
         )  # transparent by default: the shadow in the alpha
