@@ -110,13 +110,53 @@ def test_a_fixed_batch_axis_is_called_once_per_photo(tmp_path: Path, monkeypatch
     assert len(segmenter.predict_batch([_photo(), _photo()])) == 2 and len(calls) == 2
 
 
-def test_a_half_precision_graph(tmp_path: Path) -> None:
+def test_a_half_precision_graph_runs_as_fp32_on_the_cpu(tmp_path: Path) -> None:
     path = write_graph(tmp_path / "isnet-general-use.onnx", (64, 64), dtype=TensorProto.FLOAT16)
     segmenter = SalientSegmenter(str(path), device="cpu")
-    assert segmenter.dtype == np.float16
+    assert segmenter.dtype == np.float32  # the CPU's graph: fp32 throughout, the map alone
+    assert [o.name for o in segmenter.session.get_outputs()] == ["d0"]
     alpha = segmenter.predict(_photo())
     assert alpha.dtype == np.float32
     np.testing.assert_allclose(alpha[:, :20], EXPECTED["isnet-general-use"][0], atol=2e-3)
+    derived = sorted((models_home() / "derived").glob("isnet-general-use-*.cpu0.onnx"))
+    assert derived and derived[-1].stat().st_size > 0
+
+
+def test_the_cpus_graph_is_made_again_when_the_weights_change(tmp_path: Path) -> None:
+    import os
+
+    from operations.segmenters.onnx_graphs import cpu_graph
+
+    path = write_graph(tmp_path / "u2netp.onnx", (32, 32))
+    first = cpu_graph(path)
+    assert first != path and [o.name for o in onnx.load(str(first)).graph.output] == ["d0"]
+    assert cpu_graph(path) == first  # made once
+    write_graph(path, (32, 32), gain=2.0)  # new weights under the same name
+    os.utime(path, ns=(1, 1))
+    second = cpu_graph(path)
+    assert second != first and second.is_file()
+    session = SalientSegmenter(str(path), device="cpu")
+    np.testing.assert_allclose(  # the new weights' map (gain 2), from the new graph
+        session._maps(session.preprocess(_photo())[None])[0],
+        np.clip(2 * session.preprocess(_photo())[0], 0, 1),
+        atol=1e-6,
+    )
+
+
+def test_a_graph_with_nothing_to_change_runs_as_it_is(tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    from operations.segmenters.onnx_graphs import cpu_graph
+
+    single = tmp_path / "one.onnx"
+    model = onnx.load(str(write_graph(tmp_path / "two.onnx", (32, 32))))
+    del model.graph.output[1:]
+    onnx.save(model, str(single))
+    assert cpu_graph(single) == single  # fp32 and one output: nothing to make
+    assert cpu_graph(single) == single  # (remembered, not read again)
+    two = write_graph(tmp_path / "three.onnx", (32, 32))
+    monkeypatch.setitem(sys.modules, "onnx", None)  # no onnx package: the file as it is
+    assert cpu_graph(two) == two
 
 
 def test_rembgs_model_folder_is_used_as_it_is(monkeypatch, tmp_path: Path) -> None:

@@ -1,0 +1,127 @@
+"""Salient models' graphs as the CPU runs them fastest: made fp32 and cut to the one output we
+read, once, cached.
+
+rembg's ISNet file stores its weights in fp16 and computes in fp16 behind a Cast of its input.
+ONNX Runtime's CPU kernels are fp32: the fp16 graph runs 8–10 % slower there (1.34 s against
+1.22 s a 1024² photo on 2 cores, ``benchmarks/bench_rembg.py``'s machine) and its arena holds
+more. So on the CPU the graph is converted once — every fp16 weight, constant, cast and declared
+type made fp32, which computes the same network at the CPU's own precision. U²-Net's and
+ISNet's graphs also end in six side outputs (deep supervision for training), each enlarged to
+the input's size and put through a sigmoid on every run, though only the first is the map:
+the others are dropped from the graph's outputs, and ONNX Runtime leaves out what fed only
+them (ISNet 4–6 % faster). The result is kept in our model folder
+(``$BACKGROUNDSWAP_HOME/models/derived``), named after the source's name, size and
+modification time and the output kept: new weights under the same name make a new file. A
+graph with nothing to change is remembered as such (an empty marker file), not read again.
+
+The conversion needs the ``onnx`` package (the salient extra installs it); without it, or when
+the conversion fails, the file is used as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from operations.models import models_home
+
+log = logging.getLogger(__name__)
+
+
+def _derived(source: Path, kind: str) -> Path:
+    info = source.stat()
+    return models_home() / "derived" / f"{source.stem}-{info.st_size}-{info.st_mtime_ns}.{kind}"
+
+
+def cpu_graph(source: Path, output: int = 0) -> Path:
+    """The graph to give the CPU for ``source``, whose map is its output ``output``: fp32, with
+    that output alone, when ``source`` is otherwise; else ``source`` itself."""
+    converted = _derived(source, f"cpu{output}.onnx")
+    native = _derived(source, f"cpu{output}-native")
+    if converted.is_file():
+        return converted
+    if native.is_file():
+        return source
+    try:
+        import onnx
+    except ImportError:
+        return source
+    try:
+        model = onnx.load(str(source))
+        changed = as_fp32(model)
+        changed |= only_output(model, output)
+        if not changed:
+            _write(native, b"")
+            return source
+        _write(converted, model.SerializeToString())
+    except Exception as exc:  # noqa: BLE001 - any failure leaves the file as it is
+        log.warning("could not prepare %s for the CPU (%s): it runs as it is", source.name, exc)
+        return source
+    return converted
+
+
+def only_output(model: object, output: int) -> bool:
+    """Keep the graph's output ``output`` alone, in place. Returns whether others were there."""
+    outputs = model.graph.output  # type: ignore[attr-defined]
+    if len(outputs) <= 1 or output >= len(outputs):
+        return False
+    kept = outputs[output]
+    kept_copy = type(kept)()
+    kept_copy.CopyFrom(kept)
+    del outputs[:]
+    outputs.append(kept_copy)
+    return True
+
+
+def as_fp32(model: object) -> bool:
+    """Make an ONNX model's fp16 weights, constants, casts and declared types fp32, in place.
+
+    Returns:
+        Whether it held anything fp16.
+    """
+    import numpy as np
+    from onnx import TensorProto, numpy_helper
+
+    graph = model.graph  # type: ignore[attr-defined]
+    half, single = TensorProto.FLOAT16, TensorProto.FLOAT
+    changed = False
+
+    def widened(tensor: TensorProto) -> TensorProto:
+        return numpy_helper.from_array(
+            numpy_helper.to_array(tensor).astype(np.float32), tensor.name
+        )
+
+    for tensor in graph.initializer:
+        if tensor.data_type == half:
+            tensor.CopyFrom(widened(tensor))
+            changed = True
+    for node in graph.node:
+        for attribute in node.attribute:
+            if node.op_type == "Cast" and attribute.name == "to" and attribute.i == half:
+                attribute.i = single
+                changed = True
+            elif attribute.name == "value" and attribute.t.data_type == half:
+                attribute.t.CopyFrom(widened(attribute.t))
+                changed = True
+    for value in (*graph.value_info, *graph.input, *graph.output):
+        if value.type.tensor_type.elem_type == half:
+            value.type.tensor_type.elem_type = single
+            changed = True
+    return changed
+
+
+def _write(path: Path, data: bytes) -> None:
+    """``data`` at ``path``, whole or not at all (another process may be writing it too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
