@@ -11,7 +11,8 @@ after the budget is listed as not reached, and a row under way stops repeating w
 2. Salient models (U²-Netp, ISNet) through ONNX Runtime as the tool runs them
    (``SalientSegmenter.predict_batch``), batched 1/4/8, from an fp32 graph and from the same
    graph converted to fp16 (``onnxruntime.transformers.float16``; the tool feeds a graph the
-   dtype its input asks for). Where ONNX Runtime has no CUDA provider (``onnxruntime`` rather
+   dtype its input asks for; on the CPU it runs an fp16 graph as fp32, so there both rows are
+   fp32 in). Where ONNX Runtime has no CUDA provider (``onnxruntime`` rather
    than ``onnxruntime-gpu``), the tool cannot put these models on the GPU, and the rows say so;
    the same architectures are then timed in PyTorch instead, labelled ``torch (reference)``: what
    the GPU can do with the network, not what the tool does. BiRefNet is listed as not measured:
