@@ -532,12 +532,12 @@ class _Settings:
         choices=tuple(video.TRANSPARENT_FORMATS),
         help="transparent videos (--save-cutout): mov = ProRes 4444 for editors; webm = VP9 "
         "with alpha for web pages; webp = animated WebP for stickers and previews (no sound); "
-        "png = a folder NAME/000001.png… with the sound as NAME/audio.m4a (masks too, as grey "
-        "frames) (default: %(default)s)",
+        "png = a folder NAME.cutout/000001.png… with the sound as NAME.cutout/audio.m4a (masks "
+        "too: NAME.mask/, grey frames) (default: %(default)s)",
         doc="transparent videos (`--save-cutout`): `mov` ProRes 4444 for editors (default), "
         "`webm` VP9 with alpha for web pages and browsers, `webp` an animated WebP for stickers "
-        "and previews (no sound), `png` a folder `NAME/000001.png…` with the sound as "
-        "`NAME/audio.m4a` (the masks too, as grey frames)",
+        "and previews (no sound), `png` a folder `NAME.cutout/000001.png…` with the sound as "
+        "`NAME.cutout/audio.m4a` (the masks too: `NAME.mask/`, grey frames)",
     )
     video_quality: int = _option(
         video.DEFAULT_VIDEO_QUALITY,

@@ -24,8 +24,8 @@ in ``.webm``. Transparent videos (cut-outs, ``--save-cutout``) take ``--video-fo
   and browsers. The alpha is a second VP9 stream beside the frames: libvpx's decoder and
   browsers read it, FFmpeg's native VP9 decoder drops it (decode with ``libvpx-vp9``).
 - ``webp``: an animated WebP with alpha, looping, for stickers and previews (no sound).
-- ``png``: a folder of RGBA PNG frames, ``NAME/000001.png`` on, the sound beside them as
-  ``NAME/audio.m4a`` when the clip has sound, for the editing tools that import sequences.
+- ``png``: a folder of RGBA PNG frames, ``NAME.cutout/000001.png`` on, the sound beside them as
+  ``NAME.cutout/audio.m4a`` when the clip has sound, for the editing tools that import sequences.
 """
 
 from __future__ import annotations
