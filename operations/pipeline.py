@@ -239,7 +239,7 @@ class Pipeline:
 
     def own_shadow(self, rgb: np.ndarray, matte: Matte) -> OwnShadow | None:
         """The subject's own shadow in ``rgb`` (``None``: not asked for, ``--keep-shadow``)."""
-        if not self.look.keep_shadow or self.look.shadow is not None:
+        if not self.look.keep_shadow:
             return None
         return find_shadow(rgb, matte.alpha)
 

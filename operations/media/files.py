@@ -490,20 +490,26 @@ def _replace_folder(staged: Path, target: Path) -> None:
     """Put the folder ``staged`` at ``target``. An earlier folder there (``--overwrite``) is
     renamed aside first and removed after: at every moment ``target`` is one whole folder or
     none (a rename cannot replace a folder that holds files)."""
-    aside = None
-    if target.is_dir() and not target.is_symlink():
-        aside = Path(
-            tempfile.mkdtemp(prefix=f"{PREFIX}{_key(target)}-", suffix=".old", dir=target.parent)
-        )
-        os.replace(target, aside)  # onto the empty folder just made
-    try:
+    if not target.is_dir() or target.is_symlink():
         os.replace(staged, target)
-    except BaseException:
-        if aside is not None:
+        return
+    aside = Path(
+        tempfile.mkdtemp(prefix=f"{PREFIX}{_key(target)}-", suffix=".old", dir=target.parent)
+    )
+    os.replace(target, aside)  # onto the empty folder just made
+    # Held while it may have to come back: another run's sweep leaves a locked folder alone.
+    held = os.open(aside, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if fcntl is not None:
+            fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            os.replace(staged, target)
+        except BaseException:
             os.replace(aside, target)
-        raise
-    if aside is not None:
+            raise
         shutil.rmtree(aside, ignore_errors=True)
+    finally:
+        os.close(held)
 
 
 def _remove(path: Path) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -429,22 +430,7 @@ def sharpened(rgb: np.ndarray, alpha: np.ndarray, mask_side: int) -> np.ndarray:
     reach = 2 * (2 * SHARPEN_RADIUS + 1) + 1
     band = cv2.dilate(soft.astype(np.uint8), np.ones((reach, reach), np.uint8))
     rows, cols = np.nonzero(cv2.resize(band, (width, height), interpolation=cv2.INTER_NEAREST))
-    # The band's pixels' centres in the reduced maps (as cv2.resize's bilinear enlargement), laid
-    # out in rows of 4096 (cv2.remap takes maps under 32767 a side).
-    count = rows.size
-    shape = (-(-count // 4096), 4096)
-
-    def laid_out(values: np.ndarray) -> np.ndarray:
-        out = np.zeros(shape[0] * shape[1], np.float32)
-        out[:count] = values
-        return out.reshape(shape)
-
-    at_x = laid_out((cols + 0.5) * (work_w / width) - 0.5)
-    at_y = laid_out((rows + 0.5) * (work_h / height) - 0.5)
-
-    def sampled(plane: np.ndarray) -> np.ndarray:
-        remapped = cv2.remap(plane, at_x, at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return remapped.reshape(-1)[:count]
+    sampled = _Sampler(rows, cols, (work_h, work_w), (height, width))
 
     pixels = rgb[rows, cols].astype(np.float32) * np.float32(1 / 255)
     detail = sum(sampled(slope[c]) * (pixels[:, c] - sampled(mean[c])) for c in range(3))
@@ -611,33 +597,49 @@ def _local_means(
         blended += from_sure
         return blended
 
-    def at_soft(means: np.ndarray) -> np.ndarray:
-        if step == 1:
-            return means.reshape(-1, 3)[at]
-        return _sampled(means, at, (height, width))
+    at_soft: Callable[[np.ndarray], np.ndarray] = (
+        (lambda means: means.reshape(-1, 3)[at])
+        if step == 1
+        else _Sampler(*np.divmod(at, width), alpha.shape[:2], (height, width))
+    )
 
     subject = at_soft(local(alpha, sure[0]))
     background = at_soft(local(1.0 - alpha, sure[1])) if both else None
     return subject, background
 
 
-def _sampled(small: np.ndarray, at: np.ndarray, full: tuple[int, int]) -> np.ndarray:
-    """``small`` (``h×w×3``, a reduced copy of a ``full``-sized map) at the full-size pixels
-    ``at`` (flat indices), bilinearly, as enlarging it with :func:`cv2.resize` would give them."""
-    height, width = full
-    rows, cols = np.divmod(at, width)
-    count = at.size
-    shape = (-(-count // 4096), 4096)  # cv2.remap takes maps under 32767 a side
+class _Sampler:
+    """Reduced maps (``h×w`` or ``h×w×C``, of a ``full``-sized image) read at chosen full-size
+    pixels, bilinearly, as enlarging them with :func:`cv2.resize` would give those pixels: the
+    pixels' centres in the reduced maps are laid out once, in rows of 4096 (:func:`cv2.remap`
+    takes maps under 32767 a side), and every map is read through them."""
 
-    def laid_out(values: np.ndarray) -> np.ndarray:
-        out = np.zeros(shape[0] * shape[1], np.float32)
-        out[:count] = values
-        return out.reshape(shape)
+    def __init__(
+        self,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        small: tuple[int, int],
+        full: tuple[int, int],
+    ) -> None:
+        self.count = rows.size
+        shape = (-(-self.count // 4096), 4096)
 
-    at_x = laid_out((cols + 0.5) * (small.shape[1] / width) - 0.5)
-    at_y = laid_out((rows + 0.5) * (small.shape[0] / height) - 0.5)
-    remapped = cv2.remap(small, at_x, at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return remapped.reshape(-1, 3)[:count]
+        def laid_out(values: np.ndarray) -> np.ndarray:
+            out = np.zeros(shape[0] * shape[1], np.float32)
+            out[: self.count] = values
+            return out.reshape(shape)
+
+        self.at_x = laid_out((cols + 0.5) * (small[1] / full[1]) - 0.5)
+        self.at_y = laid_out((rows + 0.5) * (small[0] / full[0]) - 0.5)
+
+    def __call__(self, small: np.ndarray) -> np.ndarray:
+        """``small`` at the pixels: ``N`` values, or ``N×C``."""
+        remapped = cv2.remap(
+            small, self.at_x, self.at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        if small.ndim == 2:
+            return remapped.reshape(-1)[: self.count]
+        return remapped.reshape(-1, small.shape[2])[: self.count]
 
 
 def _solved(
