@@ -32,3 +32,21 @@ def test_blend_matches_float_formula_on_random_data() -> None:
 def test_blend_rejects_mismatched_shapes() -> None:
     with pytest.raises(ValueError, match="shape mismatch"):
         blend(random_rgb(4, 4), random_rgb(4, 5), np.zeros((4, 4), np.float32))
+
+
+def test_an_edge_is_blended_at_its_own_pixels_only() -> None:
+    from operations.stages.composite import blend_edge
+
+    background = random_rgb(6, 8, 4)
+    out = background.copy()
+    index = np.array([3, 17, 40], np.int64)  # flat pixel indices
+    alpha = np.array([0.0, 0.5, 1.0], np.float32)
+    colours = np.array([[255, 255, 255], [100.4, 0.6, 250], [12.5, 99.49, 0]], np.float32)
+    blend_edge(out, background, index, alpha, colours)
+    flat, before = out.reshape(-1, 3), background.reshape(-1, 3)
+    assert (flat[3] == before[3]).all()  # α 0: the background's pixel
+    expected = np.floor(colours[1] * 0.5 + before[17] * 0.5 + 0.5)
+    assert (flat[17] == expected).all()  # α ½: the mean, rounded
+    assert flat[40].tolist() == [13, 99, 0]  # α 1: the colour, rounded half up
+    others = np.setdiff1d(np.arange(48), index)
+    assert (flat[others] == before[others]).all()  # nothing else touched

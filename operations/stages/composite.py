@@ -38,12 +38,30 @@ def composite(matte: Matte, background: np.ndarray) -> np.ndarray:
     """
     if not matte.refined:
         return blend(matte.foreground, background, matte.alpha)
-    from operations.stages.matting_kernels import blend_edge
-
     if background.shape != matte.rgb.shape:
         raise ValueError(f"shape mismatch: photo {matte.rgb.shape}, background {background.shape}")
     solid, edge, edge_alpha, edge_colours = matte.parts()
     out = background.copy()
     cv2.copyTo(matte.rgb, solid, out)
-    blend_edge(out, np.ascontiguousarray(background), edge, edge_alpha, edge_colours)
+    blend_edge(out, background, edge, edge_alpha, edge_colours)
     return out
+
+
+def blend_edge(
+    out: np.ndarray,
+    background: np.ndarray,
+    index: np.ndarray,
+    alpha: np.ndarray,
+    colours: np.ndarray,
+) -> None:
+    """``out[p] = colour · α + background[p] · (1 − α)`` at the edge's pixels ``p`` (flat
+    indices), rounded. Array arithmetic on the edge's pixels alone (a few percent of a photo):
+    as fast as a compiled loop, and a run that composites only never loads numba (0.3–0.4 s of
+    every salient run's start). The subject's share in ``float32``, the rest in ``float64``,
+    as the compiled loop it replaced computed them (its outputs byte for byte)."""
+    a = alpha[:, None]
+    value = (colours * a).astype(np.float64)
+    value += background.reshape(-1, 3)[index] * (1.0 - a.astype(np.float64))
+    value += 0.5
+    np.clip(value, 0.0, 255.0, out=value)
+    out.reshape(-1, 3)[index] = value.astype(np.uint8)
