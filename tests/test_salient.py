@@ -16,7 +16,7 @@ import pytest
 from operations.models import models_home
 from operations.segmenters.base import SegmenterError
 from operations.segmenters.salient import SalientSegmenter, rembg_dir
-from tests.helpers import BACKGROUND, cli
+from tests.helpers import BACKGROUND, ROOT, cli
 from tests.models import write_graph
 
 pytest.importorskip("onnxruntime", reason="the salient extra is not installed")
@@ -118,8 +118,22 @@ def test_a_half_precision_graph_runs_as_fp32_on_the_cpu(tmp_path: Path) -> None:
     alpha = segmenter.predict(_photo())
     assert alpha.dtype == np.float32
     np.testing.assert_allclose(alpha[:, :20], EXPECTED["isnet-general-use"][0], atol=2e-3)
-    derived = sorted((models_home() / "derived").glob("isnet-general-use-*.cpu0.onnx"))
+    derived = sorted((models_home() / "derived").glob("isnet-general-use-*.cpu0p.onnx"))
     assert derived and derived[-1].stat().st_size > 0
+
+
+def test_the_cpus_graph_keeps_only_what_feeds_the_map(tmp_path: Path) -> None:
+    from operations.segmenters.onnx_graphs import _derived, cpu_graph
+
+    path = write_graph(tmp_path / "u2netp.onnx", (32, 32))
+    earlier = _derived(path, "cpu0.onnx")  # an unpruned graph an earlier version made
+    earlier.parent.mkdir(parents=True, exist_ok=True)
+    earlier.write_bytes(b"old")
+    graph = onnx.load(str(cpu_graph(path))).graph
+    # The side output's Neg fed nothing read: ONNX Runtime would still run it every time.
+    assert [node.op_type for node in graph.node] == ["Slice", "Mul"]
+    assert sorted(t.name for t in graph.initializer) == ["axes", "ends", "gain", "starts"]
+    assert not earlier.exists()  # superseded, not left taking the space
 
 
 def test_the_cpus_graph_is_made_again_when_the_weights_change(tmp_path: Path) -> None:
@@ -210,3 +224,23 @@ def test_cli_errors_are_one_line(tmp_path: Path, photo_dir: Path, capsys) -> Non
         code, err = cli(capsys, *args)
         assert code == 2 and expected in err, (args, err)
         assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_a_salient_run_never_loads_numba(tmp_path: Path, photo_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    from operations.stages import matting
+
+    matting.warm_up()  # compiled once on this machine (a first run compiles the kernels)
+    graph = write_graph(tmp_path / "mine.onnx", (32, 32))
+    code = (
+        "import sys, run\n"
+        f"args = ['-i', {str(photo_dir)!r}, '-o', {str(tmp_path / 'out')!r}, '-b', 'white',\n"
+        f"        '--mode', 'salient', '--salient-model', {str(graph)!r}, '-q']\n"
+        "assert run.main(args) == 0\n"
+        "assert 'numba' not in sys.modules  # its import and kernels cost 0.3-0.5 s a run\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "out").iterdir())) == 2
