@@ -248,3 +248,17 @@ def test_avif_in_and_out(tmp_path: Path) -> None:
     again = decode(out)
     assert again.rgb.shape == (60, 40, 3) and again.icc_profile == icc
     assert np.abs(again.rgb.astype(int) - decoded.rgb).mean() < 8  # lossy, close
+
+
+def test_a_photos_pixels_are_read_from_its_header(tmp_path: Path) -> None:
+    import pillow_heif
+
+    from operations.media.decode import pixel_count
+
+    save_rgb(tmp_path / "a.png", 30, 50)
+    pillow_heif.from_pillow(Image.new("RGB", (64, 48))).save(tmp_path / "b.heic")  # an iPhone's
+    assert pixel_count(tmp_path / "a.png") == 1500
+    assert pixel_count(tmp_path / "b.heic") == 64 * 48
+    (tmp_path / "c.jpg").write_bytes(b"not a photo")
+    assert pixel_count(tmp_path / "c.jpg") == 0  # its job fails when decoded, saying why
+    assert pixel_count(tmp_path / "missing.jpg") == 0

@@ -97,6 +97,87 @@ def test_ctrl_c_keeps_and_reports_the_jobs_that_finished() -> None:
     assert len(set(reported)) == len(reported)
 
 
+def test_the_pixel_budget_holds_back_what_would_overflow_it_and_lets_one_in_alone() -> None:
+    from operations.jobs.engines.local import PixelBudget
+    from operations.jobs.job import Interrupted
+
+    stopping = threading.Event()
+    budget = PixelBudget(100, stopping)
+    with budget.held(250):  # alone, a job over the whole budget still runs
+        assert budget.used == 250
+    entered, leave = threading.Event(), threading.Event()
+
+    def second() -> None:
+        with budget.held(60):
+            entered.set()
+            leave.wait(5)
+
+    with budget.held(60):
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert not entered.wait(0.3)  # 60 + 60 > 100: it waits
+        with budget.held(40):  # 60 + 40 fits
+            assert budget.used == 100
+    assert entered.wait(5)  # the first left: its turn
+    leave.set()
+    thread.join(5)
+    assert budget.used == 0
+    with budget.held(90):
+        stopping.set()
+        with pytest.raises(Interrupted):  # the run stopped while it waited
+            with budget.held(20):
+                pass
+
+
+@dataclass(frozen=True)
+class SizedJob(SlowJob):
+    """A job of ``size`` pixels that records the pixels in flight with it; ``partner``: the
+    index of a job it waits to see in flight before it ends."""
+
+    size: int = 0
+    partner: int | None = None
+
+    def pixels(self) -> int:
+        return self.size
+
+    def work(
+        self, pipeline: Pipeline, settings: JobSettings, progress=None, cancel=None
+    ) -> FileResult:
+        with FLIGHT["lock"]:
+            FLIGHT["now"] += self.size
+            FLIGHT["seen"].append((self.index, FLIGHT["now"], self.size))
+        FLIGHT["in"][self.index].set()
+        met = self.partner is None or FLIGHT["in"][self.partner].wait(5)
+        time.sleep(0.02)
+        with FLIGHT["lock"]:
+            FLIGHT["now"] -= self.size
+        return FileResult(str(self.source), str(self.output), "ok", 0.02, extra={"met": met})
+
+
+FLIGHT: dict = {}
+
+
+def test_the_local_engine_bounds_the_pixels_in_flight(monkeypatch) -> None:
+    sizes = [30, 30, 60, 250, 60, 10, 40, 60]
+    FLIGHT.update(lock=threading.Lock(), now=0, seen=[])
+    FLIGHT["in"] = [threading.Event() for _ in sizes]
+    engine = _local(workers=4)
+    monkeypatch.setattr(engine, "pixels_in_flight", 100)
+    jobs = [
+        SizedJob(Path(f"p{i}"), Path(f"p{i}"), (Path(f"o{i}"),), i, size=size)
+        for i, size in enumerate(sizes)
+    ]
+    # The two small ones fit together: each waits to see the other in flight.
+    jobs[0] = SizedJob(Path("p0"), Path("p0"), (Path("o0"),), 0, size=30, partner=1)
+    jobs[1] = SizedJob(Path("p1"), Path("p1"), (Path("o1"),), 1, size=30, partner=0)
+    reported: list[FileResult] = []
+    engine.run(jobs, lambda job, result: reported.append(result))
+    assert sorted(r.input for r in reported) == sorted(f"p{i}" for i in range(len(sizes)))
+    assert all(r.status == "ok" and r.extra["met"] for r in reported)  # not one at a time
+    for index, in_flight, size in FLIGHT["seen"]:
+        assert in_flight <= 100 or in_flight == size, (index, in_flight)  # over: only alone
+
+
 @needs(*RAY)
 def test_engines_are_chosen_by_name_and_own_what_they_build() -> None:
     assert set(ENGINES) == {"local", "ray"}

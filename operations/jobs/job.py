@@ -27,7 +27,7 @@ from operations.jobs import corrections
 from operations.jobs.corrections import Correction
 from operations.jobs.ledger import InputRecord, Ledger, Made, digest_bytes
 from operations.jobs.report import Thumbnails, write_thumbnails
-from operations.media.decode import DEFAULT_MAX_PIXELS, decode, decode_mask
+from operations.media.decode import DEFAULT_MAX_PIXELS, decode, decode_mask, pixel_count
 from operations.media.encode import DEFAULT_QUALITY, EncodeSettings, encoder
 from operations.media.files import (
     PREFIX,
@@ -221,6 +221,11 @@ class Job(ABC):
                 return self._failure(exc, time.perf_counter(), [])
             return self.work(pipeline, settings, progress, cancel)
 
+    def pixels(self) -> int:
+        """The pixels this job holds in memory at once, as engines count them to bound what is
+        in flight: 0 for a job that streams (a video's frames come and go)."""
+        return 0
+
     @abstractmethod
     def work(
         self,
@@ -273,6 +278,10 @@ class Job(ABC):
         with cancel.commit(self) if cancel is not None else contextlib.nullcontext():
             return staged.commit(check)
 
+    def interrupted(self) -> FileResult:
+        """The result of a job the run stopped before it began."""
+        return self._failure(Interrupted(), time.perf_counter(), [])
+
     def _failure(self, exc: Exception, start: float, warnings: list[str]) -> FileResult:
         """The failed result of an exception, with a one-line reason."""
         if isinstance(exc, Interrupted):
@@ -319,6 +328,9 @@ class Job(ABC):
 @dataclass(frozen=True)
 class PhotoJob(Job):
     """A photo: decode → :meth:`Pipeline.swap` → encode, plus the mask and cut-out if asked."""
+
+    def pixels(self) -> int:
+        return pixel_count(self.source)
 
     def work(
         self,

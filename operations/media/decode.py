@@ -92,6 +92,18 @@ def _register_heif() -> None:
         register_heif_opener()
 
 
+def pixel_count(path: Path) -> int:
+    """An image file's width × height from its header, without decoding it; 0 when it cannot
+    be read (:func:`decode` then says why)."""
+    _register_heif()
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - any unreadable file: decode() gives the reason
+        return 0
+    return width * height
+
+
 def decode(
     path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, data: bytes | None = None
 ) -> DecodedImage:
