@@ -124,9 +124,8 @@ def test_the_pixel_budget_holds_back_what_would_overflow_it_and_lets_one_in_alon
     assert budget.used == 0
     with budget.held(90):
         stopping.set()
-        with pytest.raises(Interrupted):  # the run stopped while it waited
-            with budget.held(20):
-                pass
+        with pytest.raises(Interrupted), budget.held(20):  # the run stopped while it waited
+            pass
 
 
 @dataclass(frozen=True)

@@ -400,6 +400,7 @@ FUSION_WIDE_MIN, FUSION_NARROW_MIN = 8, 3
 # against the guided filter's own output (15.26: it blurs where the photo is flat).
 SHARPEN_AT = 2.0
 SHARPEN_RADIUS, SHARPEN_EPS = 2, 1e-4
+SHARPEN_STRIP = 256  # rows of the photo worked at once
 
 
 def sharpened(rgb: np.ndarray, alpha: np.ndarray, mask_side: int) -> np.ndarray:
@@ -429,13 +430,19 @@ def sharpened(rgb: np.ndarray, alpha: np.ndarray, mask_side: int) -> np.ndarray:
     # bilinear sampling one more (a band cut short would step at its blocks' edges).
     reach = 2 * (2 * SHARPEN_RADIUS + 1) + 1
     band = cv2.dilate(soft.astype(np.uint8), np.ones((reach, reach), np.uint8))
-    rows, cols = np.nonzero(cv2.resize(band, (width, height), interpolation=cv2.INTER_NEAREST))
-    sampled = _Sampler(rows, cols, (work_h, work_w), (height, width))
-
-    pixels = rgb[rows, cols].astype(np.float32) * np.float32(1 / 255)
-    detail = sum(sampled(slope[c]) * (pixels[:, c] - sampled(mean[c])) for c in range(3))
+    band = cv2.resize(band, (width, height), interpolation=cv2.INTER_NEAREST)
     out = alpha.copy()
-    out[rows, cols] = np.clip(alpha[rows, cols] + detail, 0.0, 1.0)
+    # A strip of rows at a time: every pixel's arithmetic is its own, and the band's indices,
+    # samples and colours (about 30 bytes a pixel of it) are held for one strip, not the photo.
+    for top in range(0, height, SHARPEN_STRIP):
+        rows, cols = np.nonzero(band[top : top + SHARPEN_STRIP])
+        if not rows.size:
+            continue
+        rows += top
+        sampled = _Sampler(rows, cols, (work_h, work_w), (height, width))
+        pixels = rgb[rows, cols].astype(np.float32) * np.float32(1 / 255)
+        detail = sum(sampled(slope[c]) * (pixels[:, c] - sampled(mean[c])) for c in range(3))
+        out[rows, cols] = np.clip(alpha[rows, cols] + detail, 0.0, 1.0)
     out[alpha <= FINE_LOW] = 0.0  # never grown into what the model calls background
     return out
 
@@ -482,7 +489,8 @@ def refine_fine(
     # The soft pixels' box, with a wide window's margin: the colours it averages are all inside.
     y0, y1 = max(0, rows[0] - wide), min(height, rows[-1] + wide + 1)
     x0, x1 = max(0, cols[0] - wide), min(width, cols[-1] + wide + 1)
-    crop = np.where(soft, alpha, solid)[y0:y1, x0:x1].astype(np.float32)
+    box = (slice(y0, y1), slice(x0, x1))
+    crop = np.where(soft[box], alpha[box], solid[box]).astype(np.float32, copy=False)
     photo = rgb[y0:y1, x0:x1]
     inside = soft[y0:y1, x0:x1]
     at = np.flatnonzero(inside)
@@ -528,15 +536,13 @@ def blur_fusion(
         ``N×3`` ``float32`` colours in [0, 255], one row per index of ``at``.
     """
     image = rgb.astype(np.float32)
-    weight = alpha[..., None]
-    sure = (alpha >= 1.0).astype(np.float32), (alpha <= 0.0).astype(np.float32)
     # The wide pass's means are smooth at its window's scale: they are made on a copy reduced
     # to an eighth of its radius and sampled at the soft pixels (measured on real photos: the
     # same old-background share, the colours within 1.5 levels on average of the full-size
     # pass's, 1.6× faster). Only the soft pixels' means are ever read: no full-size mean is
     # made (a 6 MP photo's four were 290 MB).
     step = max(1, wide // 8)
-    mean_f, mean_b = _local_means(image, weight, sure, wide, step, at)
+    mean_f, mean_b = _local_means(image, alpha, wide, step, at)
     assert mean_b is not None
     # A sure subject pixel solves to its own colour and a background one weighs nothing in the
     # next means: only the soft pixels are solved.
@@ -546,7 +552,7 @@ def blur_fusion(
     # smooth at an eighth of it (a photo of 2000 px and more): on a 3000×2000 bike with 278,000
     # soft pixels (spokes), 2.1 s → 0.3 s, its colours 3.8 levels apart on average and alike at
     # 1:1; below that size it is made at full size as before.
-    mean_f, _ = _local_means(subject, weight, sure, narrow, max(1, narrow // 8), at, both=False)
+    mean_f, _ = _local_means(subject, alpha, narrow, max(1, narrow // 8), at, both=False)
     return _solved(rgb, alpha, mean_f, mean_b, at)
 
 
@@ -558,7 +564,6 @@ SURE_SHARE = 0.05
 def _local_means(
     colours: np.ndarray,
     alpha: np.ndarray,
-    sure: tuple[np.ndarray, np.ndarray],
     radius: int,
     step: int,
     at: np.ndarray,
@@ -567,17 +572,25 @@ def _local_means(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The local means of the subject's colours and (``both``) of the background's, over a
     ``(2·radius + 1)²`` window around each soft pixel ``at`` (``N×3``), made on a copy ``step``
-    times smaller and sampled bilinearly where the pixels fall in it."""
-    height, width = alpha.shape[:2]
+    times smaller and sampled bilinearly where the pixels fall in it. ``alpha``: ``h×w``, 1
+    where the subject is sure, 0 where the background is."""
+    height, width = alpha.shape
+    full_alpha = alpha
+
+    def reduced(values: np.ndarray) -> np.ndarray:
+        if step == 1:
+            return values
+        return cv2.resize(values, size, interpolation=cv2.INTER_AREA)
+
+    def sure(background: bool) -> np.ndarray:
+        """1 at the sure background's (or subject's) pixels, else 0, at the working size: made
+        when needed, one at a time (a full-size pair was 8 bytes a pixel of the photo)."""
+        certain = full_alpha <= 0.0 if background else full_alpha >= 1.0
+        return reduced(certain.astype(np.float32))
+
+    size = (max(1, width // step), max(1, height // step))
+    colours, alpha = reduced(colours), reduced(alpha)[..., None]
     if step > 1:
-        size = (max(1, width // step), max(1, height // step))
-
-        def reduced(values: np.ndarray) -> np.ndarray:
-            small = cv2.resize(values, size, interpolation=cv2.INTER_AREA)
-            return small if small.ndim == values.ndim else small[..., None]
-
-        colours, alpha = reduced(colours), reduced(alpha)
-        sure = (reduced(sure[0]), reduced(sure[1]))
         radius = max(1, round(radius / step))
     window = (2 * radius + 1, 2 * radius + 1)
 
@@ -603,8 +616,8 @@ def _local_means(
         else _Sampler(*np.divmod(at, width), alpha.shape[:2], (height, width))
     )
 
-    subject = at_soft(local(alpha, sure[0]))
-    background = at_soft(local(1.0 - alpha, sure[1])) if both else None
+    subject = at_soft(local(alpha, sure(background=False)))
+    background = at_soft(local(1.0 - alpha, sure(background=True))) if both else None
     return subject, background
 
 
@@ -648,8 +661,13 @@ def _solved(
     """Blur-fusion's solve of ``I = αF + (1 − α)B`` for ``F`` at the pixels ``at``, given the
     local means there (``f``, ``b``: ``N×3``): ``F̄ + α(I − αF̄ − (1 − α)B̄)``."""
     a = alpha.reshape(-1)[at][:, None]
-    pixels = image.reshape(-1, 3)[at].astype(np.float32)
-    solved = f + a * (pixels - a * f - (1.0 - a) * b)
+    # In place on the gathered pixels (a new array), in the formula's own order: one N×3
+    # temporary at a time rather than five.
+    solved = image.reshape(-1, 3)[at].astype(np.float32, copy=False)
+    solved -= a * f
+    solved -= (1.0 - a) * b
+    solved *= a
+    solved += f
     return np.clip(solved, 0.0, 255.0, out=solved)
 
 
