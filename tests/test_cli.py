@@ -39,6 +39,15 @@ def test_help_is_fast_and_imports_no_model_library() -> None:
     assert "--blur-strength" in result.stdout and "mediapipe" in result.stdout
 
 
+def test_the_command_keeps_one_malloc_arena_where_glibc_has_them() -> None:
+    import platform
+
+    code = "import run, sys; sys.exit(0 if run.one_malloc_arena() else 3)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert result.returncode == (0 if glibc else 3), result.stderr  # mallopt took the setting
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         run.main(["--version"])
