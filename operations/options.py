@@ -864,10 +864,12 @@ class _Settings:
         group=RUN,
         type=int,
         metavar="N",
-        help="threads that decode, composite and encode in parallel (local engine; a Ray "
-        "worker has --cpus-per-worker + 1) (default: %(default)s)",
+        help="threads that decode, composite and encode in parallel, on at most 64 MP of "
+        "photos at once (local engine; a Ray worker has --cpus-per-worker + 1) (default: "
+        "%(default)s)",
         doc="threads that decode, composite and encode in parallel (default: cores + 1, at most "
-        "8); the model itself takes one image at a time. The local engine's: refused with "
+        "8), on at most 64 megapixels of photos at once (a larger photo alone); the model "
+        "itself takes one image at a time. The local engine's: refused with "
         "`--engine ray`",
     )
     quiet: bool = _option(
