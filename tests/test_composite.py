@@ -50,3 +50,28 @@ def test_an_edge_is_blended_at_its_own_pixels_only() -> None:
     assert flat[40].tolist() == [13, 99, 0]  # α 1: the colour, rounded half up
     others = np.setdiff1d(np.arange(48), index)
     assert (flat[others] == before[others]).all()  # nothing else touched
+
+
+def test_the_edge_blend_is_the_same_bytes_with_or_without_the_compiled_kernels(
+    monkeypatch,
+) -> None:
+    import sys
+
+    from operations.stages import matting_kernels
+    from operations.stages.composite import blend_edge
+
+    rng = np.random.default_rng(5)
+    background = random_rgb(120, 90, 6)
+    index = np.sort(rng.choice(120 * 90, 4000, replace=False)).astype(np.int64)
+    alpha = rng.random(4000, dtype=np.float32)
+    alpha[:300], alpha[300:600] = 0.0, 1.0
+    colours = (rng.random((4000, 3), dtype=np.float32) * 255).astype(np.float32)
+    colours[:200] = np.round(colours[:200]) + 0.5  # halves: rounded the same way by both
+    compiled = background.copy()
+    matting_kernels.blend_edge(compiled, background, index, alpha, colours)
+    # A salient photo's run: the kernels not loaded, the array arithmetic does it.
+    monkeypatch.delitem(sys.modules, "operations.stages.matting_kernels")
+    arrays = background.copy()
+    blend_edge(arrays, background, index, alpha, colours)
+    assert "operations.stages.matting_kernels" not in sys.modules  # it did not load them
+    np.testing.assert_array_equal(arrays, compiled)

@@ -144,6 +144,25 @@ def edge_pixels(
 
 
 @_compiled(nogil=True)
+def blend_edge(
+    out: np.ndarray,
+    background: np.ndarray,
+    index: np.ndarray,
+    alpha: np.ndarray,
+    colours: np.ndarray,
+) -> None:
+    """``out[p] = colour · α + background[p] · (1 − α)`` at the band's pixels ``p``, rounded."""
+    flat_out = out.reshape(-1, 3)
+    flat_background = background.reshape(-1, 3)
+    for k in range(index.size):
+        p = index[k]
+        a = alpha[k]
+        for ch in range(3):
+            value = colours[k, ch] * a + flat_background[p, ch] * (1.0 - a) + 0.5
+            flat_out[p, ch] = min(max(value, 0.0), 255.0)
+
+
+@_compiled(nogil=True)
 def _changed(now: np.ndarray, last: np.ndarray) -> np.ndarray:
     """The flat indices where two ``uint8`` images differ, in raster order (compared eight
     bytes at a time: a video's consecutive solid masks differ at a few pixels)."""
