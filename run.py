@@ -639,16 +639,17 @@ def one_malloc_arena() -> bool:
     thread's arena frees is rarely given back while the others' grow. Measured on ten photos
     (benchmarks/bench_rembg.py): the peak 1.32 → 1.05–1.16 GB with ISNet, 720 → 665 MB with
     U²-Netp, no slower (the arrays that matter are mapped whole, outside any arena). For the
-    command only: a program that imports us keeps its own allocator's settings. Returns whether
-    it took effect (not on other C libraries)."""
+    command only: a program that imports us keeps its own allocator's settings, and a user's
+    ``MALLOC_ARENA_MAX`` or ``GLIBC_TUNABLES`` is theirs. Returns whether it took effect (not on
+    other C libraries). Measured on 2 cores only."""
     import ctypes
-    import ctypes.util
 
     if not sys.platform.startswith("linux"):
         return False
+    if "MALLOC_ARENA_MAX" in os.environ or "GLIBC_TUNABLES" in os.environ:
+        return False  # the user's own choice
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
     except (OSError, AttributeError):  # musl and others: no mallopt
         return False
     m_arena_max = -8  # glibc's malloc.h

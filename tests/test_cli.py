@@ -43,9 +43,17 @@ def test_the_command_keeps_one_malloc_arena_where_glibc_has_them() -> None:
     import platform
 
     code = "import run, sys; sys.exit(0 if run.one_malloc_arena() else 3)"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+
+    def took(**extra: str) -> bool:
+        command = [sys.executable, "-c", code]
+        result = subprocess.run(command, cwd=ROOT, env={**env, **extra}, capture_output=True)
+        assert result.returncode in (0, 3), result.stderr
+        return result.returncode == 0
+
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
-    assert result.returncode == (0 if glibc else 3), result.stderr  # mallopt took the setting
+    assert took() == glibc  # mallopt took the setting
+    assert not took(MALLOC_ARENA_MAX="4")  # the user's own setting stands
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

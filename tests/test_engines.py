@@ -99,7 +99,6 @@ def test_ctrl_c_keeps_and_reports_the_jobs_that_finished() -> None:
 
 def test_the_pixel_budget_holds_back_what_would_overflow_it_and_lets_one_in_alone() -> None:
     from operations.jobs.engines.local import PixelBudget
-    from operations.jobs.job import Interrupted
 
     stopping = threading.Event()
     budget = PixelBudget(100, stopping)
@@ -107,25 +106,55 @@ def test_the_pixel_budget_holds_back_what_would_overflow_it_and_lets_one_in_alon
         assert budget.used == 250
     entered, leave = threading.Event(), threading.Event()
 
-    def second() -> None:
-        with budget.held(60):
+    def other(pixels: int) -> None:
+        with budget.held(pixels):
             entered.set()
             leave.wait(5)
 
     with budget.held(60):
-        thread = threading.Thread(target=second)
+        thread = threading.Thread(target=other, args=(40,))
+        thread.start()
+        assert entered.wait(5)  # 60 + 40 fits: in beside it
+        assert budget.used == 100
+        leave.set()
+        thread.join(5)
+    entered.clear(), leave.clear()
+    with budget.held(60):
+        thread = threading.Thread(target=other, args=(60,))
         thread.start()
         assert not entered.wait(0.3)  # 60 + 60 > 100: it waits
-        with budget.held(40):  # 60 + 40 fits
-            assert budget.used == 100
     assert entered.wait(5)  # the first left: its turn
     leave.set()
     thread.join(5)
     assert budget.used == 0
+    # In the order asked: a small job that would fit waits behind a large one waiting.
+    order: list[str] = []
+    release = threading.Event()
+
+    def job(name: str, pixels: int, asked: threading.Event) -> None:
+        asked.set()
+        with budget.held(pixels):
+            order.append(name)
+            release.wait(5)
+
+    with budget.held(60):
+        asked_large, asked_small = threading.Event(), threading.Event()
+        large = threading.Thread(target=job, args=("large", 70, asked_large))
+        large.start()
+        assert asked_large.wait(5) and not release.wait(0.2)  # 60 + 70: it waits
+        small = threading.Thread(target=job, args=("small", 30, asked_small))
+        small.start()
+        assert asked_small.wait(5) and not release.wait(0.2)
+        assert order == []  # 60 + 30 would fit, but the large one asked first
+    release.set()
+    for thread in (large, small):
+        thread.join(5)
+    assert order == ["large", "small"] and budget.used == 0
     with budget.held(90):
         stopping.set()
-        with pytest.raises(Interrupted), budget.held(20):  # the run stopped while it waited
-            pass
+        with budget.held(20) as admitted:  # the run stopped while it waited: not to begin
+            assert not admitted and budget.used == 90
+    assert budget.used == 0
 
 
 @dataclass(frozen=True)
@@ -175,6 +204,30 @@ def test_the_local_engine_bounds_the_pixels_in_flight(monkeypatch) -> None:
     assert all(r.status == "ok" and r.extra["met"] for r in reported)  # not one at a time
     for index, in_flight, size in FLIGHT["seen"]:
         assert in_flight <= 100 or in_flight == size, (index, in_flight)  # over: only alone
+
+
+def test_ctrl_c_leaves_the_jobs_waiting_for_room_unbegun_and_unreported(monkeypatch) -> None:
+    engine = _local(workers=3)
+    monkeypatch.setattr(engine, "pixels_in_flight", 100)
+    sizes = [80] * 8  # one at a time: the other workers wait for room
+    FLIGHT.update(lock=threading.Lock(), now=0, seen=[], **{"in": [threading.Event()] * 8})
+    jobs = [
+        SizedJob(Path(f"p{i}"), Path(f"p{i}"), (Path(f"o{i}"),), i, size=size)
+        for i, size in enumerate(sizes)
+    ]
+    reported: list[FileResult] = []
+
+    def report(job: Job, result: FileResult) -> None:
+        reported.append(result)
+        if len(reported) == 1:
+            raise KeyboardInterrupt  # while two workers wait for the budget
+
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(jobs, report)
+    begun = {f"p{index}" for index, _, _ in FLIGHT["seen"]}
+    assert 1 <= len(reported) < len(jobs)
+    # Only what began is reported, and as it ended: none as a failure it never had.
+    assert {r.input for r in reported} == begun and all(r.status == "ok" for r in reported)
 
 
 @needs(*RAY)

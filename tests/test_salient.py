@@ -136,6 +136,46 @@ def test_the_cpus_graph_keeps_only_what_feeds_the_map(tmp_path: Path) -> None:
     assert not earlier.exists()  # superseded, not left taking the space
 
 
+def test_a_weight_of_a_dropped_output_goes_with_it_even_when_listed_as_an_input(
+    tmp_path: Path,
+) -> None:
+    from onnx import TensorProto, helper
+
+    from operations.segmenters.onnx_graphs import cpu_graph
+
+    model = onnx.load(str(write_graph(tmp_path / "old.onnx", (32, 32))))
+    graph = model.graph
+    # An older export: the side output scaled by a weight of its own, every weight also
+    # listed among the inputs.
+    graph.node[2].output[0] = "neg"
+    graph.node.append(helper.make_node("Mul", ["neg", "side_w"], ["d1"]))
+    graph.initializer.append(helper.make_tensor("side_w", TensorProto.FLOAT, [], [3.0]))
+    for tensor in graph.initializer:
+        dims = list(tensor.dims)
+        graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, dims))
+    path = tmp_path / "u2netp.onnx"
+    onnx.save(model, str(path))
+    derived = onnx.load(str(cpu_graph(path))).graph
+    assert "side_w" not in {t.name for t in derived.initializer}
+    assert "side_w" not in {i.name for i in derived.input}  # not an input to feed now
+    segmenter = SalientSegmenter(str(path), device="cpu")
+    assert [i.name for i in segmenter.session.get_inputs()][:1] == ["input.1"]
+    assert segmenter.predict(_photo()).shape == (30, 50)
+
+
+def test_a_prepared_graph_that_does_not_run_gives_way_to_the_file(tmp_path: Path, caplog) -> None:
+    from operations.segmenters.onnx_graphs import _derived, cpu_graph
+
+    path = write_graph(tmp_path / "u2netp.onnx", (32, 32))
+    made = cpu_graph(path)
+    made.write_bytes(b"not a graph")  # as if made wrong
+    segmenter = SalientSegmenter(str(path), device="cpu")
+    assert segmenter.predict(_photo()).shape == (30, 50)  # the file as it is
+    assert "runs as it is" in caplog.text
+    assert not made.exists() and _derived(path, "cpu0p-native").is_file()
+    assert cpu_graph(path) == path  # remembered
+
+
 def test_the_cpus_graph_is_made_again_when_the_weights_change(tmp_path: Path) -> None:
     import os
 

@@ -278,10 +278,6 @@ class Job(ABC):
         with cancel.commit(self) if cancel is not None else contextlib.nullcontext():
             return staged.commit(check)
 
-    def interrupted(self) -> FileResult:
-        """The result of a job the run stopped before it began."""
-        return self._failure(Interrupted(), time.perf_counter(), [])
-
     def _failure(self, exc: Exception, start: float, warnings: list[str]) -> FileResult:
         """The failed result of an exception, with a one-line reason."""
         if isinstance(exc, Interrupted):

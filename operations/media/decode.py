@@ -94,7 +94,8 @@ def _register_heif() -> None:
 
 def pixel_count(path: Path) -> int:
     """An image file's width × height from its header, without decoding it; 0 when it cannot
-    be read (:func:`decode` then says why)."""
+    be read (:func:`decode` then says why). Pillow reads a few kilobytes; pillow-heif reads a
+    HEIC file whole (a second read of it, before the one that decodes it)."""
     _register_heif()
     try:
         with Image.open(path) as image:

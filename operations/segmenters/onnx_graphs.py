@@ -69,6 +69,14 @@ def cpu_graph(source: Path, output: int = 0) -> Path:
     return converted
 
 
+def not_runnable(source: Path, output: int = 0) -> None:
+    """The graph :func:`cpu_graph` made for ``source`` could not be run: ``source`` is run as
+    it is from now on (remembered, not made again)."""
+    with contextlib.suppress(OSError):
+        _derived(source, f"cpu{output}p.onnx").unlink(missing_ok=True)
+        _write(_derived(source, f"cpu{output}p-native"), b"")
+
+
 def only_output(model: object, output: int) -> bool:
     """Keep the graph's output ``output`` alone, in place. Returns whether others were there."""
     outputs = model.graph.output  # type: ignore[attr-defined]
@@ -98,13 +106,23 @@ def _prune(graph: object) -> None:
             if name and name not in needed:
                 needed.add(name)
                 pending.append(name)
+    from onnx import AttributeProto
+
     # Subgraphs (If, Loop) may read outer names: a graph with any is left whole.
-    if any(attribute.g.node or attribute.graphs for node in nodes for attribute in node.attribute):
+    subgraphs = (AttributeProto.GRAPH, AttributeProto.GRAPHS)
+    if any(attribute.type in subgraphs for node in nodes for attribute in node.attribute):
         return
+    weights = {tensor.name for tensor in graph.initializer}  # type: ignore[attr-defined]
     for field, wanted in (
         (nodes, lambda node: id(node) in used),
         (graph.initializer, lambda tensor: tensor.name in needed),  # type: ignore[attr-defined]
         (graph.value_info, lambda value: value.name in needed),  # type: ignore[attr-defined]
+        # Older exports list every weight among the inputs too: a dropped one's entry would be
+        # an input the caller must feed. The graph's own inputs all stay.
+        (
+            graph.input,  # type: ignore[attr-defined]
+            lambda value: value.name not in weights or value.name in needed,
+        ),
     ):
         kept = [item for item in field if wanted(item)]
         if len(kept) < len(field):

@@ -34,6 +34,7 @@ checked against the MD5s rembg publishes, so a folder of models downloaded by re
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,10 +60,12 @@ from operations.segmenters.base import (
     Segmenter,
     SegmenterError,
 )
-from operations.segmenters.onnx_graphs import cpu_graph
+from operations.segmenters.onnx_graphs import cpu_graph, not_runnable
 
 if TYPE_CHECKING:
     from operations.segmenters.base import SegmenterSettings
+
+log = logging.getLogger(__name__)
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
@@ -246,9 +249,20 @@ class SalientSegmenter(Segmenter):
         if providers == ["CPUExecutionProvider"]:  # the CPU's own precision (a GPU keeps fp16)
             graph = cpu_graph(path, self.family.output)
         try:
-            self.session = onnxruntime.InferenceSession(
-                str(graph), sess_options=options, providers=providers
-            )
+            try:
+                self.session = onnxruntime.InferenceSession(
+                    str(graph), sess_options=options, providers=providers
+                )
+            except Exception:
+                if graph == path:
+                    raise
+                # The graph we made from it does not run (a model we did not foresee): the
+                # file as it is, from now on.
+                log.warning("%s runs as it is: its graph prepared for the CPU did not", path.name)
+                not_runnable(path, self.family.output)
+                self.session = onnxruntime.InferenceSession(
+                    str(path), sess_options=options, providers=providers
+                )
         except SegmenterError:
             raise
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own types for bad files

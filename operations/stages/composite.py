@@ -65,10 +65,13 @@ def blend_edge(
     alone, to the same bytes, so that a salient photo's run never loads numba (0.3–0.5 s and
     about 100 MB of every run).
     """
-    kernels = sys.modules.get("operations.stages.matting_kernels")
-    if kernels is not None:
-        kernels.blend_edge(out, np.ascontiguousarray(background), index, alpha, colours)
+    # Looked up on the module only once it is whole: another thread may be importing it.
+    compiled = getattr(sys.modules.get("operations.stages.matting_kernels"), "blend_edge", None)
+    if compiled is not None:
+        compiled(out, np.ascontiguousarray(background), index, alpha, colours)
         return
+    if not out.flags.c_contiguous:  # its flat view would be a copy, and the blend lost
+        raise ValueError("blend_edge writes into a C-contiguous image")
     a = alpha[:, None]
     value = (colours * a).astype(np.float64)
     value += background.reshape(-1, 3)[index] * (1.0 - a.astype(np.float64))

@@ -713,7 +713,8 @@ def warm_up(method: str = DEFAULT_METHOD) -> None:
     Afterwards loading takes a fraction of that. Called when a pipeline is built.
     """
     # Looked for beside this module, whose package holds the kernels: importing them would
-    # import numba (0.15 s), which a salient run never needs.
+    # import numba (0.15 s, and 0.2-0.3 s more to load the kernels a run then uses), which a
+    # salient photo's run never needs.
     if _compiled_before(Path(__file__).parent, "matting_kernels.*.nbi"):
         # Compiled on this machine before: each kernel loads from numba's cache when first
         # used (a salient run never uses them). Loading them all here took 0.9 s of every
@@ -721,7 +722,7 @@ def warm_up(method: str = DEFAULT_METHOD) -> None:
         if method == "quality":
             _warm_up_pymatting()
         return
-    from operations.stages.matting_kernels import smooth_edges
+    from operations.stages.matting_kernels import blend_edge, smooth_edges
 
     log.info("compiling the edge refinement's kernels (once on this machine: a few seconds)")
     size = 24
@@ -729,6 +730,7 @@ def warm_up(method: str = DEFAULT_METHOD) -> None:
     rgb[6:18, 6:18] = 200
     coarse = cv2.GaussianBlur((rgb[..., 0] > 0).astype(np.float32), (0, 0), 2.0)
     matte = refine(rgb, coarse, "fast", mask_side=size // 2)
+    blend_edge(rgb.copy(), rgb, matte.edge, matte.edge_alpha, matte.edge_colours)
     edges = (matte.solid, matte.edge, matte.edge_alpha)  # a video's temporal smoothing's
     smooth_edges(rgb, *edges, matte.edge_colours, *edges, np.zeros((2, 2), np.float32), 0.0)
     if method == "quality":

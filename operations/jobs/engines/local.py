@@ -7,6 +7,7 @@ flight, and of their pixels, so memory stays flat for any folder size and any ph
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import threading
 from collections.abc import Iterator, Sequence
@@ -32,27 +33,44 @@ PIXELS_IN_FLIGHT = 64_000_000
 
 
 class PixelBudget:
-    """Lets jobs in while the pixels of those in flight stay within ``limit``; a job alone
-    always gets in (a photo larger than the budget runs, by itself)."""
+    """Lets jobs in while the pixels of those in flight stay within ``limit``, in the order they
+    asked (a large photo is not passed over for ever by small ones that would still fit, as a
+    drop folder's stream of them could); a job alone always gets in (a photo larger than the
+    budget runs, by itself)."""
 
     def __init__(self, limit: int, stopping: threading.Event) -> None:
         self.limit = limit
         self.used = 0
         self._stopping = stopping
         self._changed = threading.Condition()
+        self._line: collections.deque[object] = collections.deque()
 
     @contextlib.contextmanager
-    def held(self, pixels: int) -> Iterator[None]:
-        """Wait until ``pixels`` fit (or nothing else is in flight), hold them while the body
-        runs. Raises :class:`Interrupted` if the run stops while waiting."""
+    def held(self, pixels: int) -> Iterator[bool]:
+        """Wait for this job's turn and until ``pixels`` fit (or nothing else is in flight),
+        and hold them while the body runs: ``True``. ``False``, holding nothing, when the run
+        stops first: the job is not to begin."""
+        turn = object()
+        admitted = False
         with self._changed:
-            while self.used and self.used + pixels > self.limit:
-                if self._stopping.is_set():
-                    raise Interrupted
-                self._changed.wait(0.1)
-            self.used += pixels
+            self._line.append(turn)
+            try:
+                while not self._stopping.is_set():
+                    if self._line[0] is turn and (
+                        not self.used or self.used + pixels <= self.limit
+                    ):
+                        self.used += pixels
+                        admitted = True
+                        break
+                    self._changed.wait(0.1)
+            finally:
+                self._line.remove(turn)
+                self._changed.notify_all()  # the next in line may fit now
+        if not admitted:
+            yield False
+            return
         try:
-            yield
+            yield True
         finally:
             with self._changed:
                 self.used -= pixels
@@ -147,7 +165,7 @@ class LocalEngine(Engine):
         cv_threads = cv2.getNumThreads()
         if workers > 1:
             cv2.setNumThreads(1)
-        pending: dict[Future[FileResult], Job] = {}
+        pending: dict[Future[FileResult | None], Job] = {}
         # Every job a worker finished, as the worker saw it: a Ctrl-C (its KeyboardInterrupt
         # lands on any line of the main thread) between a submit and its future's entry in
         # ``pending``, or inside a collection, cannot lose a result written on disk (CI once
@@ -158,12 +176,11 @@ class LocalEngine(Engine):
 
         budget = PixelBudget(self.pixels_in_flight, self._stopping)
 
-        def work(job: Job) -> FileResult:
-            try:
-                with budget.held(job.pixels()):
-                    result = self._process(job, pipeline)
-            except Interrupted:  # the run stopped before its turn came
-                result = job.interrupted()
+        def work(job: Job) -> FileResult | None:
+            with budget.held(job.pixels()) as admitted:
+                if not admitted:  # the run stopped before its turn: as if still queued
+                    return None
+                result = self._process(job, pipeline)
             with lock:
                 finished[job] = result
             return result
@@ -173,10 +190,12 @@ class LocalEngine(Engine):
                 reported.add(job)
                 report(job, result)
 
-        def collect(done: set[Future[FileResult]]) -> None:
+        def collect(done: set[Future[FileResult | None]]) -> None:
             for future in done:
-                tell(pending.pop(future), future.result())
-                bar.update()
+                job, result = pending.pop(future), future.result()
+                if result is not None:  # None: never begun (reported by no one, redone later)
+                    tell(job, result)
+                    bar.update()
 
         try:
             # At most 2 × workers jobs in flight, so memory stays bounded.
@@ -208,7 +227,9 @@ class LocalEngine(Engine):
                 tell(job, result)
             bar.close()
 
-    def _some_done(self, futures: dict[Future[FileResult], Job]) -> set[Future[FileResult]]:
+    def _some_done(
+        self, futures: dict[Future[FileResult | None], Job]
+    ) -> set[Future[FileResult | None]]:
         """Wait until at least one job is done. In short waits: a signal the kernel hands to
         another thread (FFmpeg's, a worker's) only runs its Python handler when the main thread
         wakes, and a wait for a long job (a video) would hold Ctrl-C back until the job ended;
