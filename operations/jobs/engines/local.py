@@ -25,10 +25,11 @@ if TYPE_CHECKING:
     from operations.pipeline import Pipeline
 
 
-# A photo holds about 45 bytes a pixel at its peak (photo, model map, refined alpha, edge
-# colours, result, encoder; measured on a 24 MP photo, salient and people paths alike): at most
-# this many pixels are worked on at once, about 3 GB, however many workers there are. Eight
-# workers on 45 MP photos would otherwise hold 16 GB; small photos never meet the bound.
+# A photo holds about 30 bytes a pixel at its peak (photo, model map, refined alpha, edge
+# colours, result, encoder; measured on a 24 MP photo on the salient path, whose edge stage is
+# the heaviest): at most this many pixels are worked on at once, about 2 GB, however many
+# workers there are. Eight workers on 45 MP photos would otherwise hold 11 GB; small photos
+# never meet the bound.
 PIXELS_IN_FLIGHT = 64_000_000
 
 
