@@ -570,13 +570,13 @@ def _colours(
     def made(size: tuple[int, int] | None) -> np.ndarray:
         if size is None:
             image = rgb.astype(np.float32)
-            if at is not None:
+            if solved is not None:
                 image.reshape(-1, 3)[at] = solved
             return image
         planes = []
         for channel in range(3):
             plane = rgb[..., channel].astype(np.float32)
-            if at is not None and solved is not None:
+            if solved is not None:
                 plane.reshape(-1)[at] = solved[:, channel]
             planes.append(cv2.resize(plane, size, interpolation=cv2.INTER_AREA))
         return np.stack(planes, axis=-1)
@@ -599,22 +599,18 @@ def _local_means(
     pixels fall in it. ``alpha``: ``h×w``, 1 where the subject is sure, 0 where the background
     is."""
     height, width = alpha.shape
-    full_alpha = alpha
+    size = (max(1, width // step), max(1, height // step)) if step > 1 else None
 
     def reduced(values: np.ndarray) -> np.ndarray:
-        if step == 1:
-            return values
-        return cv2.resize(values, size, interpolation=cv2.INTER_AREA)
+        return values if size is None else cv2.resize(values, size, interpolation=cv2.INTER_AREA)
 
     def sure(background: bool) -> np.ndarray:
         """1 at the sure background's (or subject's) pixels, else 0, at the working size: made
         when needed, one at a time (a full-size pair was 8 bytes a pixel of the photo)."""
-        certain = full_alpha <= 0.0 if background else full_alpha >= 1.0
-        return reduced(certain.astype(np.float32))
+        return reduced(((alpha <= 0.0) if background else (alpha >= 1.0)).astype(np.float32))
 
-    size = (max(1, width // step), max(1, height // step))
-    colours = colours_of(size if step > 1 else None)
-    alpha = reduced(alpha)[..., None]
+    colours = colours_of(size)
+    weight = reduced(alpha)[..., None]
     if step > 1:
         radius = max(1, round(radius / step))
     window = (2 * radius + 1, 2 * radius + 1)
@@ -638,11 +634,11 @@ def _local_means(
     at_soft: Callable[[np.ndarray], np.ndarray] = (
         (lambda means: means.reshape(-1, 3)[at])
         if step == 1
-        else _Sampler(*np.divmod(at, width), alpha.shape[:2], (height, width))
+        else _Sampler(*np.divmod(at, width), weight.shape[:2], (height, width))
     )
 
-    subject = at_soft(local(alpha, sure(background=False)))
-    background = at_soft(local(1.0 - alpha, sure(background=True))) if both else None
+    subject = at_soft(local(weight, sure(background=False)))
+    background = at_soft(local(1.0 - weight, sure(background=True))) if both else None
     return subject, background
 
 
@@ -739,27 +735,26 @@ def warm_up(method: str = DEFAULT_METHOD) -> None:
     """
     # Looked for beside this module, whose package holds the kernels: importing them would
     # import numba (0.15 s, and 0.2-0.3 s more to load the kernels a run then uses), which a
-    # salient photo's run never needs.
-    if _compiled_before(Path(__file__).parent, "matting_kernels.*.nbi"):
-        # Compiled on this machine before: each kernel loads from numba's cache when first
-        # used (a salient run never uses them). Loading them all here took 0.9 s of every
-        # run's start (0.55 s of it the coarse masks' edge_pixels).
-        if method == "quality":
-            _warm_up_pymatting()
-        return
-    from operations.stages.matting_kernels import blend_edge, smooth_edges
+    # salient photo's run never needs. Once compiled, each kernel loads from numba's cache when
+    # first used (loading them all here took 0.9 s of every run's start).
+    if not _compiled_before(Path(__file__).parent, "matting_kernels.*.nbi"):
+        from operations.stages.matting_kernels import blend_edge, smooth_edges
 
-    log.info("compiling the edge refinement's kernels (once on this machine: a few seconds)")
-    size = 24
-    rgb = np.zeros((size, size, 3), np.uint8)
-    rgb[6:18, 6:18] = 200
-    coarse = cv2.GaussianBlur((rgb[..., 0] > 0).astype(np.float32), (0, 0), 2.0)
-    matte = refine(rgb, coarse, "fast", mask_side=size // 2)
-    blend_edge(rgb.copy(), rgb, matte.edge, matte.edge_alpha, matte.edge_colours)
-    edges = (matte.solid, matte.edge, matte.edge_alpha)  # a video's temporal smoothing's
-    smooth_edges(rgb, *edges, matte.edge_colours, *edges, np.zeros((2, 2), np.float32), 0.0)
+        log.info("compiling the edge refinement's kernels (once on this machine: a few seconds)")
+        rgb, coarse = _warm_up_scene()
+        matte = refine(rgb, coarse, "fast", mask_side=rgb.shape[0] // 2)
+        blend_edge(rgb.copy(), rgb, matte.edge, matte.edge_alpha, matte.edge_colours)
+        edges = (matte.solid, matte.edge, matte.edge_alpha)  # a video's temporal smoothing's
+        smooth_edges(rgb, *edges, matte.edge_colours, *edges, np.zeros((2, 2), np.float32), 0.0)
     if method == "quality":
         _warm_up_pymatting()
+
+
+def _warm_up_scene() -> tuple[np.ndarray, np.ndarray]:
+    """A 24-pixel photo of a square and its blurred mask: every path of the edge stage."""
+    rgb = np.zeros((24, 24, 3), np.uint8)
+    rgb[6:18, 6:18] = 200
+    return rgb, cv2.GaussianBlur((rgb[..., 0] > 0).astype(np.float32), (0, 0), 2.0)
 
 
 def _warm_up_pymatting() -> None:
@@ -771,11 +766,8 @@ def _warm_up_pymatting() -> None:
     folders = spec.submodule_search_locations if spec is not None else None
     if folders and not _compiled_before(Path(next(iter(folders))), "*.nbi"):
         log.info("compiling closed-form matting (pymatting; once on this machine: about a minute)")
-    size = 24
-    rgb = np.zeros((size, size, 3), np.uint8)
-    rgb[6:18, 6:18] = 200
-    coarse = cv2.GaussianBlur((rgb[..., 0] > 0).astype(np.float32), (0, 0), 2.0)
-    refine(rgb, coarse, "quality", mask_side=size // 2)
+    rgb, coarse = _warm_up_scene()
+    refine(rgb, coarse, "quality", mask_side=rgb.shape[0] // 2)
 
 
 def _colour_means(guide: list[np.ndarray], alpha: np.ndarray, radius: int) -> list[np.ndarray]:
